@@ -1,0 +1,448 @@
+//! The **Collator** actor: turns recorded events into enriched, encoded ones.
+//!
+//! - Owns: the identity (distinct id, anonymous id, device id, session id, window id, groups),
+//!   the facts (builder, correlation, set at run time), the person properties set so far, the
+//!   latest feature facts and the latest system snapshot; the shared property fragment built
+//!   from them; the `$feature_flag_called` de-duplication set.
+//! - Takes: `Enrich`, `ChangeIdentity`, `FeatureFlagCalled` and `ForwardFlush` from the
+//!   Recorder; `FeatureFacts` and `CheckinIdentity` from the ConfigurationProxy;
+//!   `ReportCounters`.
+//! - Sends: `TakeSnapshot` to the SystemSnapshotter; `Enqueue` and `ForwardFlush` to the
+//!   Submitter.
+//!
+//! Each event gets ONE property map, with no key twice, in this precedence (low to high): ids
+//! and library < system snapshot < facts (builder, then correlation, then run time) < feature
+//! facts < the event's own properties.
+//!
+//! An event never carries a snapshot older than the configured age relative to when it was
+//! recorded. When the snapshot is too old, work waits in order (events, identity changes and
+//! flushes alike, so an `Identify` never overtakes the events recorded before it) until a fresh
+//! snapshot arrives; the snapshot is read on another thread, so the actor keeps taking
+//! messages meanwhile. A snapshot past half its age is refreshed in the background while it is
+//! still used, so a steady stream of events rarely waits.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::actors::submitter::Submitter;
+use crate::actors::system_snapshotter::SystemSnapshotter;
+use crate::checkin::CheckinRequest;
+use crate::event::{EncodedEvent, RecordedEvent, SharedProperties};
+use crate::features::FeatureSet;
+use crate::identity::{Identity, new_id};
+use crate::messages::{
+    ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
+    FlushRequest, ForwardFlush, IdentityChange, ReportCounters, Stamp, TakeSnapshot,
+};
+use crate::snapshot::SystemSnapshot;
+use crate::stats::{DropCounts, Stats};
+
+/// The name and version every event carries in `$lib` and `$lib_version`.
+pub(crate) const LIB_NAME: &str = "actix-telemetry";
+pub(crate) const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How many (distinct id, flag, response) triples are remembered for de-duplicating
+/// `$feature_flag_called`; past it the set starts over, so memory stays bounded.
+const MAX_FLAG_CALLS_REMEMBERED: usize = 10_000;
+
+/// Settings and starting state of the Collator.
+#[derive(Clone, Debug)]
+pub(crate) struct CollatorConfig {
+    pub identity: Identity,
+    pub builder_facts: Map<String, Value>,
+    pub correlation_facts: Map<String, Value>,
+    pub max_event_bytes: usize,
+    pub snapshot_max_age: Duration,
+}
+
+/// Work that waits its turn behind the events before it.
+#[derive(Debug)]
+enum Work {
+    Event(RecordedEvent),
+    Change(ChangeIdentity),
+    FlagCalled(FeatureFlagCalled),
+    Flush(FlushRequest),
+    Checkin(oneshot::Sender<CheckinRequest>),
+}
+
+impl Work {
+    /// When the Recorder took it, for work that becomes an event and so needs a snapshot.
+    fn needs_snapshot_since(&self) -> Option<Instant> {
+        match self {
+            Work::Event(e) => Some(e.received_at),
+            Work::Change(c) => match c.change {
+                IdentityChange::SetFact(_)
+                | IdentityChange::AddGroup(_)
+                | IdentityChange::Reset => None,
+                _ => Some(c.stamp.received_at),
+            },
+            Work::FlagCalled(f) => Some(f.stamp.received_at),
+            Work::Flush(_) | Work::Checkin(_) => None,
+        }
+    }
+}
+
+/// Enriches events. See the module documentation.
+#[derive(Debug)]
+pub struct Collator {
+    config: CollatorConfig,
+    submitter: Addr<Submitter>,
+    snapshotter: Addr<SystemSnapshotter>,
+    identity: Identity,
+    runtime_facts: Map<String, Value>,
+    person_properties: Map<String, Value>,
+    features: Arc<FeatureSet>,
+    snapshot: Option<SystemSnapshot>,
+    snapshot_requested: bool,
+    /// When the last snapshot request failed: events then go out with what there is rather
+    /// than wait on a SystemSnapshotter that cannot answer.
+    snapshot_failed_at: Option<Instant>,
+    /// `None` when something it is built from changed.
+    shared: Option<SharedProperties>,
+    pending: VecDeque<Work>,
+    flag_calls_seen: HashSet<(String, String, String)>,
+    dropped: DropCounts,
+    restarts: u64,
+}
+
+impl Collator {
+    pub(crate) fn new(
+        config: CollatorConfig,
+        submitter: Addr<Submitter>,
+        snapshotter: Addr<SystemSnapshotter>,
+    ) -> Self {
+        Collator {
+            identity: config.identity.clone(),
+            config,
+            submitter,
+            snapshotter,
+            runtime_facts: Map::new(),
+            person_properties: Map::new(),
+            features: Arc::new(FeatureSet::default()),
+            snapshot: None,
+            snapshot_requested: false,
+            snapshot_failed_at: None,
+            shared: None,
+            pending: VecDeque::new(),
+            flag_calls_seen: HashSet::new(),
+            dropped: DropCounts::default(),
+            restarts: 0,
+        }
+    }
+
+    fn submit(&mut self, work: Work, ctx: &mut Context<Self>) {
+        self.pending.push_back(work);
+        self.drain(ctx);
+    }
+
+    /// Processes waiting work in order, stopping at the first item whose snapshot is too old.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        while let Some(front) = self.pending.front() {
+            if let Some(since) = front.needs_snapshot_since()
+                && !self.snapshot_fresh_for(since)
+            {
+                self.request_snapshot(ctx);
+                return;
+            }
+            if let Some(work) = self.pending.pop_front() {
+                self.process(work);
+            }
+        }
+        if self.snapshot_half_stale() {
+            self.request_snapshot(ctx);
+        }
+    }
+
+    fn snapshot_fresh_for(&self, recorded: Instant) -> bool {
+        let max_age = self.config.snapshot_max_age;
+        if self
+            .snapshot_failed_at
+            .is_some_and(|failed| failed.elapsed() < max_age.max(Duration::from_secs(1)))
+        {
+            return true;
+        }
+        self.snapshot
+            .as_ref()
+            .is_some_and(|s| s.taken_at + max_age >= recorded)
+    }
+
+    fn snapshot_half_stale(&self) -> bool {
+        let max_age = self.config.snapshot_max_age;
+        !max_age.is_zero()
+            && self
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.taken_at.elapsed() > max_age / 2)
+    }
+
+    fn request_snapshot(&mut self, ctx: &mut Context<Self>) {
+        if self.snapshot_requested {
+            return;
+        }
+        self.snapshot_requested = true;
+        self.snapshotter
+            .send(TakeSnapshot)
+            .into_actor(self)
+            .map(|answer, act, ctx| {
+                act.snapshot_requested = false;
+                match answer {
+                    Ok(Some(snapshot)) => {
+                        act.snapshot = Some(snapshot);
+                        act.snapshot_failed_at = None;
+                        act.shared = None;
+                    }
+                    Ok(None) | Err(_) => {
+                        tracing::warn!(
+                            "no system snapshot available; enriching without a fresh one"
+                        );
+                        act.snapshot_failed_at = Some(Instant::now());
+                    }
+                }
+                act.drain(ctx);
+            })
+            .spawn(ctx);
+    }
+
+    fn process(&mut self, work: Work) {
+        match work {
+            Work::Event(event) => self.emit(event),
+            Work::Change(change) => self.apply(change),
+            Work::FlagCalled(call) => self.flag_called(call),
+            Work::Flush(request) => self.submitter.do_send(ForwardFlush(request)),
+            Work::Checkin(reply) => {
+                let _ = reply.send(self.checkin_request());
+            }
+        }
+    }
+
+    fn shared(&mut self) -> &SharedProperties {
+        let identity = &self.identity;
+        let snapshot = &self.snapshot;
+        let config = &self.config;
+        let runtime_facts = &self.runtime_facts;
+        let features = &self.features;
+        self.shared.get_or_insert_with(|| {
+            let mut map = Map::new();
+            map.insert("$lib".into(), LIB_NAME.into());
+            map.insert("$lib_version".into(), LIB_VERSION.into());
+            map.insert(
+                "$anon_distinct_id".into(),
+                identity.anon_distinct_id.clone().into(),
+            );
+            map.insert("$device_id".into(), identity.device_id.clone().into());
+            map.insert("$session_id".into(), identity.session_id.clone().into());
+            if let Some(window) = &identity.window_id {
+                map.insert("$window_id".into(), window.clone().into());
+            }
+            map.insert("$groups".into(), json!(identity.groups));
+            if let Some(snapshot) = snapshot {
+                snapshot.write_properties(&mut map);
+            }
+            for facts in [
+                &config.builder_facts,
+                &config.correlation_facts,
+                runtime_facts,
+            ] {
+                map.extend(facts.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            map.extend(features.event_properties());
+            SharedProperties::new(map)
+        })
+    }
+
+    fn emit(&mut self, event: RecordedEvent) {
+        let distinct_id = self.identity.effective_distinct_id().to_string();
+        let encoded = EncodedEvent::encode(&event, &distinct_id, self.shared());
+        let size = encoded.encoded_len();
+        if size > self.config.max_event_bytes {
+            tracing::warn!(name = %event.name, size, max = self.config.max_event_bytes, "dropping an event larger than the maximum");
+            self.dropped.too_large += 1;
+            return;
+        }
+        self.submitter.do_send(Enqueue(encoded));
+    }
+
+    fn emit_special(&mut self, name: &str, properties: Map<String, Value>, stamp: Stamp) {
+        self.emit(RecordedEvent {
+            name: name.to_string(),
+            properties,
+            timestamp: stamp.timestamp,
+            uuid: stamp.uuid,
+            received_at: stamp.received_at,
+        });
+    }
+
+    fn apply(&mut self, ChangeIdentity { change, stamp }: ChangeIdentity) {
+        match change {
+            IdentityChange::SetFact(fact) => {
+                self.runtime_facts.insert(fact.key, fact.value);
+                self.shared = None;
+            }
+            IdentityChange::Identify(identify) => {
+                self.identity.distinct_id = Some(identify.distinct_id);
+                self.person_properties
+                    .extend(identify.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let properties = person_update(identify.set, identify.set_once);
+                self.emit_special("$identify", properties, stamp);
+            }
+            IdentityChange::SetPersonProperties(update) => {
+                self.person_properties
+                    .extend(update.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let properties = person_update(update.set, update.set_once);
+                self.emit_special("$set", properties, stamp);
+            }
+            IdentityChange::Alias(alias) => {
+                let mut properties = Map::new();
+                properties.insert("alias".into(), alias.alias.into());
+                self.emit_special("$create_alias", properties, stamp);
+            }
+            IdentityChange::AddGroup(group) => {
+                self.identity
+                    .groups
+                    .insert(group.group_type, group.group_key);
+                self.shared = None;
+            }
+            IdentityChange::Reset => {
+                self.identity.distinct_id = None;
+                self.identity.anon_distinct_id = new_id();
+                self.identity.session_id = new_id();
+                self.identity.groups = self.config.identity.groups.clone();
+                self.person_properties.clear();
+                self.flag_calls_seen.clear();
+                self.shared = None;
+            }
+        }
+    }
+
+    fn flag_called(&mut self, call: FeatureFlagCalled) {
+        let key = (
+            self.identity.effective_distinct_id().to_string(),
+            call.flag.clone(),
+            call.response.to_string(),
+        );
+        if self.flag_calls_seen.contains(&key) {
+            return;
+        }
+        if self.flag_calls_seen.len() >= MAX_FLAG_CALLS_REMEMBERED {
+            self.flag_calls_seen.clear();
+        }
+        self.flag_calls_seen.insert(key);
+        let mut properties = Map::new();
+        properties.insert("$feature_flag".into(), call.flag.into());
+        properties.insert("$feature_flag_response".into(), call.response);
+        self.emit_special("$feature_flag_called", properties, call.stamp);
+    }
+
+    fn checkin_request(&mut self) -> CheckinRequest {
+        // Server-side targeting sees what events see (minus the feature facts, which the
+        // check-in is about to replace) plus the person properties set so far.
+        let mut person_properties: Map<String, Value> = self
+            .shared()
+            .map()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("$feature/") && *k != "$active_feature_flags")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        person_properties.extend(self.person_properties.clone());
+        CheckinRequest {
+            anon_distinct_id: self.identity.anon_distinct_id.clone(),
+            distinct_id: self.identity.effective_distinct_id().to_string(),
+            groups: self.identity.groups.clone(),
+            person_properties,
+        }
+    }
+}
+
+fn person_update(set: Map<String, Value>, set_once: Map<String, Value>) -> Map<String, Value> {
+    let mut properties = Map::new();
+    properties.insert("$set".into(), Value::Object(set));
+    properties.insert("$set_once".into(), Value::Object(set_once));
+    properties
+}
+
+impl Actor for Collator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Read the host once up front so the first events do not wait for it.
+        self.request_snapshot(ctx);
+    }
+}
+
+impl Supervised for Collator {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        // The snapshot request was a future of the stopped context.
+        self.snapshot_requested = false;
+        tracing::warn!(restarts = self.restarts, "Collator restarted");
+    }
+}
+
+impl Handler<Enrich> for Collator {
+    type Result = ();
+
+    fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
+        self.submit(Work::Event(msg.0), ctx);
+    }
+}
+
+impl Handler<ChangeIdentity> for Collator {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChangeIdentity, ctx: &mut Context<Self>) {
+        self.submit(Work::Change(msg), ctx);
+    }
+}
+
+impl Handler<FeatureFlagCalled> for Collator {
+    type Result = ();
+
+    fn handle(&mut self, msg: FeatureFlagCalled, ctx: &mut Context<Self>) {
+        self.submit(Work::FlagCalled(msg), ctx);
+    }
+}
+
+impl Handler<ForwardFlush> for Collator {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForwardFlush, ctx: &mut Context<Self>) {
+        self.submit(Work::Flush(msg.0), ctx);
+    }
+}
+
+impl Handler<FeatureFacts> for Collator {
+    type Result = ();
+
+    fn handle(&mut self, msg: FeatureFacts, _ctx: &mut Context<Self>) {
+        self.features = msg.0;
+        self.shared = None;
+    }
+}
+
+impl Handler<CheckinIdentity> for Collator {
+    type Result = ResponseFuture<Option<CheckinRequest>>;
+
+    fn handle(&mut self, _msg: CheckinIdentity, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Work::Checkin(reply), ctx);
+        Box::pin(async move { answer.await.ok() })
+    }
+}
+
+impl Handler<ReportCounters> for Collator {
+    type Result = MessageResult<ReportCounters>;
+
+    fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(Stats {
+            dropped: self.dropped,
+            restarts: self.restarts,
+            ..Stats::default()
+        })
+    }
+}

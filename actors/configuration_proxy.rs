@@ -1,0 +1,195 @@
+//! The **ConfigurationProxy** actor: keeps the feature flags and server options fresh.
+//!
+//! - Owns: the current flag set, the check-in schedule, whether a check-in is running, and the
+//!   check-in counters.
+//! - Takes: `RefreshNow` from the Recorder (coalesced: every request that arrives before the
+//!   next check-in starts shares it), `ConnectRecorder` at build time, `ReportCounters`.
+//! - Sends: `CheckinIdentity` to the Collator and `FetchCheckin` to the Transport to check in;
+//!   after EVERY successful check-in, `FeatureFacts` to the Collator (so events carry the flags
+//!   whatever triggered the check-in) and `CheckinCompleted` to the Recorder, saying whether the
+//!   flags really changed.
+//!
+//! It checks in right after it starts (never blocking the build or recording), then on the
+//! refresh interval. A failed check-in or a malformed document is logged and counted, and the
+//! previous flags stay in force.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::actors::collator::Collator;
+use crate::actors::transport::Transport;
+use crate::checkin::Checkin;
+use crate::features::FeatureSet;
+use crate::messages::{
+    CheckinCompleted, CheckinIdentity, ConnectRecorder, FeatureFacts, FetchCheckin, RefreshNow,
+    ReportCounters,
+};
+use crate::stats::Stats;
+use crate::transport::TransportError;
+
+/// Keeps the configuration fresh. See the module documentation.
+#[derive(Debug)]
+pub struct ConfigurationProxy {
+    transport: Addr<Transport>,
+    collator: Addr<Collator>,
+    recorder: Option<Recipient<CheckinCompleted>>,
+    /// A completed check-in waiting for the Recorder to connect.
+    unreported: Option<CheckinCompleted>,
+    refresh_interval: Duration,
+    current: Arc<FeatureSet>,
+    checking_in: bool,
+    again_after: bool,
+    scheduled: bool,
+    checkins: u64,
+    failures: u64,
+    invalid_flags: u64,
+    restarts: u64,
+}
+
+impl ConfigurationProxy {
+    pub(crate) fn new(
+        transport: Addr<Transport>,
+        collator: Addr<Collator>,
+        refresh_interval: Duration,
+    ) -> Self {
+        ConfigurationProxy {
+            transport,
+            collator,
+            recorder: None,
+            unreported: None,
+            refresh_interval,
+            current: Arc::new(FeatureSet::default()),
+            checking_in: false,
+            again_after: false,
+            scheduled: false,
+            checkins: 0,
+            failures: 0,
+            invalid_flags: 0,
+            restarts: 0,
+        }
+    }
+
+    fn check_in(&mut self, ctx: &mut Context<Self>) {
+        if self.checking_in {
+            // The running check-in may have read the identity before the change that asked
+            // for this one; run once more after it.
+            self.again_after = true;
+            return;
+        }
+        self.checking_in = true;
+        let collator = self.collator.clone();
+        let transport = self.transport.clone();
+        async move {
+            let request = collator
+                .send(CheckinIdentity)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(TransportError::Stopping)?;
+            transport
+                .send(FetchCheckin(request))
+                .await
+                .map_err(|_| TransportError::Stopping)?
+        }
+        .into_actor(self)
+        .map(|result, act, ctx| {
+            act.checking_in = false;
+            match result {
+                Ok(checkin) => act.apply(checkin),
+                Err(error) => {
+                    act.failures += 1;
+                    tracing::warn!(%error, "check-in failed; keeping the current configuration");
+                }
+            }
+            if std::mem::take(&mut act.again_after) {
+                act.check_in(ctx);
+            }
+        })
+        .spawn(ctx);
+    }
+
+    fn apply(&mut self, checkin: Checkin) {
+        self.checkins += 1;
+        self.invalid_flags += checkin.features.invalid().len() as u64;
+        let features = Arc::new(checkin.features);
+        let changed = *features != *self.current;
+        self.current = features.clone();
+        self.collator.do_send(FeatureFacts(features.clone()));
+        let completed = CheckinCompleted { features, changed };
+        match &self.recorder {
+            Some(recorder) => recorder.do_send(completed),
+            None => {
+                // Keep "changed" if an earlier unreported check-in changed the flags.
+                let changed =
+                    completed.changed || self.unreported.as_ref().is_some_and(|u| u.changed);
+                self.unreported = Some(CheckinCompleted {
+                    changed,
+                    ..completed
+                });
+            }
+        }
+    }
+}
+
+impl Actor for ConfigurationProxy {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Timers and futures do not survive a restart, so they are (re)made here.
+        self.checking_in = false;
+        self.scheduled = false;
+        self.check_in(ctx);
+        ctx.run_interval(self.refresh_interval, |act, ctx| act.check_in(ctx));
+    }
+}
+
+impl Supervised for ConfigurationProxy {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        tracing::warn!(restarts = self.restarts, "ConfigurationProxy restarted");
+    }
+}
+
+impl Handler<ConnectRecorder> for ConfigurationProxy {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConnectRecorder, _ctx: &mut Context<Self>) {
+        if let Some(completed) = self.unreported.take() {
+            msg.0.do_send(completed);
+        }
+        self.recorder = Some(msg.0);
+    }
+}
+
+impl Handler<RefreshNow> for ConfigurationProxy {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RefreshNow, ctx: &mut Context<Self>) {
+        if self.scheduled {
+            return;
+        }
+        self.scheduled = true;
+        // Deferred to the next turn of the loop: requests already in the mailbox (a burst of
+        // identity changes) all share this one check-in.
+        ctx.run_later(Duration::ZERO, |act, ctx| {
+            act.scheduled = false;
+            act.check_in(ctx);
+        });
+    }
+}
+
+impl Handler<ReportCounters> for ConfigurationProxy {
+    type Result = MessageResult<ReportCounters>;
+
+    fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(Stats {
+            checkins: self.checkins,
+            checkin_failures: self.failures,
+            invalid_flags: self.invalid_flags,
+            restarts: self.restarts,
+            ..Stats::default()
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! The six actors, one file each. Each module's documentation says what the actor owns, which
+//! messages it takes and which it sends; `docs/architecture.md` draws them together.
+
+pub mod collator;
+pub mod configuration_proxy;
+pub mod recorder;
+pub mod submitter;
+pub mod system_snapshotter;
+pub mod transport;

@@ -1,0 +1,436 @@
+//! The **Recorder** actor: the application's handle on the runtime.
+//!
+//! - Owns: the acceptance counters, the UUIDv7 context (ids stay ordered within a millisecond),
+//!   the local copy of the flags (so reads never leave the actor), the flag subscriptions, and
+//!   the number of check-ins seen in this run.
+//! - Takes: every public message — `Record`, `SetFact`, `Identify`, `SetPersonProperties`,
+//!   `Alias`, `AddGroup`, `Reset`, `Flush`, `Shutdown`, `GetVariant`, `GetPayload`,
+//!   `GetFeature`, `IsEnabled`, `GetFeatures`, `WaitForCheckin`, `RefreshConfiguration`,
+//!   `SubscribeFeatures`, `GetStats` — and `CheckinCompleted` from the ConfigurationProxy.
+//! - Sends: `Enrich`, `ChangeIdentity`, `FeatureFlagCalled` and `ForwardFlush` to the
+//!   Collator; `RefreshNow` to the ConfigurationProxy; `ReportCounters` to every actor.
+//!
+//! Recording is a validation, a timestamp and a UUIDv7, then a `do_send`: it never waits on the
+//! network or another actor. With telemetry disabled the Recorder is the only actor started; it
+//! accepts every message and counts each event as dropped by opt-out.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use uuid::{ContextV7, Timestamp, Uuid};
+
+use crate::actors::collator::Collator;
+use crate::actors::configuration_proxy::ConfigurationProxy;
+use crate::actors::submitter::Submitter;
+use crate::actors::system_snapshotter::SystemSnapshotter;
+use crate::actors::transport::Transport;
+use crate::error::WaitForCheckinError;
+use crate::event::RecordedEvent;
+use crate::features::{Feature, FeatureSet};
+use crate::messages::*;
+use crate::stats::{DropCounts, FlushReport, ShutdownReport, Stats};
+
+/// Longest accepted event name, in bytes.
+pub const MAX_EVENT_NAME_BYTES: usize = 200;
+
+/// The addresses of the other five actors.
+#[derive(Clone, Debug)]
+pub(crate) struct Pipeline {
+    pub collator: Addr<Collator>,
+    pub submitter: Addr<Submitter>,
+    pub configuration: Addr<ConfigurationProxy>,
+    pub transport: Addr<Transport>,
+    pub snapshotter: Addr<SystemSnapshotter>,
+}
+
+/// What to stop once a shutdown has reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Host {
+    /// The runtime owns its actix `System` on a private thread: stop the system.
+    PrivateSystem,
+    /// The runtime lives on its own `Arbiter` in the application's system: stop the arbiter.
+    Arbiter,
+}
+
+/// The application's handle on the runtime. See the module documentation.
+#[derive(Debug)]
+pub struct Recorder {
+    pipeline: Option<Pipeline>,
+    host: Host,
+    uuids: ContextV7,
+    features: Arc<FeatureSet>,
+    features_tx: watch::Sender<Arc<FeatureSet>>,
+    checkins_tx: watch::Sender<u64>,
+    accepted: u64,
+    dropped: DropCounts,
+    shutting_down: bool,
+    restarts: u64,
+}
+
+impl Recorder {
+    pub(crate) fn new(pipeline: Option<Pipeline>, host: Host) -> Self {
+        let features = Arc::new(FeatureSet::default());
+        Recorder {
+            pipeline,
+            host,
+            uuids: ContextV7::new(),
+            features_tx: watch::Sender::new(features.clone()),
+            features,
+            checkins_tx: watch::Sender::new(0),
+            accepted: 0,
+            dropped: DropCounts::default(),
+            shutting_down: false,
+            restarts: 0,
+        }
+    }
+
+    /// The pipeline, if this message may produce an event; counts the drop otherwise.
+    fn accepting(&mut self) -> Option<Pipeline> {
+        if self.shutting_down {
+            self.dropped.shutdown += 1;
+            return None;
+        }
+        match &self.pipeline {
+            Some(p) => {
+                self.accepted += 1;
+                Some(p.clone())
+            }
+            None => {
+                self.dropped.opt_out += 1;
+                None
+            }
+        }
+    }
+
+    fn stamp(&self, timestamp: SystemTime) -> Stamp {
+        let since = timestamp.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let ts = Timestamp::from_unix(&self.uuids, since.as_secs(), since.subsec_nanos());
+        Stamp {
+            uuid: Uuid::new_v7(ts),
+            timestamp,
+            received_at: Instant::now(),
+        }
+    }
+
+    /// A change that produces an event (`$identify`, `$set`, `$create_alias`): counted like one.
+    fn change_with_event(&mut self, change: IdentityChange) {
+        if self.accepting().is_some() {
+            self.change(change, true);
+        }
+    }
+
+    /// Sends a change to the Collator, and asks for a check-in that reflects it if `refresh`.
+    fn change(&self, change: IdentityChange, refresh: bool) {
+        let Some(pipeline) = &self.pipeline else {
+            return;
+        };
+        let stamp = self.stamp(SystemTime::now());
+        pipeline.collator.do_send(ChangeIdentity { change, stamp });
+        if refresh {
+            pipeline.configuration.do_send(RefreshNow);
+        }
+    }
+
+    /// Records `$feature_flag_called` for a read of `flag`.
+    fn flag_read(&mut self, flag: &str) {
+        let response = self
+            .features
+            .flag(flag)
+            .map(|f| f.variant.clone())
+            .unwrap_or(Value::Null);
+        let Some(pipeline) = self.accepting() else {
+            return;
+        };
+        let stamp = self.stamp(SystemTime::now());
+        pipeline.collator.do_send(FeatureFlagCalled {
+            flag: flag.to_string(),
+            response,
+            stamp,
+        });
+    }
+
+    fn flush(
+        &self,
+        timeout: Option<Duration>,
+        drop_at_timeout: bool,
+    ) -> oneshot::Receiver<FlushReport> {
+        let (reply, answer) = oneshot::channel();
+        match &self.pipeline {
+            Some(p) => p.collator.do_send(ForwardFlush(FlushRequest {
+                timeout,
+                drop_at_timeout,
+                reply,
+            })),
+            None => {
+                let _ = reply.send(FlushReport::default());
+            }
+        }
+        answer
+    }
+
+    /// Gathers every actor's counters into one picture.
+    fn stats(&self) -> impl Future<Output = Stats> + use<> {
+        let own = Stats {
+            accepted: self.accepted,
+            dropped: self.dropped,
+            restarts: self.restarts,
+            ..Stats::default()
+        };
+        let pipeline = self.pipeline.clone();
+        async move {
+            let mut total = own;
+            if let Some(p) = pipeline {
+                let parts = [
+                    p.collator.send(ReportCounters).await,
+                    p.submitter.send(ReportCounters).await,
+                    p.configuration.send(ReportCounters).await,
+                    p.transport.send(ReportCounters).await,
+                    p.snapshotter.send(ReportCounters).await,
+                ];
+                for part in parts.into_iter().flatten() {
+                    total.merge(&part);
+                }
+            }
+            total
+        }
+    }
+
+    fn stop_host(&self) {
+        match self.host {
+            Host::PrivateSystem => System::current().stop(),
+            Host::Arbiter => {
+                Arbiter::current().stop();
+            }
+        }
+    }
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Recorder {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        tracing::warn!(restarts = self.restarts, "Recorder restarted");
+    }
+}
+
+impl Handler<Record> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Record, _ctx: &mut Context<Self>) {
+        if msg.name.is_empty() || msg.name.len() > MAX_EVENT_NAME_BYTES {
+            tracing::warn!(
+                name_bytes = msg.name.len(),
+                "dropping an event with an empty or over-long name"
+            );
+            self.dropped.invalid += 1;
+            return;
+        }
+        let Some(pipeline) = self.accepting() else {
+            return;
+        };
+        let stamp = self.stamp(msg.timestamp);
+        pipeline.collator.do_send(Enrich(RecordedEvent {
+            name: msg.name,
+            properties: msg.properties,
+            timestamp: msg.timestamp,
+            uuid: stamp.uuid,
+            received_at: stamp.received_at,
+        }));
+    }
+}
+
+impl Handler<SetFact> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetFact, _ctx: &mut Context<Self>) {
+        self.change(IdentityChange::SetFact(msg), false);
+    }
+}
+
+impl Handler<Identify> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Identify, _ctx: &mut Context<Self>) {
+        self.change_with_event(IdentityChange::Identify(msg));
+    }
+}
+
+impl Handler<SetPersonProperties> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetPersonProperties, _ctx: &mut Context<Self>) {
+        self.change_with_event(IdentityChange::SetPersonProperties(msg));
+    }
+}
+
+impl Handler<Alias> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Alias, _ctx: &mut Context<Self>) {
+        self.change_with_event(IdentityChange::Alias(msg));
+    }
+}
+
+impl Handler<AddGroup> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddGroup, _ctx: &mut Context<Self>) {
+        // Not an event: counted neither as accepted nor as dropped.
+        self.change(IdentityChange::AddGroup(msg), true);
+    }
+}
+
+impl Handler<Reset> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Reset, _ctx: &mut Context<Self>) {
+        self.change(IdentityChange::Reset, true);
+    }
+}
+
+impl Handler<Flush> for Recorder {
+    type Result = ResponseFuture<FlushReport>;
+
+    fn handle(&mut self, msg: Flush, _ctx: &mut Context<Self>) -> Self::Result {
+        let answer = self.flush(msg.timeout, false);
+        Box::pin(async move { answer.await.unwrap_or_default() })
+    }
+}
+
+impl Handler<Shutdown> for Recorder {
+    type Result = ResponseActFuture<Self, ShutdownReport>;
+
+    fn handle(&mut self, msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.shutting_down = true;
+        let answer = self.flush(Some(msg.deadline), true);
+        Box::pin(
+            async move { answer.await.unwrap_or_default() }
+                .into_actor(self)
+                .then(|flush, act, _ctx| {
+                    let stats = act.stats();
+                    async move { (flush, stats.await) }.into_actor(act)
+                })
+                .map(|(flush, stats), _act, ctx| {
+                    // Stop on the next turn of the loop, after this answer has gone out.
+                    ctx.run_later(Duration::ZERO, |act, _ctx| act.stop_host());
+                    ShutdownReport {
+                        flush,
+                        timed_out: flush.pending > 0,
+                        stats,
+                    }
+                }),
+        )
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Handler<GetVariant<T>> for Recorder {
+    type Result = MessageResult<GetVariant<T>>;
+
+    fn handle(&mut self, msg: GetVariant<T>, _ctx: &mut Context<Self>) -> Self::Result {
+        self.flag_read(&msg.name);
+        MessageResult(self.features.variant(&msg.name))
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Handler<GetPayload<T>> for Recorder {
+    type Result = MessageResult<GetPayload<T>>;
+
+    fn handle(&mut self, msg: GetPayload<T>, _ctx: &mut Context<Self>) -> Self::Result {
+        self.flag_read(&msg.name);
+        MessageResult(self.features.payload(&msg.name))
+    }
+}
+
+impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> Handler<GetFeature<V, P>>
+    for Recorder
+{
+    type Result = MessageResult<GetFeature<V, P>>;
+
+    fn handle(&mut self, msg: GetFeature<V, P>, _ctx: &mut Context<Self>) -> Self::Result {
+        self.flag_read(&msg.name);
+        let feature: Option<Feature<V, P>> = self.features.feature(&msg.name);
+        MessageResult(feature)
+    }
+}
+
+impl Handler<IsEnabled> for Recorder {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsEnabled, _ctx: &mut Context<Self>) -> bool {
+        self.flag_read(&msg.name);
+        self.features.is_enabled(&msg.name)
+    }
+}
+
+impl Handler<GetFeatures> for Recorder {
+    type Result = MessageResult<GetFeatures>;
+
+    fn handle(&mut self, _msg: GetFeatures, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.features.clone())
+    }
+}
+
+impl Handler<WaitForCheckin> for Recorder {
+    type Result = ResponseFuture<Result<Arc<FeatureSet>, WaitForCheckinError>>;
+
+    fn handle(&mut self, msg: WaitForCheckin, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.is_none() {
+            return Box::pin(async { Err(WaitForCheckinError::Disabled) });
+        }
+        let mut checkins = self.checkins_tx.subscribe();
+        let features = self.features_tx.subscribe();
+        Box::pin(async move {
+            match tokio::time::timeout(msg.timeout, checkins.wait_for(|n| *n > 0)).await {
+                Ok(Ok(_)) => Ok(features.borrow().clone()),
+                Ok(Err(_)) => Err(WaitForCheckinError::Stopped),
+                Err(_) => Err(WaitForCheckinError::Timeout(msg.timeout)),
+            }
+        })
+    }
+}
+
+impl Handler<RefreshConfiguration> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RefreshConfiguration, _ctx: &mut Context<Self>) {
+        if let Some(p) = &self.pipeline {
+            p.configuration.do_send(RefreshNow);
+        }
+    }
+}
+
+impl Handler<SubscribeFeatures> for Recorder {
+    type Result = MessageResult<SubscribeFeatures>;
+
+    fn handle(&mut self, _msg: SubscribeFeatures, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(FeatureSubscription::new(self.features_tx.subscribe()))
+    }
+}
+
+impl Handler<GetStats> for Recorder {
+    type Result = ResponseFuture<Stats>;
+
+    fn handle(&mut self, _msg: GetStats, _ctx: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.stats())
+    }
+}
+
+impl Handler<CheckinCompleted> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: CheckinCompleted, _ctx: &mut Context<Self>) {
+        self.features = msg.features.clone();
+        if msg.changed {
+            self.features_tx.send_replace(msg.features);
+        }
+        self.checkins_tx.send_modify(|n| *n += 1);
+    }
+}

@@ -1,0 +1,54 @@
+//! Records a few events, reads a flag, flushes and shuts down.
+//!
+//! With no configuration the batches are printed as JSON lines on stdout (the File transport);
+//! `DETSYS_IDS_TRANSPORT=http://host:port` sends them to that backend instead, and
+//! `DETSYS_IDS_CHECKIN_FILE=flags.json` supplies flags to the File transport.
+//!
+//! ```sh
+//! cargo run --example quickstart
+//! ```
+
+use std::time::Duration;
+
+use actix_telemetry::{Builder, Flush, GetVariant, Identify, Record, SetFact, WaitForCheckin};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let telemetry = Builder::new()
+        .endpoint("file:///dev/stdout")
+        .component("quickstart")
+        .version(env!("CARGO_PKG_VERSION"))
+        .build()?;
+    let recorder = telemetry.recorder().clone();
+
+    // Flags come from the first check-in; with the File transport that is the check-in file.
+    if let Err(error) = recorder
+        .send(WaitForCheckin {
+            timeout: Duration::from_secs(2),
+        })
+        .await?
+    {
+        eprintln!("no configuration yet: {error}");
+    }
+
+    recorder.do_send(SetFact::new("region", "eu-west"));
+    recorder.do_send(Identify::new("user-42").set("plan", "pro"));
+    recorder.do_send(Record::new("app_started").property("cold_start", true));
+    let variant: Option<String> = recorder.send(GetVariant::new("new-dashboard")).await?;
+    recorder.do_send(
+        Record::new("dashboard_opened")
+            .property("variant", variant.as_deref().unwrap_or("control")),
+    );
+
+    let flushed = recorder
+        .send(Flush::within(Duration::from_secs(10)))
+        .await?;
+    let report = telemetry.shutdown(Duration::from_secs(5)).await;
+    eprintln!(
+        "delivered {} events in this flush, {} in all; dropped {}",
+        flushed.delivered,
+        report.stats.delivered,
+        report.stats.dropped.total()
+    );
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! Configuring and starting the runtime.
+
+use std::time::Duration;
+
+use actix::Addr;
+use serde_json::{Map, Value};
+
+use crate::actors::collator::{CollatorConfig, LIB_NAME, LIB_VERSION};
+use crate::actors::recorder::Recorder;
+use crate::actors::submitter::{OverflowPolicy, SubmitterConfig};
+use crate::correlation::{Correlation, CorrelationError};
+use crate::env::{EnvNames, EnvSource};
+use crate::error::BuildError;
+use crate::identity::{ExplicitIds, Identity};
+use crate::messages::Shutdown;
+use crate::retry_delay::BackoffPolicy;
+use crate::runtime::{PipelineParts, start};
+use crate::stats::ShutdownReport;
+use crate::transport::{Backend, Endpoint, HttpSettings};
+
+/// How long a shutdown started by dropping the [`Telemetry`] handle may take.
+const DROP_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Configures the runtime. Every setting has a default; [`Builder::build`] starts it.
+///
+/// ```no_run
+/// # fn main() -> Result<(), actix_telemetry::BuildError> {
+/// let telemetry = actix_telemetry::Builder::new()
+///     .endpoint("file:///dev/stdout")
+///     .component("billing")
+///     .version("1.4.2")
+///     .build()?;
+/// telemetry.recorder().do_send(actix_telemetry::Record::new("invoice_sent"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    endpoint: Option<String>,
+    env: EnvSource,
+    env_prefix: String,
+    ids: ExplicitIds,
+    facts: Map<String, Value>,
+    submitter: SubmitterConfig,
+    max_event_bytes: usize,
+    snapshot_max_age: Duration,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    checkin_interval: Duration,
+    user_agent: String,
+    disabled: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            endpoint: None,
+            env: EnvSource::Process,
+            env_prefix: "DETSYS".into(),
+            ids: ExplicitIds::default(),
+            facts: Map::new(),
+            submitter: SubmitterConfig::default(),
+            // Ingestion services refuse single events near 1 MB; stay clear of that.
+            max_event_bytes: 900 * 1024,
+            snapshot_max_age: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            checkin_interval: Duration::from_secs(300),
+            user_agent: format!("{LIB_NAME}/{LIB_VERSION}"),
+            disabled: false,
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with every default.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Where events go: `file:///path` (or a plain path; `file:///dev/stdout` prints them) or
+    /// `http(s)://host[:port]`. The `{PREFIX}_IDS_TRANSPORT` variable, when set, wins, so an
+    /// operator can redirect telemetry without a rebuild.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Reads environment variables from `env` instead of the process environment.
+    pub fn env(mut self, env: EnvSource) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// The prefix of the variables read (`DETSYS` gives `DETSYS_IDS_TRANSPORT`,
+    /// `DETSYS_CORRELATION`, …).
+    pub fn env_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.env_prefix = prefix.into();
+        self
+    }
+
+    /// The user events are about (otherwise the correlation's, or anonymous).
+    pub fn distinct_id(mut self, id: impl Into<String>) -> Self {
+        self.ids.distinct_id = Some(id.into());
+        self
+    }
+
+    /// The anonymous id (otherwise the correlation's, or a new UUIDv7).
+    pub fn anon_distinct_id(mut self, id: impl Into<String>) -> Self {
+        self.ids.anon_distinct_id = Some(id.into());
+        self
+    }
+
+    /// The device id (otherwise the correlation's, or `DIDS-DEV-<uuidv7>`).
+    pub fn device_id(mut self, id: impl Into<String>) -> Self {
+        self.ids.device_id = Some(id.into());
+        self
+    }
+
+    /// A group every event carries in `$groups`.
+    pub fn group(mut self, group_type: impl Into<String>, key: impl Into<String>) -> Self {
+        self.ids.groups.insert(group_type.into(), key.into());
+        self
+    }
+
+    /// A fact: a property on every event.
+    pub fn fact(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.facts.insert(key.into(), value.into());
+        self
+    }
+
+    /// The `component` property of every event: which part of the application sends it.
+    pub fn component(self, component: impl Into<String>) -> Self {
+        self.fact("component", component.into())
+    }
+
+    /// The `version` property of every event: the application's version.
+    pub fn version(self, version: impl Into<String>) -> Self {
+        self.fact("version", version.into())
+    }
+
+    /// Cut a batch at this many events (default 1000).
+    pub fn max_batch_events(mut self, n: usize) -> Self {
+        self.submitter.max_batch_events = n;
+        self
+    }
+
+    /// Cut a batch before its uncompressed body exceeds this many bytes (default 4 MiB).
+    pub fn max_batch_bytes(mut self, n: usize) -> Self {
+        self.submitter.max_batch_bytes = n;
+        self
+    }
+
+    /// Send a partial batch at least this often (default 5 s).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.submitter.flush_interval = interval;
+        self
+    }
+
+    /// Hold at most this many undelivered events (default 200,000).
+    pub fn max_queue_events(mut self, n: usize) -> Self {
+        self.submitter.max_queue_events = n;
+        self
+    }
+
+    /// Hold at most this many bytes of undelivered events (default 48 MiB).
+    pub fn max_queue_bytes(mut self, n: usize) -> Self {
+        self.submitter.max_queue_bytes = n;
+        self
+    }
+
+    /// What to drop when the queue is full (default: the oldest).
+    pub fn overflow_policy(mut self, policy: OverflowPolicy) -> Self {
+        self.submitter.overflow = policy;
+        self
+    }
+
+    /// Batches on the wire at once (default 4).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.submitter.max_in_flight = n;
+        self
+    }
+
+    /// Give up on a batch after this many failed attempts; `None` keeps retrying until the
+    /// queue overflows (default 12).
+    pub fn max_attempts(mut self, n: Option<u32>) -> Self {
+        self.submitter.max_attempts = n;
+        self
+    }
+
+    /// How retry delays grow (default 0.5 s doubling to 60 s, ±50 % jitter).
+    pub fn backoff(mut self, policy: BackoffPolicy) -> Self {
+        self.submitter.backoff = policy;
+        self
+    }
+
+    /// Drop (and count) events whose JSON is larger than this (default 900 KiB).
+    pub fn max_event_bytes(mut self, n: usize) -> Self {
+        self.max_event_bytes = n;
+        self
+    }
+
+    /// No event carries a system snapshot older than this (default 1 s; zero reads the host
+    /// after every event).
+    pub fn snapshot_max_age(mut self, age: Duration) -> Self {
+        self.snapshot_max_age = age;
+        self
+    }
+
+    /// Time limit of one HTTP request (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Time limit for connecting (default 3 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How often to check in for fresh configuration (default 5 minutes).
+    pub fn checkin_interval(mut self, interval: Duration) -> Self {
+        self.checkin_interval = interval;
+        self
+    }
+
+    /// The HTTP `User-Agent` (default `actix-telemetry/<version>`).
+    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.user_agent = agent.into();
+        self
+    }
+
+    /// Turns telemetry off regardless of the environment.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    fn validate(&self) -> Result<(), BuildError> {
+        let s = &self.submitter;
+        let checks = [
+            (
+                s.max_batch_events == 0,
+                "max_batch_events must be at least 1",
+            ),
+            (s.max_in_flight == 0, "max_in_flight must be at least 1"),
+            (
+                s.max_queue_events < s.max_batch_events,
+                "max_queue_events must be at least max_batch_events",
+            ),
+            (
+                s.max_queue_bytes < self.max_event_bytes,
+                "max_queue_bytes must be at least max_event_bytes",
+            ),
+            (
+                s.flush_interval.is_zero(),
+                "flush_interval must not be zero",
+            ),
+            (
+                self.checkin_interval.is_zero(),
+                "checkin_interval must not be zero",
+            ),
+            (s.max_attempts == Some(0), "max_attempts must be at least 1"),
+        ];
+        match checks.into_iter().find(|(bad, _)| *bad) {
+            Some((_, reason)) => Err(BuildError::InvalidConfig(reason.into())),
+            None => Ok(()),
+        }
+    }
+
+    fn opted_out(&self, names: &EnvNames) -> bool {
+        let disabled_by_env = self
+            .env
+            .get(&names.telemetry)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("disabled"));
+        let do_not_track = self.env.get("DO_NOT_TRACK").is_some_and(|v| {
+            let v = v.trim();
+            !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+        });
+        self.disabled || disabled_by_env || do_not_track
+    }
+
+    /// Starts the runtime: inside a running actix `System` on a new `Arbiter`, otherwise on a
+    /// private thread. Returns at once: the first check-in happens in the background.
+    ///
+    /// Errors are about configuration only: an invalid endpoint, a file endpoint that cannot
+    /// be opened, an invalid setting. A malformed correlation document is not an error: it is
+    /// logged, ignored, and reported by [`Telemetry::correlation_error`].
+    pub fn build(self) -> Result<Telemetry, BuildError> {
+        self.validate()?;
+        let names = EnvNames::with_prefix(&self.env_prefix);
+        if self.opted_out(&names) {
+            let recorder = start(None)?;
+            return Ok(Telemetry::new(recorder, None, None));
+        }
+
+        let endpoint_text = self
+            .env
+            .get(&names.transport)
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.endpoint.clone())
+            .ok_or_else(|| BuildError::NoEndpoint {
+                variable: names.transport.clone(),
+            })?;
+        let endpoint = Endpoint::parse(&endpoint_text)?;
+        let checkin_file = self
+            .env
+            .get(&names.checkin_file)
+            .filter(|v| !v.trim().is_empty())
+            .map(std::path::PathBuf::from);
+        let http = HttpSettings {
+            request_timeout: self.request_timeout,
+            connect_timeout: self.connect_timeout,
+            user_agent: self.user_agent.clone(),
+        };
+        let backend = Backend::open(&endpoint, checkin_file, &http)?;
+
+        let (correlation, correlation_error) = match self
+            .env
+            .get(&names.correlation)
+            .map(|t| Correlation::parse(&t))
+        {
+            None => (Correlation::default(), None),
+            Some(Ok(c)) => (c, None),
+            Some(Err(error)) => {
+                tracing::warn!(variable = %names.correlation, %error, "ignoring malformed correlation data");
+                (Correlation::default(), Some(error))
+            }
+        };
+        let identity = Identity::resolve(&self.ids, &correlation);
+        let parts = PipelineParts {
+            backend,
+            submitter: self.submitter,
+            collator: CollatorConfig {
+                identity,
+                builder_facts: self.facts,
+                correlation_facts: correlation.properties,
+                max_event_bytes: self.max_event_bytes,
+                snapshot_max_age: self.snapshot_max_age,
+            },
+            checkin_interval: self.checkin_interval,
+            env: self.env,
+            names,
+        };
+        let recorder = start(Some(parts))?;
+        Ok(Telemetry::new(recorder, Some(endpoint), correlation_error))
+    }
+}
+
+/// A running runtime. Send messages to [`recorder`](Telemetry::recorder); call
+/// [`shutdown`](Telemetry::shutdown) before exiting. Dropping it starts a best-effort shutdown
+/// (a short deadline, nothing awaited).
+#[derive(Debug)]
+pub struct Telemetry {
+    recorder: Addr<Recorder>,
+    endpoint: Option<Endpoint>,
+    correlation_error: Option<CorrelationError>,
+    shut_down: bool,
+}
+
+impl Telemetry {
+    fn new(
+        recorder: Addr<Recorder>,
+        endpoint: Option<Endpoint>,
+        correlation_error: Option<CorrelationError>,
+    ) -> Self {
+        Telemetry {
+            recorder,
+            endpoint,
+            correlation_error,
+            shut_down: false,
+        }
+    }
+
+    /// The Recorder: clone it freely and send it messages from any thread or runtime.
+    pub fn recorder(&self) -> &Addr<Recorder> {
+        &self.recorder
+    }
+
+    /// Whether telemetry is on (it is off when disabled by the builder or the environment).
+    pub fn is_enabled(&self) -> bool {
+        self.endpoint.is_some()
+    }
+
+    /// Where events go; `None` when telemetry is off.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.as_ref()
+    }
+
+    /// Why the correlation document was ignored, if it was malformed.
+    pub fn correlation_error(&self) -> Option<&CorrelationError> {
+        self.correlation_error.as_ref()
+    }
+
+    /// Stops accepting events, delivers what is queued within `deadline`, drops and counts the
+    /// rest, and stops the actors. Works from any runtime.
+    pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
+        self.shut_down = true;
+        self.recorder
+            .send(Shutdown { deadline })
+            .await
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if !self.shut_down {
+            self.recorder.do_send(Shutdown {
+                deadline: DROP_SHUTDOWN_DEADLINE,
+            });
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Errors the public API returns.
+
+use std::path::PathBuf;
+
+/// Why the runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The endpoint is neither a `file://` URL, a path, nor an `http(s)://` URL.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An explicit file endpoint could not be opened for appending. The runtime never falls
+    /// back to the network in that case.
+    #[error("cannot open file endpoint {path}: {source}")]
+    FileEndpoint {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// No endpoint was configured and none was found in the environment.
+    #[error(
+        "no endpoint configured: set one with Builder::endpoint or the {variable} variable (file:///dev/stdout prints events)"
+    )]
+    NoEndpoint {
+        /// The environment variable that was consulted.
+        variable: String,
+    },
+    /// The HTTP client could not be created.
+    #[error("cannot create the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// A setting is out of range or contradicts another.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The private actix system thread could not be started.
+    #[error("cannot start the telemetry thread: {0}")]
+    Runtime(String),
+}
+
+/// Why [`WaitForCheckin`](crate::WaitForCheckin) returned without a fresh check-in.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WaitForCheckinError {
+    /// No check-in succeeded within the timeout.
+    #[error("no check-in completed within {0:?}")]
+    Timeout(std::time::Duration),
+    /// Telemetry is disabled, so no check-in will ever happen.
+    #[error("telemetry is disabled")]
+    Disabled,
+    /// The runtime stopped while waiting.
+    #[error("the telemetry runtime stopped")]
+    Stopped,
+}

@@ -1,0 +1,259 @@
+//! Events inside the pipeline: as recorded, and as encoded for the wire.
+//!
+//! An enriched event carries dozens of properties, almost all of them the same for every event
+//! (ids, library, host snapshot, facts, feature flags). The Collator serializes those once into a
+//! shared fragment, and each [`EncodedEvent`] holds only its own head and properties plus a
+//! reference to that fragment. Queued events therefore cost memory for what is unique to them,
+//! and a batch body is a sequence of copies, with no serialization at send time.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::timestamp::rfc3339;
+
+/// An event as the Recorder accepted it, before enrichment.
+#[derive(Debug)]
+pub(crate) struct RecordedEvent {
+    pub name: String,
+    pub properties: Map<String, Value>,
+    pub timestamp: SystemTime,
+    pub uuid: Uuid,
+    /// When the Recorder accepted it: the system snapshot attached must not be older than the
+    /// configured age relative to this instant.
+    pub received_at: Instant,
+}
+
+/// Properties shared by many events, serialized once.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedProperties {
+    map: Map<String, Value>,
+    fragment: Arc<str>,
+}
+
+impl SharedProperties {
+    /// Serializes `map` (keys are unique by construction of a map).
+    pub fn new(map: Map<String, Value>) -> Self {
+        let fragment = Arc::from(object_body(&map));
+        SharedProperties { map, fragment }
+    }
+
+    /// The properties, as a map.
+    pub fn map(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
+    /// The fragment to use beside an event's own properties: the shared one, unless the event
+    /// sets a key that is also shared, in which case the event's value wins and the key is left
+    /// out of a copy made for this event alone, so the JSON never holds a key twice.
+    fn for_event(&self, own: &Map<String, Value>) -> Arc<str> {
+        if !own.keys().any(|k| self.map.contains_key(k)) {
+            return self.fragment.clone();
+        }
+        let filtered: Map<String, Value> = self
+            .map
+            .iter()
+            .filter(|(k, _)| !own.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Arc::from(object_body(&filtered))
+    }
+}
+
+/// An event ready for the wire: `{"name":…,"distinct_id":…,"uuid":…,"timestamp":…,"properties":{…}}`.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedEvent {
+    pub uuid: Uuid,
+    /// Everything up to and including `"properties":{`.
+    head: Box<str>,
+    /// Shared properties, without braces; may be empty.
+    shared: Arc<str>,
+    /// The event's own properties, without braces; may be empty.
+    own: Box<str>,
+}
+
+impl EncodedEvent {
+    /// Encodes `event` for `distinct_id` with the `shared` properties below its own.
+    pub fn encode(event: &RecordedEvent, distinct_id: &str, shared: &SharedProperties) -> Self {
+        let mut head = String::with_capacity(160 + event.name.len() + distinct_id.len());
+        head.push_str("{\"name\":");
+        push_json_string(&mut head, &event.name);
+        head.push_str(",\"distinct_id\":");
+        push_json_string(&mut head, distinct_id);
+        head.push_str(",\"uuid\":\"");
+        head.push_str(
+            event
+                .uuid
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        );
+        head.push_str("\",\"timestamp\":\"");
+        head.push_str(&rfc3339(event.timestamp));
+        head.push_str("\",\"properties\":{");
+        EncodedEvent {
+            uuid: event.uuid,
+            head: head.into_boxed_str(),
+            shared: shared.for_event(&event.properties),
+            own: object_body(&event.properties).into_boxed_str(),
+        }
+    }
+
+    /// Length of the event's JSON.
+    pub fn encoded_len(&self) -> usize {
+        self.head.len() + self.shared.len() + self.separator().len() + self.own.len() + 2
+    }
+
+    /// Memory this event holds on its own (the shared fragment is counted once elsewhere).
+    pub fn held_bytes(&self) -> usize {
+        self.head.len() + self.own.len() + std::mem::size_of::<Self>()
+    }
+
+    fn separator(&self) -> &'static str {
+        if self.shared.is_empty() || self.own.is_empty() {
+            ""
+        } else {
+            ","
+        }
+    }
+
+    /// Appends the event's JSON to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.head.as_bytes());
+        out.extend_from_slice(self.shared.as_bytes());
+        out.extend_from_slice(self.separator().as_bytes());
+        out.extend_from_slice(self.own.as_bytes());
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// The body of `POST /events/batch` (and one line of the File transport, without the newline):
+/// `{"sent_at":"…","batch":[…]}`.
+pub(crate) fn encode_batch(events: &[EncodedEvent], sent_at: SystemTime) -> Vec<u8> {
+    let size: usize = events.iter().map(|e| e.encoded_len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 64);
+    out.extend_from_slice(b"{\"sent_at\":\"");
+    out.extend_from_slice(rfc3339(sent_at).as_bytes());
+    out.extend_from_slice(b"\",\"batch\":[");
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        event.write_to(&mut out);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// The members of a JSON object without the surrounding braces: `"a":1,"b":2`.
+fn object_body(map: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(&mut out, k);
+        out.push(':');
+        // `Value`'s Display is its compact JSON text and cannot fail.
+        out.push_str(&v.to_string());
+    }
+    out
+}
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn event(props: Value) -> RecordedEvent {
+        RecordedEvent {
+            name: "he said \"hi\"\n".into(),
+            properties: props.as_object().cloned().unwrap_or_default(),
+            timestamp: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            uuid: Uuid::nil(),
+            received_at: Instant::now(),
+        }
+    }
+
+    fn shared() -> SharedProperties {
+        SharedProperties::new(
+            json!({"$lib": "actix-telemetry", "k": "shared", "n": 1})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn json_strings_round_trip() {
+        for s in ["", "plain", "q\"b\\s", "ctl\u{1}\u{1f}\t\r\n", "ünïcødé ✓"] {
+            let mut out = String::new();
+            push_json_string(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn own_properties_win_and_keys_are_unique() {
+        let e = EncodedEvent::encode(&event(json!({"k": "own", "x": [1]})), "user", &shared());
+        let mut out = Vec::new();
+        e.write_to(&mut out);
+        assert_eq!(out.len(), e.encoded_len());
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("\"k\":").count(), 1, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["properties"],
+            json!({"$lib": "actix-telemetry", "k": "own", "n": 1, "x": [1]})
+        );
+        assert_eq!(v["name"], "he said \"hi\"\n");
+        assert_eq!(v["distinct_id"], "user");
+        assert_eq!(v["uuid"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn empty_sides_make_valid_json() {
+        let empty = SharedProperties::new(Map::new());
+        for (props, sh) in [
+            (json!({}), &empty),
+            (json!({"a": 1}), &empty),
+            (json!({}), &shared()),
+        ] {
+            let e = EncodedEvent::encode(&event(props), "d", sh);
+            let body = encode_batch(&[e.clone(), e], UNIX_EPOCH);
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["sent_at"], "1970-01-01T00:00:00.000Z");
+            assert_eq!(v["batch"].as_array().unwrap().len(), 2);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! # actix-telemetry
+//!
+//! An actor-model telemetry runtime for services built on [actix]. The application sends typed
+//! messages to a [`Recorder`]; behind it, five more supervised actors enrich the events, batch
+//! them and deliver them to a backend, and keep feature flags fresh.
+//!
+//! ## Concepts
+//!
+//! - **Recorder**: the application's handle (`Addr<Recorder>`, cheap to clone, usable from any
+//!   thread or runtime). Recording an event is a `do_send`: it never waits on the network.
+//! - **Collator**: merges ids, the host snapshot, facts and feature flags into ONE property map
+//!   per event, in a fixed precedence, with the event's own properties winning.
+//! - **SystemSnapshotter**: reads host facts off the actor thread, never older than an age you
+//!   choose.
+//! - **Submitter**: owns the bounded queue; batches by count, bytes and interval; retries with
+//!   exponential backoff and jitter, honouring `Retry-After`; isolates poison events.
+//! - **Transport**: the File or HTTP backend.
+//! - **ConfigurationProxy**: checks in for flags and server options, at start and on a schedule.
+//!
+//! The actors live in `actors/` (one file each) and are compiled into this crate as the
+//! [`actors`] module.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use actix_telemetry::{Builder, Flush, Identify, Record};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let telemetry = Builder::new().endpoint("file:///dev/stdout").build()?;
+//!     let recorder = telemetry.recorder().clone();
+//!     recorder.do_send(Identify::new("user-1").set("plan", "pro"));
+//!     recorder.do_send(Record::new("report_generated").property("pages", 12));
+//!     let report = recorder.send(Flush::new()).await?;
+//!     assert_eq!(report.delivered, 2);
+//!     telemetry.shutdown(Duration::from_secs(5)).await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [actix]: https://docs.rs/actix
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+#[path = "../actors/mod.rs"]
+pub mod actors;
+
+mod builder;
+mod checkin;
+pub mod correlation;
+pub mod env;
+mod error;
+mod event;
+mod features;
+mod identity;
+mod messages;
+mod retry_delay;
+mod runtime;
+pub mod snapshot;
+mod stats;
+mod timestamp;
+pub mod transport;
+
+pub use actors::recorder::Recorder;
+pub use actors::submitter::OverflowPolicy;
+pub use builder::{Builder, Telemetry};
+pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
+pub use error::{BuildError, WaitForCheckinError};
+pub use features::{Feature, FeatureSet, Flag};
+pub use messages::{
+    AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetStats,
+    GetVariant, Identify, IsEnabled, Record, RefreshConfiguration, Reset, SetFact,
+    SetPersonProperties, Shutdown, SubscribeFeatures, WaitForCheckin,
+};
+pub use retry_delay::BackoffPolicy;
+pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};

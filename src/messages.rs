@@ -1,0 +1,429 @@
+//! Every message the actors exchange, in one place.
+//!
+//! The public messages are what an application sends to the [`Recorder`](crate::Recorder); the
+//! crate-internal ones flow between the six actors. `docs/architecture.md` has the table of
+//! sender, receiver and meaning for each.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::checkin::{Checkin, CheckinRequest};
+use crate::error::WaitForCheckinError;
+use crate::event::{EncodedEvent, RecordedEvent};
+use crate::features::{Feature, FeatureSet};
+use crate::snapshot::SystemSnapshot;
+use crate::stats::{FlushReport, ShutdownReport, Stats};
+use crate::transport::{DeliveryOutcome, TransportError};
+
+// ───────────────────────────── public: application → Recorder ─────────────────────────────
+
+/// Records an event. Never waits on the network; send it with `do_send`.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct Record {
+    /// The event name (not empty, at most 200 bytes).
+    pub name: String,
+    /// The event's own properties; they win over every enriched property of the same name.
+    pub properties: Map<String, Value>,
+    /// When it happened; [`Record::new`] takes the current time.
+    pub timestamp: SystemTime,
+}
+
+impl Record {
+    /// An event called `name`, happening now, with no properties of its own.
+    pub fn new(name: impl Into<String>) -> Self {
+        Record {
+            name: name.into(),
+            properties: Map::new(),
+            timestamp: SystemTime::now(),
+        }
+    }
+
+    /// Adds one property.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// Replaces the properties.
+    pub fn properties(mut self, properties: Map<String, Value>) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// Sets when the event happened.
+    pub fn at(mut self, timestamp: SystemTime) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+}
+
+/// Sets a fact: a property added to every later event (it wins over builder and correlation
+/// facts of the same name).
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetFact {
+    /// Property name.
+    pub key: String,
+    /// Property value.
+    pub value: Value,
+}
+
+impl SetFact {
+    /// Sets `key` to `value` on every later event.
+    pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
+        SetFact {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Identifies the user: later events carry `distinct_id`, and an `$identify` event is sent with
+/// `$set` and `$set_once`.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct Identify {
+    /// The user's id.
+    pub distinct_id: String,
+    /// Person properties to set.
+    pub set: Map<String, Value>,
+    /// Person properties to set only if not set yet.
+    pub set_once: Map<String, Value>,
+}
+
+impl Identify {
+    /// Identifies as `distinct_id`.
+    pub fn new(distinct_id: impl Into<String>) -> Self {
+        Identify {
+            distinct_id: distinct_id.into(),
+            set: Map::new(),
+            set_once: Map::new(),
+        }
+    }
+
+    /// Adds a `$set` person property.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.set.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a `$set_once` person property.
+    pub fn set_once(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.set_once.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Sets person properties: sends a `$set` event.
+#[derive(Clone, Debug, Default, Message)]
+#[rtype(result = "()")]
+pub struct SetPersonProperties {
+    /// Person properties to set.
+    pub set: Map<String, Value>,
+    /// Person properties to set only if not set yet.
+    pub set_once: Map<String, Value>,
+}
+
+/// Links another id to the current user: sends a `$create_alias` event.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct Alias {
+    /// The other id.
+    pub alias: String,
+}
+
+/// Adds the user to a group; later events carry it in `$groups`.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct AddGroup {
+    /// The kind of group (for example `organization`).
+    pub group_type: String,
+    /// The group's id.
+    pub group_key: String,
+}
+
+/// Forgets the user: clears the distinct id, groups and person properties, and starts a new
+/// anonymous id and session. The device id and facts stay.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "()")]
+pub struct Reset;
+
+/// Delivers every event recorded before it. Resolves when each is delivered or dropped, or
+/// when `timeout` passes (the rest are then reported `pending` and stay queued).
+#[derive(Clone, Copy, Debug, Default, Message)]
+#[rtype(result = "FlushReport")]
+pub struct Flush {
+    /// How long to wait at most; `None` waits until every event is delivered or dropped.
+    pub timeout: Option<Duration>,
+}
+
+impl Flush {
+    /// Waits until every earlier event is delivered or dropped.
+    pub fn new() -> Self {
+        Flush { timeout: None }
+    }
+
+    /// Waits at most `timeout`.
+    pub fn within(timeout: Duration) -> Self {
+        Flush {
+            timeout: Some(timeout),
+        }
+    }
+}
+
+/// Stops accepting events, delivers what is queued within `deadline`, drops the rest (counted),
+/// reports, and stops the runtime's actors.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "ShutdownReport")]
+pub struct Shutdown {
+    /// How long delivery may take.
+    pub deadline: Duration,
+}
+
+/// Reads a flag's variant as `T` and records a `$feature_flag_called` event.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<T>")]
+pub struct GetVariant<T: DeserializeOwned + 'static> {
+    /// The flag.
+    pub name: String,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> GetVariant<T> {
+    /// Reads flag `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        GetVariant {
+            name: name.into(),
+            _type: PhantomData,
+        }
+    }
+}
+
+/// Reads a flag's payload as `T` and records a `$feature_flag_called` event.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<T>")]
+pub struct GetPayload<T: DeserializeOwned + 'static> {
+    /// The flag.
+    pub name: String,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> GetPayload<T> {
+    /// Reads flag `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        GetPayload {
+            name: name.into(),
+            _type: PhantomData,
+        }
+    }
+}
+
+/// Reads a flag's variant as `V` and its payload as `P`, independently (a payload that does not
+/// parse leaves `payload` empty and the variant readable); records `$feature_flag_called`.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Feature<V, P>>")]
+pub struct GetFeature<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> {
+    /// The flag.
+    pub name: String,
+    _type: PhantomData<fn() -> (V, P)>,
+}
+
+impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> GetFeature<V, P> {
+    /// Reads flag `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        GetFeature {
+            name: name.into(),
+            _type: PhantomData,
+        }
+    }
+}
+
+/// Whether a flag is present and on; records `$feature_flag_called`.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "bool")]
+pub struct IsEnabled {
+    /// The flag.
+    pub name: String,
+}
+
+impl IsEnabled {
+    /// Asks about flag `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        IsEnabled { name: name.into() }
+    }
+}
+
+/// The whole current flag set, without recording an evaluation event.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Arc<FeatureSet>")]
+pub struct GetFeatures;
+
+/// Waits until a check-in has succeeded in this run of the runtime (returns at once if one has).
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<Arc<FeatureSet>, WaitForCheckinError>")]
+pub struct WaitForCheckin {
+    /// How long to wait at most.
+    pub timeout: Duration,
+}
+
+/// Asks for a check-in now, in the background; returns at once.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "()")]
+pub struct RefreshConfiguration;
+
+/// Subscribes to flag changes: the subscription wakes only when the flags really changed.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "FeatureSubscription")]
+pub struct SubscribeFeatures;
+
+/// The runtime's counters.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Stats")]
+pub struct GetStats;
+
+/// A stream of flag sets; each [`changed`](FeatureSubscription::changed) waits for a real
+/// change. A slow reader never holds anything up: it sees the newest set.
+#[derive(Debug, Clone)]
+pub struct FeatureSubscription {
+    rx: watch::Receiver<Arc<FeatureSet>>,
+}
+
+impl FeatureSubscription {
+    pub(crate) fn new(rx: watch::Receiver<Arc<FeatureSet>>) -> Self {
+        FeatureSubscription { rx }
+    }
+
+    /// Waits for the next change; `None` once the runtime has stopped.
+    pub async fn changed(&mut self) -> Option<Arc<FeatureSet>> {
+        self.rx.changed().await.ok()?;
+        Some(self.rx.borrow_and_update().clone())
+    }
+
+    /// The current flags.
+    pub fn current(&self) -> Arc<FeatureSet> {
+        self.rx.borrow().clone()
+    }
+}
+
+// ───────────────────────────── internal: between the actors ─────────────────────────────
+
+/// The id and times the Recorder gives to everything that becomes an event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamp {
+    pub uuid: Uuid,
+    pub timestamp: SystemTime,
+    pub received_at: Instant,
+}
+
+/// Recorder → Collator: an accepted event to enrich.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Enrich(pub RecordedEvent);
+
+/// What changes the identity or facts held by the Collator.
+#[derive(Debug, Clone)]
+pub(crate) enum IdentityChange {
+    SetFact(SetFact),
+    Identify(Identify),
+    SetPersonProperties(SetPersonProperties),
+    Alias(Alias),
+    AddGroup(AddGroup),
+    Reset,
+}
+
+/// Recorder → Collator: apply a change, in order with the events around it; the stamp is for
+/// the event the change produces (`$identify`, `$set`, `$create_alias`), if any.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ChangeIdentity {
+    pub change: IdentityChange,
+    pub stamp: Stamp,
+}
+
+/// Recorder → Collator: a flag was read; becomes a `$feature_flag_called` event.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct FeatureFlagCalled {
+    pub flag: String,
+    pub response: Value,
+    pub stamp: Stamp,
+}
+
+/// A flush travelling Recorder → Collator → Submitter behind the events it covers.
+#[derive(Debug)]
+pub(crate) struct FlushRequest {
+    pub timeout: Option<Duration>,
+    /// At the timeout, drop what is left (a shutdown) instead of leaving it queued.
+    pub drop_at_timeout: bool,
+    pub reply: oneshot::Sender<FlushReport>,
+}
+
+/// Recorder → Collator and Collator → Submitter: a flush, in order with the events.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ForwardFlush(pub FlushRequest);
+
+/// Collator → SystemSnapshotter: take a snapshot now.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<SystemSnapshot>")]
+pub(crate) struct TakeSnapshot;
+
+/// Collator → Submitter: an enriched, encoded event to queue.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Enqueue(pub EncodedEvent);
+
+/// Submitter → Transport: deliver this batch; the Submitter keeps it until the outcome.
+#[derive(Debug, Message)]
+#[rtype(result = "DeliveryOutcome")]
+pub(crate) struct DeliverBatch {
+    pub events: Arc<[EncodedEvent]>,
+}
+
+/// ConfigurationProxy → Collator: who to check in as.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<CheckinRequest>")]
+pub(crate) struct CheckinIdentity;
+
+/// ConfigurationProxy → Transport: check in.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Checkin, TransportError>")]
+pub(crate) struct FetchCheckin(pub CheckinRequest);
+
+/// ConfigurationProxy → Collator, after every successful check-in: the flags events carry.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct FeatureFacts(pub Arc<FeatureSet>);
+
+/// ConfigurationProxy → Recorder, after every successful check-in.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct CheckinCompleted {
+    pub features: Arc<FeatureSet>,
+    /// Whether the flags differ from the previous ones.
+    pub changed: bool,
+}
+
+/// Builder → ConfigurationProxy: where to report check-ins (the Recorder starts after it).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ConnectRecorder(pub Recipient<CheckinCompleted>);
+
+/// Recorder → ConfigurationProxy: check in now (coalesced with one already running).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct RefreshNow;
+
+/// Recorder → every other actor: its share of the counters.
+#[derive(Debug, Message)]
+#[rtype(result = "Stats")]
+pub(crate) struct ReportCounters;

@@ -1,0 +1,92 @@
+//! Where the actors run: on a new `Arbiter` of the application's actix `System` when there is
+//! one (actix-web), otherwise on a private `System` on a thread of its own (a plain tokio or
+//! synchronous program). Either way a blocked application thread cannot stall them, and callers
+//! use the `Addr` from any thread or runtime.
+
+use std::sync::mpsc;
+
+use actix::prelude::*;
+
+use crate::actors::collator::{Collator, CollatorConfig};
+use crate::actors::configuration_proxy::ConfigurationProxy;
+use crate::actors::recorder::{Host, Pipeline, Recorder};
+use crate::actors::submitter::{Submitter, SubmitterConfig};
+use crate::actors::system_snapshotter::SystemSnapshotter;
+use crate::actors::transport::Transport;
+use crate::env::{EnvNames, EnvSource};
+use crate::error::BuildError;
+use crate::messages::ConnectRecorder;
+use crate::transport::Backend;
+
+/// Everything the pipeline actors are built from.
+pub(crate) struct PipelineParts {
+    pub backend: Backend,
+    pub submitter: SubmitterConfig,
+    pub collator: CollatorConfig,
+    pub checkin_interval: std::time::Duration,
+    pub env: EnvSource,
+    pub names: EnvNames,
+}
+
+/// An arbiter to run on, and what stops it.
+fn telemetry_arbiter() -> Result<(ArbiterHandle, Host), BuildError> {
+    if System::try_current().is_some() {
+        let arbiter = Arbiter::try_new().map_err(|e| BuildError::Runtime(e.to_string()))?;
+        // The arbiter's thread lives until it is stopped; dropping this value does not stop it.
+        return Ok((arbiter.handle(), Host::Arbiter));
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("actix-telemetry".into())
+        .spawn(move || {
+            let system = System::new();
+            let handle = system.block_on(async { Arbiter::current() });
+            if tx.send(handle).is_ok() {
+                let _ = system.run();
+            }
+        })
+        .map_err(|e| BuildError::Runtime(e.to_string()))?;
+    let handle = rx
+        .recv()
+        .map_err(|_| BuildError::Runtime("the telemetry thread exited at start".into()))?;
+    Ok((handle, Host::PrivateSystem))
+}
+
+/// Starts the six actors (or only the Recorder, when `parts` is `None`: telemetry disabled),
+/// each under a `Supervisor`, and returns the Recorder's address.
+pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, BuildError> {
+    let (arbiter, host) = telemetry_arbiter()?;
+    let Some(parts) = parts else {
+        return Ok(Supervisor::start_in_arbiter(&arbiter, move |_| {
+            Recorder::new(None, host)
+        }));
+    };
+    let backend = parts.backend;
+    let transport = Supervisor::start_in_arbiter(&arbiter, move |_| Transport::new(backend));
+    let submitter_config = parts.submitter;
+    let to_transport = transport.clone().recipient();
+    let submitter = Supervisor::start_in_arbiter(&arbiter, move |_| {
+        Submitter::new(submitter_config, to_transport)
+    });
+    let (env, names) = (parts.env, parts.names);
+    let snapshotter =
+        Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names));
+    let collator_config = parts.collator;
+    let (s, ss) = (submitter.clone(), snapshotter.clone());
+    let collator =
+        Supervisor::start_in_arbiter(&arbiter, move |_| Collator::new(collator_config, s, ss));
+    let (t, c, interval) = (transport.clone(), collator.clone(), parts.checkin_interval);
+    let configuration =
+        Supervisor::start_in_arbiter(&arbiter, move |_| ConfigurationProxy::new(t, c, interval));
+    let pipeline = Pipeline {
+        collator,
+        submitter,
+        configuration: configuration.clone(),
+        transport,
+        snapshotter,
+    };
+    let recorder =
+        Supervisor::start_in_arbiter(&arbiter, move |_| Recorder::new(Some(pipeline), host));
+    configuration.do_send(ConnectRecorder(recorder.clone().recipient()));
+    Ok(recorder)
+}

@@ -1,0 +1,117 @@
+//! Counters the runtime reports: what was accepted, delivered, dropped (and why), retried.
+
+/// Events the runtime had to drop, by cause. Every drop is counted in exactly one field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Telemetry is disabled (`…_IDS_TELEMETRY=disabled` or `DO_NOT_TRACK`).
+    pub opt_out: u64,
+    /// The message was invalid (for example an empty event name).
+    pub invalid: u64,
+    /// The encoded event was larger than the configured maximum, or the backend answered 413
+    /// for it alone.
+    pub too_large: u64,
+    /// The queue was full and the overflow policy dropped it.
+    pub overflow: u64,
+    /// The backend answered 400 for it alone (a poison event).
+    pub rejected: u64,
+    /// The backend refused the whole batch for good (401, 403, 404 and other final 4xx).
+    pub refused: u64,
+    /// Every allowed delivery attempt failed.
+    pub retries_exhausted: u64,
+    /// Still undelivered when a shutdown deadline passed, or recorded after shutdown began.
+    pub shutdown: u64,
+}
+
+impl DropCounts {
+    /// All drops together.
+    pub fn total(&self) -> u64 {
+        self.opt_out
+            + self.invalid
+            + self.too_large
+            + self.overflow
+            + self.rejected
+            + self.refused
+            + self.retries_exhausted
+            + self.shutdown
+    }
+
+    /// Adds every field of `other` to this one.
+    pub fn add(&mut self, other: &DropCounts) {
+        self.opt_out += other.opt_out;
+        self.invalid += other.invalid;
+        self.too_large += other.too_large;
+        self.overflow += other.overflow;
+        self.rejected += other.rejected;
+        self.refused += other.refused;
+        self.retries_exhausted += other.retries_exhausted;
+        self.shutdown += other.shutdown;
+    }
+}
+
+/// A picture of the runtime's counters, answered to [`GetStats`](crate::GetStats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events (including `$identify`, `$set`, `$create_alias`, `$feature_flag_called`) accepted
+    /// by the Recorder.
+    pub accepted: u64,
+    /// Events the backend acknowledged.
+    pub delivered: u64,
+    /// Events dropped, by cause.
+    pub dropped: DropCounts,
+    /// Delivery attempts that failed and were scheduled again.
+    pub retries: u64,
+    /// Batches the backend acknowledged.
+    pub batches_delivered: u64,
+    /// Actor restarts by their supervisors.
+    pub restarts: u64,
+    /// Events held by the Submitter (queued, waiting for a retry, or in flight).
+    pub queue_depth: u64,
+    /// Approximate memory held by those events, in bytes.
+    pub queue_bytes: u64,
+    /// Successful check-ins.
+    pub checkins: u64,
+    /// Failed check-ins (unreachable backend, bad status, malformed document).
+    pub checkin_failures: u64,
+    /// Flags in check-in documents that were malformed and are not served.
+    pub invalid_flags: u64,
+}
+
+/// What happened to the events that were queued when a flush began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Acknowledged by the backend.
+    pub delivered: u64,
+    /// Dropped (counted by cause in [`Stats::dropped`]).
+    pub dropped: u64,
+    /// Neither yet when the flush gave up waiting (its timeout passed).
+    pub pending: u64,
+}
+
+/// What a shutdown achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// The final flush of everything still queued. Events `pending` at the deadline were
+    /// dropped and are counted in `stats.dropped.shutdown`.
+    pub flush: FlushReport,
+    /// Whether the deadline passed before every event was delivered or dropped.
+    pub timed_out: bool,
+    /// The counters at the end.
+    pub stats: Stats,
+}
+
+impl Stats {
+    /// Adds `other`'s counters to these (each actor reports its own share).
+    pub(crate) fn merge(&mut self, other: &Stats) {
+        self.accepted += other.accepted;
+        self.delivered += other.delivered;
+        self.dropped.add(&other.dropped);
+        self.retries += other.retries;
+        self.batches_delivered += other.batches_delivered;
+        self.restarts += other.restarts;
+        self.queue_depth += other.queue_depth;
+        self.queue_bytes += other.queue_bytes;
+        self.checkins += other.checkins;
+        self.checkin_failures += other.checkin_failures;
+        self.invalid_flags += other.invalid_flags;
+    }
+}

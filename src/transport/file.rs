@@ -1,0 +1,87 @@
+//! The File backend: one JSON batch per line appended to a file (`/dev/stdout` included), and
+//! check-ins read from a document named by `…_IDS_CHECKIN_FILE`, re-read at every refresh.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::{DeliveryOutcome, TransportError, off_thread};
+use crate::checkin::{Checkin, parse_checkin};
+use crate::error::BuildError;
+use crate::event::{EncodedEvent, encode_batch};
+
+#[derive(Clone, Debug)]
+pub(crate) struct FileBackend {
+    path: PathBuf,
+    // Concurrent batches must not interleave within a line; the lock is held for one write.
+    file: Arc<Mutex<File>>,
+    checkin_file: Option<PathBuf>,
+}
+
+fn open_for_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl FileBackend {
+    pub fn open(path: &Path, checkin_file: Option<PathBuf>) -> Result<Self, BuildError> {
+        let file = open_for_append(path).map_err(|source| BuildError::FileEndpoint {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(FileBackend {
+            path: path.to_path_buf(),
+            file: Arc::new(Mutex::new(file)),
+            checkin_file,
+        })
+    }
+
+    pub fn reopened(&self) -> Self {
+        match open_for_append(&self.path) {
+            Ok(file) => FileBackend {
+                file: Arc::new(Mutex::new(file)),
+                ..self.clone()
+            },
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot reopen file endpoint; keeping the open handle");
+                self.clone()
+            }
+        }
+    }
+
+    pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {
+        let file = self.file.clone();
+        let written = off_thread(move || {
+            let mut line = encode_batch(&events, SystemTime::now());
+            line.push(b'\n');
+            let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            file.write_all(&line).and_then(|()| file.flush())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => DeliveryOutcome::Delivered,
+            Ok(Err(error)) => DeliveryOutcome::Retry {
+                after: None,
+                reason: format!("writing {}: {error}", self.path.display()),
+            },
+            Err(error) => DeliveryOutcome::Retry {
+                after: None,
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    pub async fn check_in(&self) -> Result<Checkin, TransportError> {
+        let Some(path) = self.checkin_file.clone() else {
+            return Ok(Checkin::default());
+        };
+        let bytes = off_thread({
+            let path = path.clone();
+            move || std::fs::read(path)
+        })
+        .await?
+        .map_err(|source| TransportError::Io { path, source })?;
+        Ok(parse_checkin(&bytes)?)
+    }
+}

@@ -1,0 +1,221 @@
+//! The HTTP backend of the "ids" protocol: `POST /check-in` and `POST /events/batch`, zstd when
+//! the server allows it, downgrade to identity on 415.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use url::Url;
+
+use super::retry_after::parse_retry_after;
+use super::{DeliveryOutcome, TransportError, off_thread};
+use crate::checkin::{Checkin, CheckinRequest, parse_checkin};
+use crate::error::BuildError;
+use crate::event::{EncodedEvent, encode_batch};
+
+/// Bodies smaller than this are built and compressed on the actor thread: handing them to the
+/// blocking pool would cost more than the work.
+const INLINE_BODY_BYTES: usize = 64 * 1024;
+/// zstd level 1 compresses repetitive event JSON about 10x at several hundred MB/s; higher
+/// levels cost far more CPU for little gain on such data.
+const ZSTD_LEVEL: i32 = 1;
+
+/// Settings of the HTTP client.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpSettings {
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub user_agent: String,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct HttpBackend {
+    client: reqwest::Client,
+    checkin_url: Url,
+    events_url: Url,
+    settings: HttpSettings,
+    // Learned from check-ins and 415 answers; shared by clones serving concurrent batches.
+    zstd: Arc<AtomicBool>,
+}
+
+fn with_path(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    url.set_path(path);
+    url.set_query(None);
+    url
+}
+
+fn client(settings: &HttpSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(settings.user_agent.clone())
+        .timeout(settings.request_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .build()
+}
+
+impl HttpBackend {
+    pub fn new(base: &Url, settings: &HttpSettings) -> Result<Self, BuildError> {
+        Ok(HttpBackend {
+            client: client(settings).map_err(BuildError::HttpClient)?,
+            checkin_url: with_path(base, "/check-in"),
+            events_url: with_path(base, "/events/batch"),
+            settings: settings.clone(),
+            zstd: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    pub fn rebuilt(&self) -> Self {
+        match client(&self.settings) {
+            Ok(client) => HttpBackend {
+                client,
+                zstd: Arc::new(AtomicBool::new(self.zstd.load(Ordering::Relaxed))),
+                ..self.clone()
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot rebuild the HTTP client; keeping the current one");
+                self.clone()
+            }
+        }
+    }
+
+    pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {
+        loop {
+            let compress = self.zstd.load(Ordering::Relaxed);
+            let body = match build_body(events.clone(), compress).await {
+                Ok(body) => body,
+                Err(reason) => {
+                    return DeliveryOutcome::Retry {
+                        after: None,
+                        reason,
+                    };
+                }
+            };
+            let mut request = self
+                .client
+                .post(self.events_url.clone())
+                .header(CONTENT_TYPE, "application/json");
+            if compress {
+                request = request.header(CONTENT_ENCODING, "zstd");
+            }
+            let response = match request.body(body).send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    return DeliveryOutcome::Retry {
+                        after: None,
+                        reason: describe(&error),
+                    };
+                }
+            };
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            // Read the body so the connection goes back to the pool.
+            let _ = response.bytes().await;
+            if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && compress {
+                tracing::info!("backend refused zstd (415); sending uncompressed from now on");
+                self.zstd.store(false, Ordering::Relaxed);
+                continue;
+            }
+            return classify(status, retry_after);
+        }
+    }
+
+    pub async fn check_in(&self, request: &CheckinRequest) -> Result<Checkin, TransportError> {
+        let response = self
+            .client
+            .post(self.checkin_url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(request).unwrap_or_default())
+            .send()
+            .await
+            .map_err(TransportError::Http)?;
+        let status = response.status();
+        if !status.is_success() {
+            let _ = response.bytes().await;
+            return Err(TransportError::Status(status.as_u16()));
+        }
+        let bytes = response.bytes().await.map_err(TransportError::Http)?;
+        let checkin = parse_checkin(&bytes)?;
+        self.zstd
+            .store(checkin.server_options.zstd, Ordering::Relaxed);
+        Ok(checkin)
+    }
+}
+
+async fn build_body(events: Arc<[EncodedEvent]>, compress: bool) -> Result<Vec<u8>, String> {
+    let size: usize = events.iter().map(EncodedEvent::encoded_len).sum();
+    let make = move || {
+        let json = encode_batch(&events, SystemTime::now());
+        if compress {
+            zstd::bulk::compress(&json, ZSTD_LEVEL).map_err(|e| format!("zstd: {e}"))
+        } else {
+            Ok(json)
+        }
+    };
+    if size < INLINE_BODY_BYTES {
+        make()
+    } else {
+        off_thread(make).await.map_err(|e| e.to_string())?
+    }
+}
+
+fn classify(status: StatusCode, retry_after: Option<Duration>) -> DeliveryOutcome {
+    match status.as_u16() {
+        200..=299 => DeliveryOutcome::Delivered,
+        400 | 422 => DeliveryOutcome::Rejected {
+            status: status.as_u16(),
+        },
+        413 => DeliveryOutcome::TooLarge,
+        408 | 425 | 429 | 500..=599 => DeliveryOutcome::Retry {
+            after: retry_after,
+            reason: format!("HTTP {status}"),
+        },
+        // 1xx/3xx should not reach us (redirects are followed); treat them as transient.
+        100..=199 | 300..=399 => DeliveryOutcome::Retry {
+            after: retry_after,
+            reason: format!("unexpected HTTP {status}"),
+        },
+        code => DeliveryOutcome::Refused { status: code },
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        format!("timed out: {error}")
+    } else if error.is_connect() {
+        format!("cannot connect: {error}")
+    } else {
+        error.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        let c = |s: u16| classify(StatusCode::from_u16(s).unwrap(), None);
+        assert_eq!(c(204), DeliveryOutcome::Delivered);
+        assert_eq!(c(400), DeliveryOutcome::Rejected { status: 400 });
+        assert_eq!(c(413), DeliveryOutcome::TooLarge);
+        assert!(matches!(c(429), DeliveryOutcome::Retry { .. }));
+        assert!(matches!(c(503), DeliveryOutcome::Retry { .. }));
+        assert_eq!(c(401), DeliveryOutcome::Refused { status: 401 });
+        assert_eq!(c(404), DeliveryOutcome::Refused { status: 404 });
+    }
+
+    #[test]
+    fn paths_replace_the_endpoint_path() {
+        let base = Url::parse("http://h:1/some/path?q=1").unwrap();
+        assert_eq!(
+            with_path(&base, "/check-in").as_str(),
+            "http://h:1/check-in"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! Where events go and configuration comes from: the File and HTTP backends, and the outcome
+//! of a delivery as the Submitter needs to know it.
+//!
+//! The Transport actor (`actors/transport.rs`) owns a [`Backend`] and does nothing else than
+//! hand it batches and check-ins; everything about the wire lives here.
+
+mod file;
+mod http;
+mod retry_after;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::checkin::{Checkin, CheckinDocumentError, CheckinRequest};
+use crate::error::BuildError;
+use crate::event::EncodedEvent;
+
+pub(crate) use file::FileBackend;
+pub(crate) use http::{HttpBackend, HttpSettings};
+
+/// Where the runtime sends events, parsed from the configured endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Append one JSON batch per line to this file (`/dev/stdout` works).
+    File(PathBuf),
+    /// An "ids" protocol backend; the path of the URL is replaced by `/check-in` and
+    /// `/events/batch`.
+    Http(Url),
+}
+
+impl Endpoint {
+    /// Parses `file:///…`, `http(s)://…`, or a plain path (taken as a file).
+    pub fn parse(endpoint: &str) -> Result<Endpoint, BuildError> {
+        let invalid = |reason: &str| BuildError::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            reason: reason.to_string(),
+        };
+        let trimmed = endpoint.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            let url = Url::parse(trimmed).map_err(|e| invalid(&e.to_string()))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(invalid("the URL has no host"));
+            }
+            return Ok(Endpoint::Http(url));
+        }
+        if lower.starts_with("file:") {
+            let url = Url::parse(trimmed).map_err(|e| invalid(&e.to_string()))?;
+            let path = url
+                .to_file_path()
+                .map_err(|()| invalid("not a local file URL"))?;
+            return Ok(Endpoint::File(path));
+        }
+        if trimmed.contains("://") {
+            return Err(invalid(
+                "unsupported scheme (use file://, http:// or https://)",
+            ));
+        }
+        Ok(Endpoint::File(PathBuf::from(trimmed)))
+    }
+}
+
+/// What happened to a batch, as the Submitter acts on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DeliveryOutcome {
+    /// Acknowledged: the events are delivered.
+    Delivered,
+    /// A transient failure (connection, timeout, 408, 429, 5xx, full disk): try again later,
+    /// not before `after` if the backend said so.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// 400: something in the batch is malformed; split it to find the poison event.
+    Rejected { status: u16 },
+    /// 413: the batch is too large; split it.
+    TooLarge,
+    /// A final refusal of the whole batch (401, 403, 404, other 4xx): retrying cannot help.
+    Refused { status: u16 },
+}
+
+/// Why a check-in failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The request did not complete (connection, timeout, TLS).
+    #[error("check-in request failed: {0}")]
+    Http(#[source] reqwest::Error),
+    /// The backend answered with a status other than 2xx.
+    #[error("check-in answered with HTTP status {0}")]
+    Status(u16),
+    /// The document was malformed.
+    #[error(transparent)]
+    Document(#[from] CheckinDocumentError),
+    /// The check-in file could not be read.
+    #[error("cannot read check-in file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A blocking task was cancelled because the runtime is stopping.
+    #[error("the transport is stopping")]
+    Stopping,
+}
+
+/// A configured backend. Cheap to clone: clones share the connection pool or the open file.
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    File(FileBackend),
+    Http(HttpBackend),
+}
+
+impl Backend {
+    /// Opens the endpoint. A file that cannot be opened is an error, never a fallback.
+    pub fn open(
+        endpoint: &Endpoint,
+        checkin_file: Option<PathBuf>,
+        http: &HttpSettings,
+    ) -> Result<Backend, BuildError> {
+        match endpoint {
+            Endpoint::File(path) => Ok(Backend::File(FileBackend::open(path, checkin_file)?)),
+            Endpoint::Http(url) => Ok(Backend::Http(HttpBackend::new(url, http)?)),
+        }
+    }
+
+    /// A fresh copy with new connections (used when the Transport actor restarts). A backend
+    /// that cannot be rebuilt keeps its current state.
+    pub fn rebuilt(&self) -> Backend {
+        match self {
+            Backend::File(f) => Backend::File(f.reopened()),
+            Backend::Http(h) => Backend::Http(h.rebuilt()),
+        }
+    }
+
+    pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {
+        match self {
+            Backend::File(f) => f.deliver(events).await,
+            Backend::Http(h) => h.deliver(events).await,
+        }
+    }
+
+    pub async fn check_in(&self, request: &CheckinRequest) -> Result<Checkin, TransportError> {
+        match self {
+            Backend::File(f) => f.check_in().await,
+            Backend::Http(h) => h.check_in(request).await,
+        }
+    }
+}
+
+/// Runs CPU- or disk-bound work on tokio's blocking pool so the actor thread keeps serving.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, TransportError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| TransportError::Stopping)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Endpoint::parse("file:///dev/stdout").unwrap(),
+            Endpoint::File("/dev/stdout".into())
+        );
+        assert_eq!(
+            Endpoint::parse("/tmp/events.jsonl").unwrap(),
+            Endpoint::File("/tmp/events.jsonl".into())
+        );
+        assert!(matches!(
+            Endpoint::parse("http://127.0.0.1:8080/x").unwrap(),
+            Endpoint::Http(_)
+        ));
+        assert!(Endpoint::parse("").is_err());
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://").is_err());
+    }
+}

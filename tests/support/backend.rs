@@ -1,0 +1,826 @@
+//! A loopback HTTP/1.1 server that plays the telemetry backend ("ids" protocol) for integration
+//! tests and benchmarks.
+//!
+//! It records every request (method, path, headers, body byte for byte) and answers with replies
+//! chosen by a [`Responder`]. Tests assert on what a real client put on the wire, so this speaks
+//! real HTTP over a real socket rather than mocking the client's transport.
+//!
+//! This file is included both as `mod backend;` from `tests/support/mod.rs` and through
+//! `#[path = "../tests/support/backend.rs"] mod backend;` from examples and benches, so it only
+//! refers to std and external crates.
+
+// Each including crate uses a different subset of this API; unused parts are expected.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// Path of the check-in endpoint.
+pub const CHECK_IN: &str = "/check-in";
+/// Path of the event batch endpoint.
+pub const EVENTS_BATCH: &str = "/events/batch";
+/// Path of the statistics endpoint served in counting-only mode.
+pub const STATS: &str = "/stats";
+
+/// A request as the responder sees it, before it has been answered.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// Header names are lower case (HTTP/1.1 names are case-insensitive and hyper normalises them).
+    pub headers: Vec<(String, String)>,
+    /// The body exactly as received.
+    pub raw_body: Vec<u8>,
+    /// The body after undoing `Content-Encoding: zstd`; equal to `raw_body` otherwise.
+    pub body: Vec<u8>,
+    pub received_at: Instant,
+}
+
+impl Request {
+    /// First value of a header, looked up case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// The path without the query string.
+    pub fn path_only(&self) -> &str {
+        path_only(&self.path)
+    }
+
+    /// The decoded body parsed as JSON; panics with the path and body when it is not JSON.
+    pub fn json(&self) -> Value {
+        parse_json(&self.method, &self.path, &self.body)
+    }
+
+    /// Whether the decoded body contains `needle` anywhere.
+    pub fn body_contains(&self, needle: &[u8]) -> bool {
+        contains(&self.body, needle)
+    }
+}
+
+/// A request together with the status it was answered with.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The body exactly as received.
+    pub raw_body: Vec<u8>,
+    /// The body after undoing `Content-Encoding: zstd`; equal to `raw_body` otherwise (also when
+    /// decoding failed, in which case the request was answered 400).
+    pub body: Vec<u8>,
+    /// The status chosen for the answer; 0 when the reply was [`Reply::hang`] and never sent.
+    /// A delayed answer is recorded with its status before the delay runs out.
+    pub status: u16,
+    pub received_at: Instant,
+}
+
+impl Recorded {
+    fn new(request: Request, status: u16) -> Recorded {
+        Recorded {
+            method: request.method,
+            path: request.path,
+            headers: request.headers,
+            raw_body: request.raw_body,
+            body: request.body,
+            status,
+            received_at: request.received_at,
+        }
+    }
+
+    /// First value of a header, looked up case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// The path without the query string.
+    pub fn path_only(&self) -> &str {
+        path_only(&self.path)
+    }
+
+    /// The decoded body parsed as JSON; panics with the path and body when it is not JSON.
+    pub fn json(&self) -> Value {
+        parse_json(&self.method, &self.path, &self.body)
+    }
+
+    /// Whether the decoded body contains `needle` anywhere.
+    pub fn body_contains(&self, needle: &[u8]) -> bool {
+        contains(&self.body, needle)
+    }
+
+    /// Whether the answer was a success (2xx).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Sleep this long before answering, to play a slow backend.
+    pub delay: Option<Duration>,
+    /// Never answer: the connection stays open until the server stops.
+    pub hang: bool,
+}
+
+impl Reply {
+    /// 200 with the JSON body `{}`.
+    pub fn ok() -> Reply {
+        Reply::status(200)
+            .with_header("content-type", "application/json")
+            .with_body(b"{}".to_vec())
+    }
+
+    /// This status with an empty body. Panics on a code outside 100..=999, so that a typo shows
+    /// up in the test that made it rather than as a dropped connection.
+    pub fn status(code: u16) -> Reply {
+        assert!(
+            StatusCode::from_u16(code).is_ok(),
+            "invalid HTTP status code {code}"
+        );
+        Reply {
+            status: code,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay: None,
+            hang: false,
+        }
+    }
+
+    /// This status with `v` as a JSON body.
+    pub fn json(code: u16, v: &Value) -> Reply {
+        Reply::status(code)
+            .with_header("content-type", "application/json")
+            .with_body(v.to_string().into_bytes())
+    }
+
+    /// Adds a response header. Panics on a name or value HTTP cannot carry, for the same reason
+    /// as [`Reply::status`].
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Reply {
+        let (name, value) = (name.into(), value.into());
+        assert!(
+            HeaderName::from_bytes(name.as_bytes()).is_ok(),
+            "invalid header name {name:?}"
+        );
+        assert!(
+            HeaderValue::from_str(&value).is_ok(),
+            "invalid header value {value:?}"
+        );
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Reply {
+        self.body = body.into();
+        self
+    }
+
+    /// Answers only after `d`.
+    pub fn delayed(mut self, d: Duration) -> Reply {
+        self.delay = Some(d);
+        self
+    }
+
+    /// Never answers.
+    pub fn hang() -> Reply {
+        Reply {
+            hang: true,
+            ..Reply::status(200)
+        }
+    }
+
+    fn is_success(&self) -> bool {
+        !self.hang && (200..300).contains(&self.status)
+    }
+}
+
+type ResponderFn = dyn Fn(&Request, usize) -> Reply + Send + Sync;
+
+/// Chooses the reply for each request.
+///
+/// The function gets the request and the 0-based index of this request among those to the same
+/// path (query ignored), so scripts like "fail the first two batches" need no state of their own.
+/// It runs under the backend's lock (which keeps indices and arrival order consistent), so it
+/// must be quick and must not call back into the [`Backend`].
+#[derive(Clone)]
+pub struct Responder(Arc<ResponderFn>);
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder(..)")
+    }
+}
+
+impl Responder {
+    pub fn new(f: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Responder {
+        Responder(Arc::new(f))
+    }
+
+    /// `checkin` (200) for `/check-in`, 200 `{}` for everything else.
+    pub fn with_checkin(checkin: Value) -> Responder {
+        let checkin = Reply::json(200, &checkin);
+        Responder::new(move |req, _| {
+            if req.path_only() == CHECK_IN {
+                checkin.clone()
+            } else {
+                Reply::ok()
+            }
+        })
+    }
+
+    /// Always 200 with `{}`.
+    pub fn ok() -> Responder {
+        Responder::new(|_, _| Reply::ok())
+    }
+
+    /// The n-th `/events/batch` request gets `statuses[n]`, later ones 200; `/check-in` gets
+    /// `{"options":{}}`; anything else 200 `{}`.
+    pub fn events_script(statuses: Vec<Reply>) -> Responder {
+        Responder::new(move |req, index| match req.path_only() {
+            EVENTS_BATCH => statuses.get(index).cloned().unwrap_or_else(Reply::ok),
+            CHECK_IN => empty_checkin(),
+            _ => Reply::ok(),
+        })
+    }
+
+    /// 400 for an `/events/batch` request whose decoded body contains `marker` anywhere (say, a
+    /// poisoned event's uuid), else 200; `/check-in` gets `{"options":{}}`.
+    pub fn reject_containing(marker: String) -> Responder {
+        Responder::new(move |req, _| match req.path_only() {
+            EVENTS_BATCH if req.body_contains(marker.as_bytes()) => {
+                Reply::json(400, &serde_json::json!({"error": "rejected"}))
+            }
+            CHECK_IN => empty_checkin(),
+            _ => Reply::ok(),
+        })
+    }
+
+    fn reply(&self, request: &Request, index: usize) -> Reply {
+        (self.0)(request, index)
+    }
+}
+
+fn empty_checkin() -> Reply {
+    Reply::json(200, &serde_json::json!({"options": {}}))
+}
+
+/// What the backend keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Every request and every delivered event.
+    Record,
+    /// Only counters, so memory stays flat however many events arrive; optionally also the set
+    /// of distinct event uuids (which does grow with the number of events).
+    CountOnly { distinct_uuids: bool },
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    events: Vec<Value>,
+    /// Requests the responder has seen so far, per path without query.
+    per_path: HashMap<String, usize>,
+    uuids: HashSet<String>,
+}
+
+struct Shared {
+    mode: Mode,
+    responder: Responder,
+    state: Mutex<State>,
+    requests: AtomicU64,
+    events: AtomicU64,
+    body_bytes: AtomicU64,
+    decoded_body_bytes: AtomicU64,
+    /// Bumped after every recorded request so waiters wake without polling.
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking responder or predicate poisons the lock; the data is still consistent
+        // because every update is completed before anything that could panic runs.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn choose(&self, request: &Request) -> Reply {
+        let mut state = self.lock();
+        let index = state
+            .per_path
+            .entry(request.path_only().to_owned())
+            .or_insert(0);
+        let this = *index;
+        *index += 1;
+        self.responder.reply(request, this)
+    }
+
+    fn record(&self, request: Request, reply: &Reply) {
+        let delivered = reply.is_success()
+            && request.method == Method::POST.as_str()
+            && request.path_only() == EVENTS_BATCH;
+        let raw_len = request.raw_body.len() as u64;
+        let decoded_len = request.body.len() as u64;
+        let status = if reply.hang { 0 } else { reply.status };
+        match self.mode {
+            Mode::Record => {
+                // Parsed once here so that `delivered_events` and `wait_for_events` stay cheap.
+                let events = if delivered {
+                    batch_events(&request.body)
+                } else {
+                    Vec::new()
+                };
+                let mut state = self.lock();
+                // Counters move while the lock is held so that a waiter woken by the count also
+                // finds the events in the list.
+                self.count(raw_len, decoded_len, events.len() as u64);
+                state.events.extend(events);
+                state.requests.push(Recorded::new(request, status));
+            }
+            Mode::CountOnly { distinct_uuids } => {
+                let events = if !delivered {
+                    0
+                } else if distinct_uuids {
+                    let uuids = batch_uuids(&request.body);
+                    let n = uuids.len() as u64;
+                    self.lock().uuids.extend(uuids);
+                    n
+                } else {
+                    batch_len(&request.body)
+                };
+                self.count(raw_len, decoded_len, events);
+            }
+        }
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn count(&self, raw_len: u64, decoded_len: u64, events: u64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.body_bytes.fetch_add(raw_len, Ordering::Relaxed);
+        self.decoded_body_bytes
+            .fetch_add(decoded_len, Ordering::Relaxed);
+        self.events.fetch_add(events, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> Value {
+        let mut stats = serde_json::json!({
+            "events": self.events.load(Ordering::Relaxed),
+            "requests": self.requests.load(Ordering::Relaxed),
+            "body_bytes": self.body_bytes.load(Ordering::Relaxed),
+        });
+        if let Mode::CountOnly {
+            distinct_uuids: true,
+        } = self.mode
+        {
+            stats["distinct_uuids"] = Value::from(self.lock().uuids.len() as u64);
+        }
+        stats
+    }
+}
+
+/// A running backend. Dropping it (or [`Backend::shutdown`]) stops accepting, closes the
+/// listener and ends every open connection, including hanging ones, shortly afterwards;
+/// [`Backend::stop`] does the same and returns once all of that has happened.
+pub struct Backend {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// Dropping the sender is the stop signal, so a dropped `Backend` needs no `Drop` impl.
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("addr", &self.addr)
+            .field("mode", &self.shared.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    /// Starts on 127.0.0.1 with an OS-chosen port, recording everything. Panics if loopback
+    /// cannot be bound, which only happens on a broken test machine.
+    pub async fn start(responder: Responder) -> Backend {
+        Backend::start_on(loopback_any_port(), responder)
+            .await
+            .expect("bind a loopback port for the test backend")
+    }
+
+    /// Starts on a fixed address, e.g. the one of a backend stopped earlier, to play a backend
+    /// that comes back.
+    pub async fn start_on(addr: SocketAddr, responder: Responder) -> io::Result<Backend> {
+        Backend::spawn(addr, responder, Mode::Record).await
+    }
+
+    /// Starts on an OS-chosen loopback port keeping only counters (see [`Backend::event_count`]),
+    /// for load that would not fit in memory as recorded requests. Also serves `GET /stats`.
+    pub async fn start_counting_only(responder: Responder) -> Backend {
+        Backend::start_counting_only_on(loopback_any_port(), responder, false)
+            .await
+            .expect("bind a loopback port for the test backend")
+    }
+
+    /// Counting-only mode on a given address; `distinct_uuids` also keeps the set of event
+    /// uuids seen (memory then grows with the number of distinct events).
+    pub async fn start_counting_only_on(
+        addr: SocketAddr,
+        responder: Responder,
+        distinct_uuids: bool,
+    ) -> io::Result<Backend> {
+        Backend::spawn(addr, responder, Mode::CountOnly { distinct_uuids }).await
+    }
+
+    async fn spawn(addr: SocketAddr, responder: Responder, mode: Mode) -> io::Result<Backend> {
+        let listener = bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            mode,
+            responder,
+            state: Mutex::new(State::default()),
+            requests: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            body_bytes: AtomicU64::new(0),
+            decoded_body_bytes: AtomicU64::new(0),
+            changed: watch::Sender::new(0),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped));
+        Ok(Backend {
+            addr,
+            shared,
+            stop,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// All requests so far, in arrival order (empty in counting-only mode).
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Requests whose path is `path`: compared with the query string when `path` has one,
+    /// without it otherwise.
+    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        let with_query = path.contains('?');
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| {
+                if with_query {
+                    r.path == path
+                } else {
+                    r.path_only() == path
+                }
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `pred(&all_requests)` holds or `timeout` passes; returns whether it held.
+    /// Sleeps between requests instead of polling.
+    pub async fn wait_until(&self, timeout: Duration, pred: impl Fn(&[Recorded]) -> bool) -> bool {
+        self.wait(timeout, || pred(&self.shared.lock().requests))
+            .await
+    }
+
+    /// Waits until at least `n` requests to `path` (as in [`Backend::requests_to`]) arrived.
+    pub async fn wait_for_requests_to(&self, path: &str, n: usize, timeout: Duration) -> bool {
+        let with_query = path.contains('?');
+        self.wait_until(timeout, |all| {
+            all.iter()
+                .filter(|r| {
+                    if with_query {
+                        r.path == path
+                    } else {
+                        r.path_only() == path
+                    }
+                })
+                .count()
+                >= n
+        })
+        .await
+    }
+
+    /// Every event of every 2xx-answered `POST /events/batch`, in arrival order (empty in
+    /// counting-only mode). Events of a delayed 2xx answer count from the moment the request
+    /// arrived, as with a real server that stored them even if the client gave up waiting.
+    pub fn delivered_events(&self) -> Vec<Value> {
+        self.shared.lock().events.clone()
+    }
+
+    /// Waits until at least `n` events were delivered (see [`Backend::delivered_events`]).
+    pub async fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
+        self.wait(timeout, || self.event_count() >= n as u64).await
+    }
+
+    /// Events delivered so far, in either mode.
+    pub fn event_count(&self) -> u64 {
+        self.shared.events.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered or being answered so far, in either mode (`GET /stats` excluded).
+    pub fn request_count(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Request body bytes as received (compressed when the client compressed).
+    pub fn body_bytes(&self) -> u64 {
+        self.shared.body_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Request body bytes after decompression.
+    pub fn decoded_body_bytes(&self) -> u64 {
+        self.shared.decoded_body_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Distinct event uuids delivered; only kept by
+    /// `start_counting_only_on(.., distinct_uuids: true)`, otherwise `None`.
+    pub fn distinct_uuid_count(&self) -> Option<u64> {
+        match self.shared.mode {
+            Mode::CountOnly {
+                distinct_uuids: true,
+            } => Some(self.shared.lock().uuids.len() as u64),
+            _ => None,
+        }
+    }
+
+    /// Stops accepting and closes the listener; open connections end shortly afterwards.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    /// Like [`Backend::shutdown`], but returns only once the listener is closed and every
+    /// connection has ended, so the port can be bound again straight away.
+    pub async fn stop(self) {
+        let Backend { stop, task, .. } = self;
+        drop(stop);
+        // The task only ends by finishing or by the runtime shutting down; neither is an error
+        // worth reporting here.
+        let _ = task.await;
+    }
+
+    async fn wait(&self, timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        // Subscribing before checking means a request recorded between the check and the
+        // await still wakes us.
+        let mut changes = self.shared.changed.subscribe();
+        loop {
+            if check() {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return check(),
+            }
+        }
+    }
+}
+
+fn loopback_any_port() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
+async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    // A backend restarted on its old port must not wait for the old connections' TIME_WAIT,
+    // and the previous listener may be a moment away from closing after `shutdown`, so retry
+    // briefly instead of failing at once.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match try_bind(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn try_bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    // Connection tasks live in the set so that stopping ends them too, hanging ones included.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, Arc::clone(&shared)));
+                }
+                // Typically out of file descriptors under load; pausing lets connections close
+                // instead of spinning on the same error.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            // Reaps finished connections so the set does not grow with every connection ever made.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    // Small requests and answers: do not let Nagle add latency to every exchange.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+    });
+    // Errors here are clients going away mid-request; the test sees that from the client side.
+    let _ = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Response<Full<Bytes>> {
+    let received_at = Instant::now();
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+
+    if matches!(shared.mode, Mode::CountOnly { .. })
+        && parts.method == Method::GET
+        && path_only(&path) == STATS
+    {
+        return respond(Reply::json(200, &shared.stats()));
+    }
+
+    let raw_body = match body.collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        // The client went away or sent a malformed body; nobody is left to read an answer.
+        Err(_) => return respond(Reply::status(400)),
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let zstd_encoded = find_header(&headers, "content-encoding")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("zstd"));
+    let (body, undecodable) = if zstd_encoded {
+        match zstd::decode_all(raw_body.as_slice()) {
+            Ok(decoded) => (decoded, false),
+            Err(_) => (raw_body.clone(), true),
+        }
+    } else {
+        (raw_body.clone(), false)
+    };
+    let request = Request {
+        method: parts.method.as_str().to_owned(),
+        path,
+        headers,
+        raw_body,
+        body,
+        received_at,
+    };
+
+    // A body that claims zstd but is not is a client bug; a real server refuses it without
+    // looking further, and tests want to see that refusal regardless of the script.
+    let reply = if undecodable {
+        Reply::json(400, &serde_json::json!({"error": "invalid zstd body"}))
+    } else {
+        shared.choose(&request)
+    };
+    // Recorded before any delay so a test can observe that the request arrived while the
+    // client is still waiting for the answer.
+    shared.record(request, &reply);
+
+    if reply.hang {
+        // Dropped with the connection task when the backend stops.
+        std::future::pending::<()>().await;
+    }
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
+    respond(reply)
+}
+
+fn respond(reply: Reply) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    // The fields are public, so an invalid status can still get here; a 500 makes it visible.
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn path_only(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn parse_json(method: &str, path: &str, body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "body of {method} {path} is not JSON ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    })
+}
+
+/// The `batch` array of an events body; nothing when the body is not a batch.
+fn batch_events(body: &[u8]) -> Vec<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut object)) => match object.remove("batch") {
+            Some(Value::Array(events)) => events,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Number of events in a batch body without building them: `IgnoredAny` is zero-sized, so the
+/// vector never allocates.
+fn batch_len(body: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        batch: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Batch>(body).map_or(0, |b| b.batch.len() as u64)
+}
+
+/// The uuid of every event in a batch body (events without one count under the empty string).
+fn batch_uuids(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        #[serde(default)]
+        uuid: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        batch: Vec<Event>,
+    }
+    serde_json::from_slice::<Batch>(body).map_or_else(
+        |_| Vec::new(),
+        |b| b.batch.into_iter().map(|e| e.uuid).collect(),
+    )
+}
