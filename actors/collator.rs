@@ -68,7 +68,8 @@ enum Work {
     Change(ChangeIdentity),
     FlagCalled(FeatureFlagCalled),
     Flush(FlushRequest),
-    Checkin(oneshot::Sender<CheckinRequest>),
+    /// Server-side targeting needs the host facts too, so a check-in waits for a snapshot.
+    Checkin(oneshot::Sender<CheckinRequest>, Instant),
 }
 
 impl Work {
@@ -83,7 +84,8 @@ impl Work {
                 _ => Some(c.stamp.received_at),
             },
             Work::FlagCalled(f) => Some(f.stamp.received_at),
-            Work::Flush(_) | Work::Checkin(_) => None,
+            Work::Checkin(_, asked) => Some(*asked),
+            Work::Flush(_) => None,
         }
     }
 }
@@ -215,7 +217,7 @@ impl Collator {
             Work::Change(change) => self.apply(change),
             Work::FlagCalled(call) => self.flag_called(call),
             Work::Flush(request) => self.submitter.do_send(ForwardFlush(request)),
-            Work::Checkin(reply) => {
+            Work::Checkin(reply, _) => {
                 let _ = reply.send(self.checkin_request());
             }
         }
@@ -430,7 +432,7 @@ impl Handler<CheckinIdentity> for Collator {
 
     fn handle(&mut self, _msg: CheckinIdentity, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        self.submit(Work::Checkin(reply), ctx);
+        self.submit(Work::Checkin(reply, Instant::now()), ctx);
         Box::pin(async move { answer.await.ok() })
     }
 }

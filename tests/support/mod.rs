@@ -20,3 +20,37 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// A builder that ignores the machine's environment (so a `DETSYS_*` or `DO_NOT_TRACK`
+/// variable cannot change what a test sees) and retries quickly.
+#[allow(dead_code)]
+pub fn builder(endpoint: &str) -> actix_telemetry::Builder {
+    builder_with_env(endpoint, Vec::<(String, String)>::new())
+}
+
+/// Like [`builder`], with exactly these environment variables.
+#[allow(dead_code)]
+pub fn builder_with_env<K: Into<String>, V: Into<String>>(
+    endpoint: &str,
+    vars: impl IntoIterator<Item = (K, V)>,
+) -> actix_telemetry::Builder {
+    init_tracing();
+    actix_telemetry::Builder::new()
+        .endpoint(endpoint)
+        .env(actix_telemetry::env::EnvSource::fixed(vars))
+        .backoff(actix_telemetry::BackoffPolicy {
+            initial: std::time::Duration::from_millis(20),
+            max: std::time::Duration::from_millis(100),
+            multiplier: 2.0,
+            jitter: 0.0,
+        })
+}
+
+/// The `uuid` of every event, in order.
+#[allow(dead_code)]
+pub fn uuids(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
