@@ -77,3 +77,4 @@ pub use messages::{
 };
 pub use retry_delay::BackoffPolicy;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};
+pub use transport::{Endpoint, TransportError};

@@ -54,3 +54,30 @@ pub fn uuids(events: &[serde_json::Value]) -> Vec<String> {
         .map(|e| e["uuid"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// A directory under the system temp dir, removed when dropped.
+#[allow(dead_code)]
+pub struct TempDir(pub std::path::PathBuf);
+
+#[allow(dead_code)]
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "actix-telemetry-{label}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

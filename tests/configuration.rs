@@ -1,0 +1,215 @@
+//! Feature flags from check-ins: every check-in's flags reach events, subscribers hear only real
+//! changes, `WaitForCheckin`, typed reads and `$feature_flag_called`.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_telemetry::{
+    Feature, Flush, GetFeature, GetPayload, GetStats, GetVariant, IsEnabled, Record,
+    SubscribeFeatures, WaitForCheckin, WaitForCheckinError,
+};
+use serde_json::{Value, json};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn flags_v(version: &str) -> Value {
+    json!({"options": {
+        "color": {"variant": version},
+        "beta": {"variant": true},
+        "str-flag": {"variant": "a", "payload": "{\"x\": 1}"},
+        "bad-payload": {"variant": "on", "payload": "{broken"},
+        "malformed": {"variant": "x", "payload": {"not": "a string"}}
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_checkins_reach_events_without_any_app_refresh() {
+    // The first two check-ins serve v1, every later one v2.
+    let backend = Backend::start(Responder::new(|req, index| match req.path_only() {
+        CHECK_IN if index < 2 => Reply::json(200, &flags_v("v1")),
+        CHECK_IN => Reply::json(200, &flags_v("v2")),
+        _ => Reply::ok(),
+    }))
+    .await;
+    let telemetry = builder(&backend.url())
+        .checkin_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let recorder = telemetry.recorder().clone();
+    recorder
+        .send(WaitForCheckin { timeout: WAIT })
+        .await
+        .unwrap()
+        .unwrap();
+    recorder.do_send(Record::new("early"));
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert!(backend.wait_for_requests_to(CHECK_IN, 3, WAIT).await);
+    // Let the Collator take the third check-in's flags: a later read of the flags is ordered
+    // after them in the Recorder, and the Collator sees them before the next event.
+    let mut subscription = recorder.send(SubscribeFeatures).await.unwrap();
+    while subscription.current().variant::<String>("color").as_deref() != Some("v2") {
+        tokio::time::timeout(WAIT, subscription.changed())
+            .await
+            .unwrap();
+    }
+    recorder.do_send(Record::new("late"));
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    telemetry.shutdown(WAIT).await;
+
+    let events = backend.delivered_events();
+    let early = events.iter().find(|e| e["name"] == "early").unwrap();
+    let late = events.iter().find(|e| e["name"] == "late").unwrap();
+    assert_eq!(early["properties"]["$feature/color"], "v1");
+    assert_eq!(late["properties"]["$feature/color"], "v2");
+    assert_eq!(
+        late["properties"]["$active_feature_flags"],
+        json!(["bad-payload", "beta", "color", "str-flag"])
+    );
+    assert!(late["properties"].get("$feature/malformed").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_hear_only_real_changes() {
+    let backend = Backend::start(Responder::with_checkin(flags_v("same"))).await;
+    let telemetry = builder(&backend.url())
+        .checkin_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let recorder = telemetry.recorder().clone();
+    let mut subscription = recorder.send(SubscribeFeatures).await.unwrap();
+    let first = tokio::time::timeout(WAIT, subscription.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.variant::<String>("color").as_deref(), Some("same"));
+    let seen = backend.requests_to(CHECK_IN).len();
+    assert!(backend.wait_for_requests_to(CHECK_IN, seen + 4, WAIT).await);
+    // Four more identical check-ins happened: none of them is a change.
+    let stats = recorder.send(GetStats).await.unwrap();
+    assert!(stats.checkins >= 4, "{stats:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), subscription.changed())
+            .await
+            .is_err(),
+        "an identical check-in woke a subscriber"
+    );
+    telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_checkin_times_out_then_succeeds() {
+    let healthy = Arc::new(AtomicUsize::new(0));
+    let flag = healthy.clone();
+    let backend = Backend::start(Responder::new(move |req, _| match req.path_only() {
+        CHECK_IN if flag.load(Ordering::SeqCst) == 0 => Reply::status(503),
+        CHECK_IN => Reply::json(200, &flags_v("ok")),
+        _ => Reply::ok(),
+    }))
+    .await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    let timeout = Duration::from_millis(300);
+    assert_eq!(
+        recorder
+            .send(WaitForCheckin { timeout })
+            .await
+            .unwrap()
+            .unwrap_err(),
+        WaitForCheckinError::Timeout(timeout)
+    );
+    // Flags are answered at once meanwhile, with nothing.
+    let none: Option<String> = recorder.send(GetVariant::new("color")).await.unwrap();
+    assert_eq!(none, None);
+    healthy.store(1, Ordering::SeqCst);
+    recorder.do_send(actix_telemetry::RefreshConfiguration);
+    let flags = recorder
+        .send(WaitForCheckin { timeout: WAIT })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(flags.variant::<String>("color").as_deref(), Some("ok"));
+    let stats = recorder.send(GetStats).await.unwrap();
+    assert!(stats.checkin_failures >= 1);
+    telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_reads_and_one_malformed_flag_among_valid_ones() {
+    let backend = Backend::start(Responder::with_checkin(flags_v("v1"))).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    recorder
+        .send(WaitForCheckin { timeout: WAIT })
+        .await
+        .unwrap()
+        .unwrap();
+
+    let beta: Option<bool> = recorder.send(GetVariant::new("beta")).await.unwrap();
+    assert_eq!(beta, Some(true));
+    assert!(recorder.send(IsEnabled::new("beta")).await.unwrap());
+    assert!(!recorder.send(IsEnabled::new("missing")).await.unwrap());
+    let payload: Option<Value> = recorder.send(GetPayload::new("str-flag")).await.unwrap();
+    assert_eq!(payload, Some(json!({"x": 1})));
+    // Variant and payload are parsed independently: a payload that is not a `u32` leaves the
+    // variant readable.
+    let feature: Option<Feature<String, u32>> =
+        recorder.send(GetFeature::new("str-flag")).await.unwrap();
+    assert_eq!(
+        feature,
+        Some(Feature {
+            variant: "a".to_string(),
+            payload: None
+        })
+    );
+    let broken: Option<Feature<String, Value>> =
+        recorder.send(GetFeature::new("bad-payload")).await.unwrap();
+    assert_eq!(broken.map(|f| f.variant).as_deref(), Some("on"));
+    let malformed: Option<String> = recorder.send(GetVariant::new("malformed")).await.unwrap();
+    assert_eq!(malformed, None);
+    let stats = recorder.send(GetStats).await.unwrap();
+    assert_eq!(stats.invalid_flags, 1);
+    telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_reads_record_deduplicated_evaluation_events() {
+    let backend = Backend::start(Responder::with_checkin(flags_v("v1"))).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    recorder
+        .send(WaitForCheckin { timeout: WAIT })
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..3 {
+        let _: Option<String> = recorder.send(GetVariant::new("color")).await.unwrap();
+    }
+    assert!(recorder.send(IsEnabled::new("beta")).await.unwrap());
+    assert!(!recorder.send(IsEnabled::new("missing")).await.unwrap());
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    telemetry.shutdown(WAIT).await;
+
+    let calls: Vec<(Value, Value)> = backend
+        .delivered_events()
+        .iter()
+        .filter(|e| e["name"] == "$feature_flag_called")
+        .map(|e| {
+            (
+                e["properties"]["$feature_flag"].clone(),
+                e["properties"]["$feature_flag_response"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (json!("color"), json!("v1")),
+            (json!("beta"), json!(true)),
+            (json!("missing"), Value::Null)
+        ]
+    );
+}

@@ -1,0 +1,87 @@
+//! The runtime embedded three ways: inside a running actix `System` (as in actix-web), from a
+//! plain tokio program, and from synchronous code.
+
+mod support;
+
+use std::time::Duration;
+
+use actix_telemetry::{Flush, Record};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn inside_an_actix_system_on_its_own_arbiter() {
+    let dir = TempDir::new("embed-actix");
+    let out = dir.join("events.jsonl");
+    let system = actix::System::new();
+    let delivered = system.block_on(async {
+        let telemetry = builder(out.to_str().unwrap()).build().unwrap();
+        let recorder = telemetry.recorder().clone();
+        recorder.do_send(Record::new("from-actix"));
+        let report = recorder.send(Flush::within(WAIT)).await.unwrap();
+        telemetry.shutdown(WAIT).await;
+        report.delivered
+    });
+    assert_eq!(delivered, 1);
+    // The application's system outlives the runtime's shutdown.
+    let still_running = system.block_on(async {
+        actix::clock::sleep(Duration::from_millis(10)).await;
+        actix::System::try_current().is_some()
+    });
+    assert!(still_running);
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("from-actix")
+    );
+}
+
+#[test]
+fn from_synchronous_code_with_any_runtime_for_awaiting() {
+    let dir = TempDir::new("embed-sync");
+    let out = dir.join("events.jsonl");
+    let telemetry = builder(out.to_str().unwrap()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    std::thread::spawn(move || recorder.do_send(Record::new("from-a-thread")))
+        .join()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(async {
+        telemetry
+            .recorder()
+            .send(Flush::within(WAIT))
+            .await
+            .unwrap();
+        telemetry.shutdown(WAIT).await
+    });
+    assert_eq!(report.stats.delivered, 1);
+}
+
+#[test]
+fn dropping_the_handle_shuts_down_and_delivers() {
+    let dir = TempDir::new("embed-drop");
+    let out = dir.join("events.jsonl");
+    let telemetry = builder(out.to_str().unwrap())
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    telemetry
+        .recorder()
+        .do_send(Record::new("delivered-on-drop"));
+    drop(telemetry);
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("delivered-on-drop")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the event was not delivered after the handle was dropped");
+}
