@@ -42,6 +42,7 @@ use crate::messages::{
 };
 use crate::snapshot::SystemSnapshot;
 use crate::stats::{DropCounts, Stats};
+use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 
 /// The name and version every event carries in `$lib` and `$lib_version`.
 pub(crate) const LIB_NAME: &str = "actix-telemetry";
@@ -110,7 +111,7 @@ pub struct Collator {
     pending: VecDeque<Work>,
     flag_calls_seen: HashSet<(String, String, String)>,
     dropped: DropCounts,
-    restarts: u64,
+    guard: Guard,
 }
 
 impl Collator {
@@ -134,7 +135,7 @@ impl Collator {
             pending: VecDeque::new(),
             flag_calls_seen: HashSet::new(),
             dropped: DropCounts::default(),
-            restarts: 0,
+            guard: Guard::new(ActorKind::Collator),
         }
     }
 
@@ -193,22 +194,28 @@ impl Collator {
             .into_actor(self)
             .map(|answer, act, ctx| {
                 act.snapshot_requested = false;
-                match answer {
-                    Ok(Some(snapshot)) => {
-                        act.snapshot = Some(snapshot);
-                        act.snapshot_failed_at = None;
-                        act.shared = None;
-                    }
-                    Ok(None) | Err(_) => {
-                        tracing::warn!(
-                            "no system snapshot available; enriching without a fresh one"
-                        );
-                        act.snapshot_failed_at = Some(Instant::now());
-                    }
-                }
-                act.drain(ctx);
+                guarded(act, ctx, |act, ctx| act.snapshot_arrived(answer, ctx));
             })
             .spawn(ctx);
+    }
+
+    fn snapshot_arrived(
+        &mut self,
+        answer: Result<Option<SystemSnapshot>, MailboxError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match answer {
+            Ok(Some(snapshot)) => {
+                self.snapshot = Some(snapshot);
+                self.snapshot_failed_at = None;
+                self.shared = None;
+            }
+            Ok(None) | Err(_) => {
+                tracing::warn!("no system snapshot available; enriching without a fresh one");
+                self.snapshot_failed_at = Some(Instant::now());
+            }
+        }
+        self.drain(ctx);
     }
 
     fn process(&mut self, work: Work) {
@@ -377,12 +384,19 @@ impl Actor for Collator {
     }
 }
 
+impl Guarded for Collator {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
 impl Supervised for Collator {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.restarts += 1;
-        // The snapshot request was a future of the stopped context.
+        self.guard.restarted();
+        // The snapshot request was a future of the stopped context; `started` asks again.
         self.snapshot_requested = false;
-        tracing::warn!(restarts = self.restarts, "Collator restarted");
+        // Rebuilt from the state on next use, in case a panic interrupted its update.
+        self.shared = None;
     }
 }
 
@@ -390,7 +404,7 @@ impl Handler<Enrich> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
-        self.submit(Work::Event(msg.0), ctx);
+        guarded(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx));
     }
 }
 
@@ -398,7 +412,7 @@ impl Handler<ChangeIdentity> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: ChangeIdentity, ctx: &mut Context<Self>) {
-        self.submit(Work::Change(msg), ctx);
+        guarded(self, ctx, |act, ctx| act.submit(Work::Change(msg), ctx));
     }
 }
 
@@ -406,7 +420,7 @@ impl Handler<FeatureFlagCalled> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: FeatureFlagCalled, ctx: &mut Context<Self>) {
-        self.submit(Work::FlagCalled(msg), ctx);
+        guarded(self, ctx, |act, ctx| act.submit(Work::FlagCalled(msg), ctx));
     }
 }
 
@@ -414,16 +428,18 @@ impl Handler<ForwardFlush> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: ForwardFlush, ctx: &mut Context<Self>) {
-        self.submit(Work::Flush(msg.0), ctx);
+        guarded(self, ctx, |act, ctx| act.submit(Work::Flush(msg.0), ctx));
     }
 }
 
 impl Handler<FeatureFacts> for Collator {
     type Result = ();
 
-    fn handle(&mut self, msg: FeatureFacts, _ctx: &mut Context<Self>) {
-        self.features = msg.0;
-        self.shared = None;
+    fn handle(&mut self, msg: FeatureFacts, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.features = msg.0;
+            act.shared = None;
+        });
     }
 }
 
@@ -432,7 +448,9 @@ impl Handler<CheckinIdentity> for Collator {
 
     fn handle(&mut self, _msg: CheckinIdentity, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        self.submit(Work::Checkin(reply, Instant::now()), ctx);
+        guarded(self, ctx, |act, ctx| {
+            act.submit(Work::Checkin(reply, Instant::now()), ctx)
+        });
         Box::pin(async move { answer.await.ok() })
     }
 }
@@ -443,8 +461,9 @@ impl Handler<ReportCounters> for Collator {
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(Stats {
             dropped: self.dropped,
-            restarts: self.restarts,
-            ..Stats::default()
+            ..self.guard.stats()
         })
     }
 }
+
+crate::supervision::arm_fault_handler!(Collator);

@@ -27,6 +27,7 @@ use crate::messages::{
     ReportCounters,
 };
 use crate::stats::Stats;
+use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::TransportError;
 
 /// Keeps the configuration fresh. See the module documentation.
@@ -45,7 +46,7 @@ pub struct ConfigurationProxy {
     checkins: u64,
     failures: u64,
     invalid_flags: u64,
-    restarts: u64,
+    guard: Guard,
 }
 
 impl ConfigurationProxy {
@@ -67,7 +68,7 @@ impl ConfigurationProxy {
             checkins: 0,
             failures: 0,
             invalid_flags: 0,
-            restarts: 0,
+            guard: Guard::new(ActorKind::ConfigurationProxy),
         }
     }
 
@@ -96,16 +97,18 @@ impl ConfigurationProxy {
         .into_actor(self)
         .map(|result, act, ctx| {
             act.checking_in = false;
-            match result {
-                Ok(checkin) => act.apply(checkin),
-                Err(error) => {
-                    act.failures += 1;
-                    tracing::warn!(%error, "check-in failed; keeping the current configuration");
+            guarded(act, ctx, |act, ctx| {
+                match result {
+                    Ok(checkin) => act.apply(checkin),
+                    Err(error) => {
+                        act.failures += 1;
+                        tracing::warn!(%error, "check-in failed; keeping the current configuration");
+                    }
                 }
-            }
-            if std::mem::take(&mut act.again_after) {
-                act.check_in(ctx);
-            }
+                if std::mem::take(&mut act.again_after) {
+                    act.check_in(ctx);
+                }
+            });
         })
         .spawn(ctx);
     }
@@ -141,25 +144,34 @@ impl Actor for ConfigurationProxy {
         self.checking_in = false;
         self.scheduled = false;
         self.check_in(ctx);
-        ctx.run_interval(self.refresh_interval, |act, ctx| act.check_in(ctx));
+        ctx.run_interval(self.refresh_interval, |act, ctx| {
+            guarded(act, ctx, Self::check_in);
+        });
+    }
+}
+
+impl Guarded for ConfigurationProxy {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
     }
 }
 
 impl Supervised for ConfigurationProxy {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.restarts += 1;
-        tracing::warn!(restarts = self.restarts, "ConfigurationProxy restarted");
+        self.guard.restarted();
     }
 }
 
 impl Handler<ConnectRecorder> for ConfigurationProxy {
     type Result = ();
 
-    fn handle(&mut self, msg: ConnectRecorder, _ctx: &mut Context<Self>) {
-        if let Some(completed) = self.unreported.take() {
-            msg.0.do_send(completed);
-        }
-        self.recorder = Some(msg.0);
+    fn handle(&mut self, msg: ConnectRecorder, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            if let Some(completed) = act.unreported.take() {
+                msg.0.do_send(completed);
+            }
+            act.recorder = Some(msg.0);
+        });
     }
 }
 
@@ -167,15 +179,17 @@ impl Handler<RefreshNow> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, _msg: RefreshNow, ctx: &mut Context<Self>) {
-        if self.scheduled {
-            return;
-        }
-        self.scheduled = true;
-        // Deferred to the next turn of the loop: requests already in the mailbox (a burst of
-        // identity changes) all share this one check-in.
-        ctx.run_later(Duration::ZERO, |act, ctx| {
-            act.scheduled = false;
-            act.check_in(ctx);
+        guarded(self, ctx, |act, ctx| {
+            if act.scheduled {
+                return;
+            }
+            act.scheduled = true;
+            // Deferred to the next turn of the loop: requests already in the mailbox (a burst
+            // of identity changes) all share this one check-in.
+            ctx.run_later(Duration::ZERO, |act, ctx| {
+                act.scheduled = false;
+                guarded(act, ctx, Self::check_in);
+            });
         });
     }
 }
@@ -188,8 +202,9 @@ impl Handler<ReportCounters> for ConfigurationProxy {
             checkins: self.checkins,
             checkin_failures: self.failures,
             invalid_flags: self.invalid_flags,
-            restarts: self.restarts,
-            ..Stats::default()
+            ..self.guard.stats()
         })
     }
 }
+
+crate::supervision::arm_fault_handler!(ConfigurationProxy);

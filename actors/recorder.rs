@@ -34,6 +34,7 @@ use crate::event::RecordedEvent;
 use crate::features::{Feature, FeatureSet};
 use crate::messages::*;
 use crate::stats::{DropCounts, FlushReport, ShutdownReport, Stats};
+use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 
 /// Longest accepted event name, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 200;
@@ -69,7 +70,7 @@ pub struct Recorder {
     accepted: u64,
     dropped: DropCounts,
     shutting_down: bool,
-    restarts: u64,
+    guard: Guard,
 }
 
 impl Recorder {
@@ -85,7 +86,7 @@ impl Recorder {
             accepted: 0,
             dropped: DropCounts::default(),
             shutting_down: false,
-            restarts: 0,
+            guard: Guard::new(ActorKind::Recorder),
         }
     }
 
@@ -178,8 +179,7 @@ impl Recorder {
         let own = Stats {
             accepted: self.accepted,
             dropped: self.dropped,
-            restarts: self.restarts,
-            ..Stats::default()
+            ..self.guard.stats()
         };
         let pipeline = self.pipeline.clone();
         async move {
@@ -210,21 +210,8 @@ impl Recorder {
     }
 }
 
-impl Actor for Recorder {
-    type Context = Context<Self>;
-}
-
-impl Supervised for Recorder {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.restarts += 1;
-        tracing::warn!(restarts = self.restarts, "Recorder restarted");
-    }
-}
-
-impl Handler<Record> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: Record, _ctx: &mut Context<Self>) {
+impl Recorder {
+    fn record(&mut self, msg: Record) {
         if msg.name.is_empty() || msg.name.len() > MAX_EVENT_NAME_BYTES {
             tracing::warn!(
                 name_bytes = msg.name.len(),
@@ -247,86 +234,132 @@ impl Handler<Record> for Recorder {
     }
 }
 
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Guarded for Recorder {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
+impl Supervised for Recorder {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.guard.restarted();
+    }
+}
+
+impl Handler<Record> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| act.record(msg));
+    }
+}
+
 impl Handler<SetFact> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: SetFact, _ctx: &mut Context<Self>) {
-        self.change(IdentityChange::SetFact(msg), false);
+    fn handle(&mut self, msg: SetFact, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.change(IdentityChange::SetFact(msg), false)
+        });
     }
 }
 
 impl Handler<Identify> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: Identify, _ctx: &mut Context<Self>) {
-        self.change_with_event(IdentityChange::Identify(msg));
+    fn handle(&mut self, msg: Identify, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.change_with_event(IdentityChange::Identify(msg))
+        });
     }
 }
 
 impl Handler<SetPersonProperties> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: SetPersonProperties, _ctx: &mut Context<Self>) {
-        self.change_with_event(IdentityChange::SetPersonProperties(msg));
+    fn handle(&mut self, msg: SetPersonProperties, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.change_with_event(IdentityChange::SetPersonProperties(msg))
+        });
     }
 }
 
 impl Handler<Alias> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: Alias, _ctx: &mut Context<Self>) {
-        self.change_with_event(IdentityChange::Alias(msg));
+    fn handle(&mut self, msg: Alias, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.change_with_event(IdentityChange::Alias(msg))
+        });
     }
 }
 
 impl Handler<AddGroup> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: AddGroup, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: AddGroup, ctx: &mut Context<Self>) {
         // Not an event: counted neither as accepted nor as dropped.
-        self.change(IdentityChange::AddGroup(msg), true);
+        guarded(self, ctx, |act, _| {
+            act.change(IdentityChange::AddGroup(msg), true)
+        });
     }
 }
 
 impl Handler<Reset> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, _msg: Reset, _ctx: &mut Context<Self>) {
-        self.change(IdentityChange::Reset, true);
+    fn handle(&mut self, _msg: Reset, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| act.change(IdentityChange::Reset, true));
     }
 }
 
 impl Handler<Flush> for Recorder {
     type Result = ResponseFuture<FlushReport>;
 
-    fn handle(&mut self, msg: Flush, _ctx: &mut Context<Self>) -> Self::Result {
-        let answer = self.flush(msg.timeout, false);
-        Box::pin(async move { answer.await.unwrap_or_default() })
+    fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let answer = guarded(self, ctx, |act, _| act.flush(msg.timeout, false));
+        Box::pin(async move {
+            match answer {
+                Some(answer) => answer.await.unwrap_or_default(),
+                None => FlushReport::default(),
+            }
+        })
     }
 }
 
 impl Handler<Shutdown> for Recorder {
     type Result = ResponseActFuture<Self, ShutdownReport>;
 
-    fn handle(&mut self, msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        self.shutting_down = true;
-        let answer = self.flush(Some(msg.deadline), true);
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        let answer = guarded(self, ctx, |act, _| {
+            act.shutting_down = true;
+            act.flush(Some(msg.deadline), true)
+        });
         Box::pin(
-            async move { answer.await.unwrap_or_default() }
-                .into_actor(self)
-                .then(|flush, act, _ctx| {
-                    let stats = act.stats();
-                    async move { (flush, stats.await) }.into_actor(act)
-                })
-                .map(|(flush, stats), _act, ctx| {
-                    // Stop on the next turn of the loop, after this answer has gone out.
-                    ctx.run_later(Duration::ZERO, |act, _ctx| act.stop_host());
-                    ShutdownReport {
-                        flush,
-                        timed_out: flush.pending > 0,
-                        stats,
-                    }
-                }),
+            async move {
+                match answer {
+                    Some(answer) => answer.await.unwrap_or_default(),
+                    None => FlushReport::default(),
+                }
+            }
+            .into_actor(self)
+            .then(|flush, act, _ctx| {
+                let stats = act.stats();
+                async move { (flush, stats.await) }.into_actor(act)
+            })
+            .map(|(flush, stats), _act, ctx| {
+                // Stop on the next turn of the loop, after this answer has gone out.
+                ctx.run_later(Duration::ZERO, |act, _ctx| act.stop_host());
+                ShutdownReport {
+                    flush,
+                    timed_out: flush.pending > 0,
+                    stats,
+                }
+            }),
         )
     }
 }
@@ -334,18 +367,28 @@ impl Handler<Shutdown> for Recorder {
 impl<T: DeserializeOwned + 'static> Handler<GetVariant<T>> for Recorder {
     type Result = MessageResult<GetVariant<T>>;
 
-    fn handle(&mut self, msg: GetVariant<T>, _ctx: &mut Context<Self>) -> Self::Result {
-        self.flag_read(&msg.name);
-        MessageResult(self.features.variant(&msg.name))
+    fn handle(&mut self, msg: GetVariant<T>, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            guarded(self, ctx, |act, _| {
+                act.flag_read(&msg.name);
+                act.features.variant(&msg.name)
+            })
+            .flatten(),
+        )
     }
 }
 
 impl<T: DeserializeOwned + 'static> Handler<GetPayload<T>> for Recorder {
     type Result = MessageResult<GetPayload<T>>;
 
-    fn handle(&mut self, msg: GetPayload<T>, _ctx: &mut Context<Self>) -> Self::Result {
-        self.flag_read(&msg.name);
-        MessageResult(self.features.payload(&msg.name))
+    fn handle(&mut self, msg: GetPayload<T>, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            guarded(self, ctx, |act, _| {
+                act.flag_read(&msg.name);
+                act.features.payload(&msg.name)
+            })
+            .flatten(),
+        )
     }
 }
 
@@ -354,9 +397,12 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> Handler<GetFe
 {
     type Result = MessageResult<GetFeature<V, P>>;
 
-    fn handle(&mut self, msg: GetFeature<V, P>, _ctx: &mut Context<Self>) -> Self::Result {
-        self.flag_read(&msg.name);
-        let feature: Option<Feature<V, P>> = self.features.feature(&msg.name);
+    fn handle(&mut self, msg: GetFeature<V, P>, ctx: &mut Context<Self>) -> Self::Result {
+        let feature: Option<Feature<V, P>> = guarded(self, ctx, |act, _| {
+            act.flag_read(&msg.name);
+            act.features.feature(&msg.name)
+        })
+        .flatten();
         MessageResult(feature)
     }
 }
@@ -364,9 +410,12 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> Handler<GetFe
 impl Handler<IsEnabled> for Recorder {
     type Result = bool;
 
-    fn handle(&mut self, msg: IsEnabled, _ctx: &mut Context<Self>) -> bool {
-        self.flag_read(&msg.name);
-        self.features.is_enabled(&msg.name)
+    fn handle(&mut self, msg: IsEnabled, ctx: &mut Context<Self>) -> bool {
+        guarded(self, ctx, |act, _| {
+            act.flag_read(&msg.name);
+            act.features.is_enabled(&msg.name)
+        })
+        .unwrap_or(false)
     }
 }
 
@@ -400,10 +449,12 @@ impl Handler<WaitForCheckin> for Recorder {
 impl Handler<RefreshConfiguration> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, _msg: RefreshConfiguration, _ctx: &mut Context<Self>) {
-        if let Some(p) = &self.pipeline {
-            p.configuration.do_send(RefreshNow);
-        }
+    fn handle(&mut self, _msg: RefreshConfiguration, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            if let Some(p) = &act.pipeline {
+                p.configuration.do_send(RefreshNow);
+            }
+        });
     }
 }
 
@@ -426,11 +477,31 @@ impl Handler<GetStats> for Recorder {
 impl Handler<CheckinCompleted> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: CheckinCompleted, _ctx: &mut Context<Self>) {
-        self.features = msg.features.clone();
-        if msg.changed {
-            self.features_tx.send_replace(msg.features);
+    fn handle(&mut self, msg: CheckinCompleted, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.features = msg.features.clone();
+            if msg.changed {
+                act.features_tx.send_replace(msg.features);
+            }
+            act.checkins_tx.send_modify(|n| *n += 1);
+        });
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectFault> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectFault, _ctx: &mut Context<Self>) {
+        let arm = ArmFault(msg.fault);
+        match (msg.actor, &self.pipeline) {
+            (ActorKind::Recorder, _) => self.guard.armed = Some(msg.fault),
+            (_, None) => tracing::warn!(actor = %msg.actor, "telemetry is disabled; no such actor"),
+            (ActorKind::Collator, Some(p)) => p.collator.do_send(arm),
+            (ActorKind::SystemSnapshotter, Some(p)) => p.snapshotter.do_send(arm),
+            (ActorKind::Submitter, Some(p)) => p.submitter.do_send(arm),
+            (ActorKind::Transport, Some(p)) => p.transport.do_send(arm),
+            (ActorKind::ConfigurationProxy, Some(p)) => p.configuration.do_send(arm),
         }
-        self.checkins_tx.send_modify(|n| *n += 1);
     }
 }

@@ -23,6 +23,7 @@ use crate::event::EncodedEvent;
 use crate::messages::{DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters};
 use crate::retry_delay::{BackoffPolicy, RetryDelay};
 use crate::stats::{DropCounts, FlushReport, Stats};
+use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::DeliveryOutcome;
 
 /// What to drop when the queue is full.
@@ -165,7 +166,7 @@ pub struct Submitter {
     batches_delivered: u64,
     retries: u64,
     dropped: DropCounts,
-    restarts: u64,
+    guard: Guard,
 }
 
 impl Submitter {
@@ -191,7 +192,7 @@ impl Submitter {
             batches_delivered: 0,
             retries: 0,
             dropped: DropCounts::default(),
-            restarts: 0,
+            guard: Guard::new(ActorKind::Submitter),
         }
     }
 
@@ -298,7 +299,7 @@ impl Submitter {
                     after: None,
                     reason: format!("transport unavailable: {error}"),
                 });
-                act.on_outcome(id, outcome, ctx);
+                guarded(act, ctx, |act, ctx| act.on_outcome(id, outcome, ctx));
             })
             .spawn(ctx);
     }
@@ -372,7 +373,7 @@ impl Submitter {
         self.paused = true;
         ctx.run_later(wait, |act, ctx| {
             act.paused = false;
-            act.pump(ctx);
+            guarded(act, ctx, Self::pump);
         });
     }
 
@@ -429,7 +430,9 @@ impl Submitter {
         self.next_flush_id += 1;
         self.flush_through = self.flush_through.max(upto);
         if let Some(timeout) = request.timeout {
-            ctx.run_later(timeout, move |act, ctx| act.expire_flush(id, ctx));
+            ctx.run_later(timeout, move |act, ctx| {
+                guarded(act, ctx, |act, ctx| act.expire_flush(id, ctx));
+            });
         }
         self.flushes.push(PendingFlush {
             id,
@@ -456,6 +459,25 @@ impl Submitter {
         }
         // Abandoning may have completed other flushes.
         self.answer_completed_flushes();
+    }
+
+    /// Recomputes the byte and event totals from what is held, in case a panic interrupted an
+    /// update of them.
+    fn recount(&mut self) {
+        let batched = self.retry.iter().chain(self.in_flight.values());
+        let (mut events, mut bytes) = (self.queue.len(), 0);
+        for batch in batched {
+            events += batch.len();
+            bytes += batch.held_bytes;
+        }
+        bytes += self
+            .queue
+            .iter()
+            .map(|q| q.event.held_bytes() + SEQ_BYTES)
+            .sum::<usize>();
+        self.held_events = events;
+        self.held_bytes = bytes;
+        self.queue_encoded_bytes = self.queue.iter().map(|q| q.event.encoded_len()).sum();
     }
 
     /// At a shutdown deadline: everything still held is dropped and counted.
@@ -488,23 +510,30 @@ impl Actor for Submitter {
         // Timers do not survive a restart, so they are set here rather than in `new`.
         ctx.run_interval(self.config.flush_interval, |act, ctx| {
             act.flush_through = act.flush_through.max(act.next_seq - 1);
-            act.pump(ctx);
+            guarded(act, ctx, Self::pump);
         });
         self.pump(ctx);
     }
 }
 
+impl Guarded for Submitter {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
 impl Supervised for Submitter {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.restarts += 1;
-        // In-flight requests were futures of the stopped context: they are gone, so their
-        // batches go back to the front of the line.
+        self.guard.restarted();
+        // In-flight requests and timers were futures of the stopped context: they are gone, so
+        // their batches go back to the front of the line (a batch may be delivered twice, never
+        // lost), and the pause they would have ended ends now.
         let flying: Vec<Batch> = self.in_flight.drain().map(|(_, b)| b).collect();
         for batch in flying {
             self.retry.push_front(batch);
         }
         self.paused = false;
-        tracing::warn!(restarts = self.restarts, "Submitter restarted");
+        self.recount();
     }
 }
 
@@ -512,7 +541,7 @@ impl Handler<Enqueue> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
-        self.enqueue(msg.0, ctx);
+        guarded(self, ctx, |act, ctx| act.enqueue(msg.0, ctx));
     }
 }
 
@@ -520,7 +549,7 @@ impl Handler<ForwardFlush> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: ForwardFlush, ctx: &mut Context<Self>) {
-        self.start_flush(msg.0, ctx);
+        guarded(self, ctx, |act, ctx| act.start_flush(msg.0, ctx));
     }
 }
 
@@ -533,10 +562,11 @@ impl Handler<ReportCounters> for Submitter {
             dropped: self.dropped,
             retries: self.retries,
             batches_delivered: self.batches_delivered,
-            restarts: self.restarts,
             queue_depth: self.held_events as u64,
             queue_bytes: self.held_bytes as u64,
-            ..Stats::default()
+            ..self.guard.stats()
         })
     }
 }
+
+crate::supervision::arm_fault_handler!(Submitter);

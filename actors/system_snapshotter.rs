@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::env::{EnvNames, EnvSource};
 use crate::messages::{ReportCounters, TakeSnapshot};
 use crate::snapshot::{StaticFacts, SystemSnapshot, VolatileFacts};
-use crate::stats::Stats;
+use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 
 /// Reads host facts. See the module documentation.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct SystemSnapshotter {
     env: EnvSource,
     names: EnvNames,
     static_facts: Option<Arc<StaticFacts>>,
-    restarts: u64,
+    guard: Guard,
 }
 
 impl SystemSnapshotter {
@@ -36,7 +36,7 @@ impl SystemSnapshotter {
             env,
             names,
             static_facts: None,
-            restarts: 0,
+            guard: Guard::new(ActorKind::SystemSnapshotter),
         }
     }
 }
@@ -45,20 +45,28 @@ impl Actor for SystemSnapshotter {
     type Context = Context<Self>;
 }
 
+impl Guarded for SystemSnapshotter {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
 impl Supervised for SystemSnapshotter {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.restarts += 1;
-        tracing::warn!(restarts = self.restarts, "SystemSnapshotter restarted");
+        self.guard.restarted();
     }
 }
 
 impl Handler<TakeSnapshot> for SystemSnapshotter {
     type Result = ResponseActFuture<Self, Option<SystemSnapshot>>;
 
-    fn handle(&mut self, _msg: TakeSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
-        let known = self.static_facts.clone();
-        let env = self.env.clone();
-        let names = self.names.clone();
+    fn handle(&mut self, _msg: TakeSnapshot, ctx: &mut Context<Self>) -> Self::Result {
+        let inputs = guarded(self, ctx, |act, _| {
+            (act.static_facts.clone(), act.env.clone(), act.names.clone())
+        });
+        let Some((known, env, names)) = inputs else {
+            return Box::pin(fut::ready(None));
+        };
         let read = tokio::task::spawn_blocking(move || {
             // The instant is taken before reading, so the snapshot is never younger than it
             // claims to be.
@@ -76,6 +84,7 @@ impl Handler<TakeSnapshot> for SystemSnapshotter {
                 Some(snapshot)
             }
             Err(error) => {
+                // A panic while reading the host surfaces here, off the actor thread.
                 tracing::warn!(%error, "reading host facts failed");
                 None
             }
@@ -87,9 +96,8 @@ impl Handler<ReportCounters> for SystemSnapshotter {
     type Result = MessageResult<ReportCounters>;
 
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(Stats {
-            restarts: self.restarts,
-            ..Stats::default()
-        })
+        MessageResult(self.guard.stats())
     }
 }
+
+crate::supervision::arm_fault_handler!(SystemSnapshotter);

@@ -1,35 +1,60 @@
-//! The **Transport** actor: writes batches and reads check-ins through one backend (File or
-//! HTTP).
+//! The **Transport** actor: writes batches and reads check-ins through one backend (File, HTTP
+//! or SRV-discovered HTTP).
 //!
-//! - Owns: the [`Backend`](crate::transport::Backend) (HTTP client and its connection pool, or
-//!   the open file) and nothing that must outlive it.
+//! - Owns: the [`Backend`](crate::transport::Backend) (HTTP client and its connection pool, the
+//!   resolver, the discovery cache and target health, or the open file), and a count of
+//!   consecutive failures.
 //! - Takes: `DeliverBatch` from the Submitter (answers a `DeliveryOutcome`), `FetchCheckin`
 //!   from the ConfigurationProxy (answers the parsed check-in), `ReportCounters`.
 //! - Sends: nothing; it only answers.
 //!
 //! Each request runs as its own future, so several batches and a check-in can be on the wire at
-//! once. On a supervisor restart the backend is rebuilt (a new HTTP client, a reopened file):
-//! the actor keeps no state a restart could lose.
+//! once. After [`REBUILD_AFTER_FAILURES`] consecutive failed requests the client or resolver
+//! may be what is broken (a poisoned connection pool, a stale resolver configuration): the
+//! actor stops itself and its supervisor restarts it, and `restarting` rebuilds the backend.
+//! Requests in flight at that moment answer "retry" to their senders, so nothing is lost.
 
 use actix::prelude::*;
 
 use crate::checkin::Checkin;
 use crate::messages::{DeliverBatch, FetchCheckin, ReportCounters};
 use crate::stats::Stats;
+use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::{Backend, DeliveryOutcome, TransportError};
+
+/// Consecutive failed network requests after which the backend is rebuilt.
+pub const REBUILD_AFTER_FAILURES: u32 = 16;
 
 /// Delivers batches and fetches check-ins. See the module documentation.
 #[derive(Debug)]
 pub struct Transport {
     backend: Backend,
-    restarts: u64,
+    consecutive_failures: u32,
+    guard: Guard,
 }
 
 impl Transport {
     pub(crate) fn new(backend: Backend) -> Self {
         Transport {
             backend,
-            restarts: 0,
+            consecutive_failures: 0,
+            guard: Guard::new(ActorKind::Transport),
+        }
+    }
+
+    fn observe(&mut self, succeeded: bool, ctx: &mut Context<Self>) {
+        if succeeded {
+            self.consecutive_failures = 0;
+            return;
+        }
+        self.consecutive_failures += 1;
+        if self.backend.is_network() && self.consecutive_failures >= REBUILD_AFTER_FAILURES {
+            tracing::warn!(
+                failures = self.consecutive_failures,
+                "many consecutive failures; restarting the Transport to rebuild its client and resolver"
+            );
+            self.consecutive_failures = 0;
+            ctx.stop();
         }
     }
 }
@@ -38,32 +63,57 @@ impl Actor for Transport {
     type Context = Context<Self>;
 }
 
+impl Guarded for Transport {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+}
+
 impl Supervised for Transport {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.restarts += 1;
+        self.guard.restarted();
         self.backend = self.backend.rebuilt();
-        tracing::warn!(
-            restarts = self.restarts,
-            "Transport restarted; backend rebuilt"
-        );
     }
 }
 
 impl Handler<DeliverBatch> for Transport {
-    type Result = ResponseFuture<DeliveryOutcome>;
+    type Result = ResponseActFuture<Self, DeliveryOutcome>;
 
-    fn handle(&mut self, msg: DeliverBatch, _ctx: &mut Context<Self>) -> Self::Result {
-        let backend = self.backend.clone();
-        Box::pin(async move { backend.deliver(msg.events).await })
+    fn handle(&mut self, msg: DeliverBatch, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(backend) = guarded(self, ctx, |act, _| act.backend.clone()) else {
+            return Box::pin(fut::ready(DeliveryOutcome::Retry {
+                after: None,
+                reason: "the transport is restarting".into(),
+            }));
+        };
+        Box::pin(
+            async move { backend.deliver(msg.events).await }
+                .into_actor(self)
+                .map(|outcome, act, ctx| {
+                    let ok = !matches!(outcome, DeliveryOutcome::Retry { .. });
+                    guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
+                    outcome
+                }),
+        )
     }
 }
 
 impl Handler<FetchCheckin> for Transport {
-    type Result = ResponseFuture<Result<Checkin, TransportError>>;
+    type Result = ResponseActFuture<Self, Result<Checkin, TransportError>>;
 
-    fn handle(&mut self, msg: FetchCheckin, _ctx: &mut Context<Self>) -> Self::Result {
-        let backend = self.backend.clone();
-        Box::pin(async move { backend.check_in(&msg.0).await })
+    fn handle(&mut self, msg: FetchCheckin, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(backend) = guarded(self, ctx, |act, _| act.backend.clone()) else {
+            return Box::pin(fut::ready(Err(TransportError::Stopping)));
+        };
+        Box::pin(
+            async move { backend.check_in(&msg.0).await }
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    let ok = !matches!(result, Err(TransportError::Http(_)));
+                    guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
+                    result
+                }),
+        )
     }
 }
 
@@ -72,8 +122,10 @@ impl Handler<ReportCounters> for Transport {
 
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(Stats {
-            restarts: self.restarts,
-            ..Stats::default()
+            dns_lookups: self.backend.srv_lookups(),
+            ..self.guard.stats()
         })
     }
 }
+
+crate::supervision::arm_fault_handler!(Transport);

@@ -1,1 +1,538 @@
-fn main() {}
+//! Benchmarks of recording events, against the targets of the performance issue.
+//!
+//! ```text
+//! cargo build --release --example loopback_backend
+//! cargo bench --bench record -- [caller|throughput|burst|outage|file|all] [--runs N] [--events N]
+//! ```
+//!
+//! - `caller`: what `Addr<Recorder>::do_send(Record)` costs the calling thread (target: median
+//!   at most 250 ns), with the message built beforehand and with building it in the call.
+//! - `throughput`: events per second from `Record` to counted by a loopback backend in another
+//!   process, zstd on the wire (target: at least 150,000/s).
+//! - `burst`: 100,000 events as fast as possible with the default configuration: none lost,
+//!   peak resident set under 64 MiB.
+//! - `outage`: 1,000,000 events while the backend is down: the queue stays within its limits
+//!   and every event is accounted for (delivered, dropped by cause, or still queued).
+//! - `file`: events per second to a file.
+//!
+//! Each run of each scenario is a fresh process (see `support/harness.rs`), so the peak resident
+//! set read from `/proc/self/status` belongs to that scenario alone. The runtime is built
+//! outside actix, so it runs its actors on its own thread, as in a plain tokio or synchronous
+//! program; the main thread is the application recording events.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/loopback.rs"]
+mod loopback;
+#[path = "support/procfs.rs"]
+mod procfs;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::Addr;
+use actix_telemetry::env::EnvSource;
+use actix_telemetry::{
+    Builder, Flush, GetStats, Record, Recorder, Stats, Telemetry, WaitForCheckin,
+};
+use tokio::runtime::Runtime;
+
+use harness::{Check, Options, Over, Scenario, Target, emit};
+use loopback::LoopbackBackend;
+use procfs::CpuSplit;
+
+const BURST_EVENTS: u64 = 100_000;
+const OUTAGE_EVENTS: u64 = 1_000_000;
+/// The Submitter's default limits (`SubmitterConfig::default`), which the outage must respect.
+const DEFAULT_MAX_QUEUE_EVENTS: f64 = 200_000.0;
+const DEFAULT_MAX_QUEUE_BYTES: f64 = 48.0 * 1024.0 * 1024.0;
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "caller",
+        summary: "caller cost of do_send(Record), File endpoint to /dev/null",
+        run: caller,
+        targets: &[Target {
+            metric: "do_send_prebuilt_p50",
+            check: Check::AtMost(250.0),
+            over: Over::Median,
+        }],
+    },
+    Scenario {
+        name: "throughput",
+        summary: "Record to counted at a loopback backend in another process, zstd",
+        run: throughput,
+        targets: &[
+            Target {
+                metric: "events_per_s",
+                check: Check::AtLeast(150_000.0),
+                over: Over::Median,
+            },
+            Target {
+                metric: "lost",
+                check: Check::Equals(0.0),
+                over: Over::EveryRun,
+            },
+        ],
+    },
+    Scenario {
+        name: "burst",
+        summary: "100,000 events at once, default configuration, loopback backend",
+        run: burst,
+        targets: &[
+            Target {
+                metric: "delivered",
+                check: Check::Equals(BURST_EVENTS as f64),
+                over: Over::EveryRun,
+            },
+            Target {
+                metric: "dropped_total",
+                check: Check::Equals(0.0),
+                over: Over::EveryRun,
+            },
+            Target {
+                metric: "vm_hwm",
+                check: Check::Below(64.0),
+                over: Over::Median,
+            },
+        ],
+    },
+    Scenario {
+        name: "outage",
+        summary: "1,000,000 events while the backend is down, default configuration",
+        run: outage,
+        targets: &[
+            Target {
+                metric: "queue_depth",
+                check: Check::AtMost(DEFAULT_MAX_QUEUE_EVENTS),
+                over: Over::EveryRun,
+            },
+            Target {
+                metric: "queue_bytes",
+                check: Check::AtMost(DEFAULT_MAX_QUEUE_BYTES),
+                over: Over::EveryRun,
+            },
+            Target {
+                metric: "unaccounted",
+                check: Check::Equals(0.0),
+                over: Over::EveryRun,
+            },
+        ],
+    },
+    Scenario {
+        name: "file",
+        summary: "events to a file under the temporary directory",
+        run: file,
+        targets: &[Target {
+            metric: "lost",
+            check: Check::Equals(0.0),
+            over: Over::EveryRun,
+        }],
+    },
+];
+
+fn main() -> ExitCode {
+    harness::main(SCENARIOS)
+}
+
+// ───────────────────────────────────────── helpers ─────────────────────────────────────────
+
+/// The default configuration, except that the environment is a fixed empty set: a
+/// `DETSYS_IDS_TRANSPORT` or `DO_NOT_TRACK` on the machine must not redirect or disable what is
+/// being measured.
+fn start(endpoint: &str) -> Result<Telemetry, String> {
+    Builder::new()
+        .endpoint(endpoint)
+        .env(EnvSource::fixed(Vec::<(String, String)>::new()))
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// A runtime on the calling thread for the few awaits (flush, stats, shutdown); `do_send` itself
+/// needs none.
+fn runtime() -> Result<Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a tokio runtime: {e}"))
+}
+
+/// A typical event: a name and a few properties of the common JSON kinds.
+fn event(i: u64) -> Record {
+    Record::new("bench_event")
+        .property("seq", i)
+        .property("route", "/api/v1/items")
+        .property("status", 200)
+        .property("duration_ms", 12.5)
+}
+
+fn stats(rt: &Runtime, recorder: &Addr<Recorder>) -> Result<Stats, String> {
+    rt.block_on(recorder.send(GetStats))
+        .map_err(|e| format!("GetStats: {e}"))
+}
+
+/// Waits for the first check-in so that its request does not race the measured batches.
+fn wait_for_checkin(rt: &Runtime, recorder: &Addr<Recorder>) -> Result<(), String> {
+    let timeout = Duration::from_secs(10);
+    rt.block_on(recorder.send(WaitForCheckin { timeout }))
+        .map_err(|e| format!("WaitForCheckin: {e}"))?
+        .map(|_| ())
+        .map_err(|e| format!("no check-in: {e}"))
+}
+
+fn record_all(recorder: &Addr<Recorder>, n: u64) -> Duration {
+    let started = Instant::now();
+    for i in 0..n {
+        recorder.do_send(event(i));
+    }
+    started.elapsed()
+}
+
+fn emit_stats(s: &Stats) {
+    emit("accepted", s.accepted as f64, "events");
+    emit("delivered", s.delivered as f64, "events");
+    emit("dropped_total", s.dropped.total() as f64, "events");
+    emit("dropped_overflow", s.dropped.overflow as f64, "events");
+    emit("retries", s.retries as f64, "");
+    emit("batches_delivered", s.batches_delivered as f64, "");
+}
+
+fn emit_cpu(cpu: &CpuSplit) {
+    emit("cpu_caller_thread", cpu.caller, "s");
+    emit("cpu_runtime_thread", cpu.runtime, "s");
+    emit("cpu_other_threads", cpu.other(), "s");
+}
+
+fn emit_peak_memory(baseline_kib: u64) {
+    let peak = procfs::status_kib("VmHWM").unwrap_or(0);
+    emit("vm_hwm", procfs::mib(peak), "MiB");
+    emit(
+        "vm_hwm_over_baseline",
+        procfs::mib(peak.saturating_sub(baseline_kib)),
+        "MiB",
+    );
+}
+
+fn shutdown(rt: &Runtime, telemetry: Telemetry, deadline: Duration) {
+    rt.block_on(telemetry.shutdown(deadline));
+}
+
+// ───────────────────────────────────────── caller ──────────────────────────────────────────
+
+/// Calls timed between two flushes: enough to see the mailbox grow while the pipeline works
+/// concurrently, few enough that each chunk starts from an idle pipeline.
+const CHUNK: usize = 10_000;
+
+fn caller_event(i: usize) -> Record {
+    Record::new("bench_caller").property("i", i as u64)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let index = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[index] as f64
+}
+
+fn emit_distribution(prefix: &str, samples: &mut [u64]) {
+    samples.sort_unstable();
+    for (name, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)] {
+        emit(&format!("{prefix}_{name}"), percentile(samples, p), "ns");
+    }
+}
+
+fn caller(options: &Options) -> Result<(), String> {
+    let telemetry = start("/dev/null")?;
+    let recorder = telemetry.recorder().clone();
+    let rt = runtime()?;
+    let flush = |rt: &Runtime| {
+        rt.block_on(recorder.send(Flush::new()))
+            .map(|_| ())
+            .map_err(|e| format!("Flush: {e}"))
+    };
+    // Warm the allocator, the mailbox and the pipeline so the first chunk is not an outlier.
+    for i in 0..CHUNK {
+        recorder.do_send(caller_event(i));
+    }
+    flush(&rt)?;
+
+    let samples = options.samples;
+    let mut timer = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t0 = Instant::now();
+        timer.push(t0.elapsed().as_nanos() as u64);
+    }
+
+    let mut prebuilt = Vec::with_capacity(samples);
+    let mut built = Vec::with_capacity(samples);
+    let mut untimed = Duration::ZERO;
+    let mut done = 0;
+    // The three variants take turns chunk by chunk, so a disturbance on the machine touches
+    // all of them alike instead of skewing one.
+    while done < samples {
+        let n = CHUNK.min(samples - done);
+
+        let messages: Vec<Record> = (0..n).map(caller_event).collect();
+        for message in messages {
+            let t0 = Instant::now();
+            recorder.do_send(message);
+            prebuilt.push(t0.elapsed().as_nanos() as u64);
+        }
+        flush(&rt)?;
+
+        // The same calls without a clock read around each: the mean cost, free of the timer.
+        let messages: Vec<Record> = (0..n).map(caller_event).collect();
+        let t0 = Instant::now();
+        for message in messages {
+            recorder.do_send(message);
+        }
+        untimed += t0.elapsed();
+        flush(&rt)?;
+
+        for i in 0..n {
+            let t0 = Instant::now();
+            recorder.do_send(caller_event(i));
+            built.push(t0.elapsed().as_nanos() as u64);
+        }
+        flush(&rt)?;
+        done += n;
+    }
+
+    emit_distribution("do_send_prebuilt", &mut prebuilt);
+    emit(
+        "do_send_prebuilt_mean_untimed",
+        untimed.as_nanos() as f64 / samples as f64,
+        "ns",
+    );
+    emit_distribution("new_property_do_send", &mut built);
+    timer.sort_unstable();
+    emit("timer_overhead_p50", percentile(&timer, 50.0), "ns");
+    let s = stats(&rt, &recorder)?;
+    emit("dropped_total", s.dropped.total() as f64, "events");
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+// ─────────────────────────────────────── throughput ────────────────────────────────────────
+
+fn throughput(options: &Options) -> Result<(), String> {
+    let n = options.events;
+    let backend = LoopbackBackend::spawn()?;
+    let telemetry = start(backend.url())?;
+    let recorder = telemetry.recorder().clone();
+    let rt = runtime()?;
+    wait_for_checkin(&rt, &recorder)?;
+    let before = backend.stats()?;
+    let backend_cpu0 = backend.cpu_seconds().unwrap_or(0.0);
+    let cpu0 = CpuSplit::now();
+
+    let started = Instant::now();
+    let recording = record_all(&recorder, n);
+    let (received, elapsed) = wait_for_backend(&backend, &rt, &recorder, before.events + n)?;
+    let cpu = CpuSplit::now().since(&cpu0);
+    let backend_cpu = backend.cpu_seconds().unwrap_or(0.0) - backend_cpu0;
+    let elapsed = elapsed.unwrap_or_else(|| started.elapsed());
+
+    let events = received.events - before.events;
+    let wire_bytes = received.body_bytes - before.body_bytes;
+    let seconds = elapsed.as_secs_f64();
+    emit("events_per_s", events as f64 / seconds, "events/s");
+    emit("wire_mb_per_s", wire_bytes as f64 / seconds / 1e6, "MB/s");
+    emit("elapsed", seconds, "s");
+    emit(
+        "record_calls_per_s",
+        n as f64 / recording.as_secs_f64(),
+        "events/s",
+    );
+    emit("wire_bytes_per_event", wire_bytes as f64 / n as f64, "B");
+    emit("requests", (received.requests - before.requests) as f64, "");
+    emit("lost", n.saturating_sub(events) as f64, "events");
+    emit_stats(&stats(&rt, &recorder)?);
+    emit_cpu(&cpu);
+    emit("cpu_backend_process", backend_cpu, "s");
+    emit_peak_memory(0);
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+/// Polls the backend until it has counted `target` events. Returns its last counters and, if
+/// the target was reached, when. Gives up once the runtime has settled short of the target
+/// (events dropped) or nothing has arrived for a long while.
+fn wait_for_backend(
+    backend: &LoopbackBackend,
+    rt: &Runtime,
+    recorder: &Addr<Recorder>,
+    target: u64,
+) -> Result<(loopback::BackendStats, Option<Duration>), String> {
+    let started = Instant::now();
+    let mut last = backend.stats()?;
+    let mut last_progress = Instant::now();
+    loop {
+        let now = backend.stats()?;
+        if now.events >= target {
+            return Ok((now, Some(started.elapsed())));
+        }
+        if now.events != last.events {
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > Duration::from_secs(2) {
+            let s = stats(rt, recorder)?;
+            let settled = s.queue_depth == 0 && s.delivered + s.dropped.total() == s.accepted;
+            if settled || last_progress.elapsed() > Duration::from_secs(60) {
+                eprintln!(
+                    "   the backend stopped at {} of {target} events",
+                    now.events
+                );
+                return Ok((now, None));
+            }
+        }
+        last = now;
+        // Short enough to time the end within 1 % of a multi-second run.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ───────────────────────────────────────── burst ───────────────────────────────────────────
+
+fn burst(_options: &Options) -> Result<(), String> {
+    let backend = LoopbackBackend::spawn()?;
+    // What this executable and its runtime libraries hold before telemetry starts.
+    let baseline = procfs::status_kib("VmHWM").unwrap_or(0);
+    emit("vm_hwm_before_start", procfs::mib(baseline), "MiB");
+    let telemetry = start(backend.url())?;
+    let recorder = telemetry.recorder().clone();
+    let rt = runtime()?;
+    wait_for_checkin(&rt, &recorder)?;
+    let before = backend.stats()?;
+    let cpu0 = CpuSplit::now();
+
+    let started = Instant::now();
+    let recording = record_all(&recorder, BURST_EVENTS);
+    let report = rt
+        .block_on(recorder.send(Flush::new()))
+        .map_err(|e| format!("Flush: {e}"))?;
+    let elapsed = started.elapsed();
+    let cpu = CpuSplit::now().since(&cpu0);
+
+    emit("record_time", recording.as_secs_f64() * 1e3, "ms");
+    emit("record_to_flushed", elapsed.as_secs_f64() * 1e3, "ms");
+    emit("flush_report_delivered", report.delivered as f64, "events");
+    let received = backend.stats()?.events - before.events;
+    emit("backend_received", received as f64, "events");
+    emit_stats(&stats(&rt, &recorder)?);
+    emit_cpu(&cpu);
+    emit_peak_memory(baseline);
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+// ───────────────────────────────────────── outage ──────────────────────────────────────────
+
+fn outage(_options: &Options) -> Result<(), String> {
+    let baseline = procfs::status_kib("VmHWM").unwrap_or(0);
+    let telemetry = start(&loopback::closed_port_url()?)?;
+    let recorder = telemetry.recorder().clone();
+    let rt = runtime()?;
+    let cpu0 = CpuSplit::now();
+
+    let recording = record_all(&recorder, OUTAGE_EVENTS);
+    let settle_started = Instant::now();
+    let mut previous: Option<Stats> = None;
+    // Settled: every accepted event has reached the Submitter (delivered, dropped or held), and
+    // what it holds did not change over the last poll.
+    let settled = loop {
+        let s = stats(&rt, &recorder)?;
+        let arrived = s.delivered + s.dropped.total() + s.queue_depth;
+        let steady = previous.is_some_and(|p| {
+            p.queue_depth == s.queue_depth && p.dropped.total() == s.dropped.total()
+        });
+        if s.accepted == OUTAGE_EVENTS && arrived == s.accepted && steady {
+            break s;
+        }
+        if settle_started.elapsed() > Duration::from_secs(300) {
+            eprintln!("   the pipeline did not settle within 300 s; reporting as it is");
+            break s;
+        }
+        previous = Some(s);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let cpu = CpuSplit::now().since(&cpu0);
+
+    emit("record_time", recording.as_secs_f64(), "s");
+    emit("settle_time", settle_started.elapsed().as_secs_f64(), "s");
+    emit("queue_depth", settled.queue_depth as f64, "events");
+    emit("queue_depth_limit", DEFAULT_MAX_QUEUE_EVENTS, "events");
+    emit("queue_bytes", settled.queue_bytes as f64, "B");
+    emit("queue_bytes_limit", DEFAULT_MAX_QUEUE_BYTES, "B");
+    emit_stats(&settled);
+    emit(
+        "dropped_retries_exhausted",
+        settled.dropped.retries_exhausted as f64,
+        "events",
+    );
+    let unaccounted = settled.accepted as i128
+        - (settled.delivered + settled.dropped.total() + settled.queue_depth) as i128;
+    emit("unaccounted", unaccounted as f64, "events");
+    emit_cpu(&cpu);
+    emit_peak_memory(baseline);
+    // A short deadline: nothing can be delivered, so what is held is dropped and counted.
+    shutdown(&rt, telemetry, Duration::from_millis(500));
+    Ok(())
+}
+
+// ────────────────────────────────────────── file ───────────────────────────────────────────
+
+/// Removes the file when the scenario ends, however it ends.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn file(options: &Options) -> Result<(), String> {
+    let n = options.events;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let path = std::env::temp_dir().join(format!(
+        "actix-telemetry-bench-{}-{nanos}.jsonl",
+        std::process::id()
+    ));
+    let temp = TempFile(path);
+    let endpoint = temp.0.to_str().ok_or("the temporary path is not UTF-8")?;
+    let telemetry = start(endpoint)?;
+    let recorder = telemetry.recorder().clone();
+    let rt = runtime()?;
+    let cpu0 = CpuSplit::now();
+
+    let started = Instant::now();
+    let recording = record_all(&recorder, n);
+    let report = rt
+        .block_on(recorder.send(Flush::new()))
+        .map_err(|e| format!("Flush: {e}"))?;
+    let elapsed = started.elapsed();
+    let cpu = CpuSplit::now().since(&cpu0);
+    let bytes = std::fs::metadata(&temp.0)
+        .map_err(|e| format!("reading {}: {e}", temp.0.display()))?
+        .len();
+
+    let seconds = elapsed.as_secs_f64();
+    emit("events_per_s", n as f64 / seconds, "events/s");
+    emit("mb_per_s", bytes as f64 / seconds / 1e6, "MB/s");
+    emit("bytes_written", bytes as f64, "B");
+    emit("bytes_per_event", bytes as f64 / n as f64, "B");
+    emit(
+        "record_calls_per_s",
+        n as f64 / recording.as_secs_f64(),
+        "events/s",
+    );
+    emit("flush_report_delivered", report.delivered as f64, "events");
+    let s = stats(&rt, &recorder)?;
+    emit("lost", n.saturating_sub(s.delivered) as f64, "events");
+    emit_stats(&s);
+    emit_cpu(&cpu);
+    emit_peak_memory(0);
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    drop(temp);
+    Ok(())
+}

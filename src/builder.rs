@@ -16,7 +16,7 @@ use crate::messages::Shutdown;
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, start};
 use crate::stats::ShutdownReport;
-use crate::transport::{Backend, Endpoint, HttpSettings};
+use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
 
 /// How long a shutdown started by dropping the [`Telemetry`] handle may take.
 const DROP_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
@@ -36,6 +36,7 @@ const DROP_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct Builder {
     endpoint: Option<String>,
+    srv: SrvSettings,
     env: EnvSource,
     env_prefix: String,
     ids: ExplicitIds,
@@ -54,6 +55,7 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             endpoint: None,
+            srv: SrvSettings::default(),
             env: EnvSource::Process,
             env_prefix: "DETSYS".into(),
             ids: ExplicitIds::default(),
@@ -79,9 +81,17 @@ impl Builder {
 
     /// Where events go: `file:///path` (or a plain path; `file:///dev/stdout` prints them) or
     /// `http(s)://host[:port]`. The `{PREFIX}_IDS_TRANSPORT` variable, when set, wins, so an
-    /// operator can redirect telemetry without a rebuild.
+    /// operator can redirect telemetry without a rebuild. With neither, backends are discovered
+    /// through DNS SRV records (see [`Builder::srv`]).
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// How to discover backends through DNS SRV records when no endpoint is configured (the
+    /// default record, suffixes and fallback URL are the reference client's).
+    pub fn srv(mut self, settings: SrvSettings) -> Self {
+        self.srv = settings;
         self
     }
 
@@ -294,15 +304,15 @@ impl Builder {
             return Ok(Telemetry::new(recorder, None, None));
         }
 
-        let endpoint_text = self
+        let endpoint = match self
             .env
             .get(&names.transport)
             .filter(|v| !v.trim().is_empty())
             .or_else(|| self.endpoint.clone())
-            .ok_or_else(|| BuildError::NoEndpoint {
-                variable: names.transport.clone(),
-            })?;
-        let endpoint = Endpoint::parse(&endpoint_text)?;
+        {
+            Some(text) => Endpoint::parse(&text)?,
+            None => Endpoint::Srv(self.srv.clone()),
+        };
         let checkin_file = self
             .env
             .get(&names.checkin_file)

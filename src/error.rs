@@ -22,14 +22,6 @@ pub enum BuildError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// No endpoint was configured and none was found in the environment.
-    #[error(
-        "no endpoint configured: set one with Builder::endpoint or the {variable} variable (file:///dev/stdout prints events)"
-    )]
-    NoEndpoint {
-        /// The environment variable that was consulted.
-        variable: String,
-    },
     /// The HTTP client could not be created.
     #[error("cannot create the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),

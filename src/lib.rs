@@ -61,6 +61,7 @@ mod retry_delay;
 mod runtime;
 pub mod snapshot;
 mod stats;
+mod supervision;
 mod timestamp;
 pub mod transport;
 
@@ -70,6 +71,8 @@ pub use builder::{Builder, Telemetry};
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
 pub use error::{BuildError, WaitForCheckinError};
 pub use features::{Feature, FeatureSet, Flag};
+#[cfg(feature = "fault-injection")]
+pub use messages::InjectFault;
 pub use messages::{
     AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetStats,
     GetVariant, Identify, IsEnabled, Record, RefreshConfiguration, Reset, SetFact,
@@ -77,4 +80,7 @@ pub use messages::{
 };
 pub use retry_delay::BackoffPolicy;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};
-pub use transport::{Endpoint, TransportError};
+#[cfg(feature = "fault-injection")]
+pub use supervision::Fault;
+pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
+pub use transport::{Endpoint, SrvSettings, TransportError};

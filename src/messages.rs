@@ -427,3 +427,20 @@ pub(crate) struct RefreshNow;
 #[derive(Debug, Message)]
 #[rtype(result = "Stats")]
 pub(crate) struct ReportCounters;
+
+/// Makes `actor` panic or stop on its next message, to test supervision.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "()")]
+pub struct InjectFault {
+    /// The actor to hit.
+    pub actor: crate::supervision::ActorKind,
+    /// What happens to it.
+    pub fault: crate::supervision::Fault,
+}
+
+/// Recorder → any actor: arm a fault for the next message.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ArmFault(pub crate::supervision::Fault);

@@ -64,6 +64,12 @@ pub struct Stats {
     pub batches_delivered: u64,
     /// Actor restarts by their supervisors.
     pub restarts: u64,
+    /// Panics caught in actor handlers.
+    pub panics: u64,
+    /// Actors whose restart budget ran out: they keep running, without restarts.
+    pub degraded: crate::supervision::ActorSet,
+    /// DNS SRV lookups sent by discovery.
+    pub dns_lookups: u64,
     /// Events held by the Submitter (queued, waiting for a retry, or in flight).
     pub queue_depth: u64,
     /// Approximate memory held by those events, in bytes.
@@ -108,6 +114,9 @@ impl Stats {
         self.retries += other.retries;
         self.batches_delivered += other.batches_delivered;
         self.restarts += other.restarts;
+        self.panics += other.panics;
+        self.degraded = self.degraded.union(other.degraded);
+        self.dns_lookups += other.dns_lookups;
         self.queue_depth += other.queue_depth;
         self.queue_bytes += other.queue_bytes;
         self.checkins += other.checkins;

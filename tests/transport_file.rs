@@ -93,16 +93,31 @@ fn an_endpoint_that_cannot_be_opened_fails_the_build() {
 }
 
 #[test]
-fn no_endpoint_is_a_clear_error() {
+fn no_endpoint_means_srv_discovery() {
     support::init_tracing();
-    let err = actix_telemetry::Builder::new()
+    // Loopback only: a name server and a fallback that nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let settings = actix_telemetry::SrvSettings {
+        name_server: Some(closed),
+        fallback: url::Url::parse(&format!("http://{closed}")).unwrap(),
+        ..actix_telemetry::SrvSettings::default()
+    };
+    let telemetry = actix_telemetry::Builder::new()
         .env(actix_telemetry::env::EnvSource::fixed(Vec::<(
             String,
             String,
         )>::new()))
+        .srv(settings.clone())
         .build()
-        .unwrap_err();
-    assert!(err.to_string().contains("DETSYS_IDS_TRANSPORT"), "{err}");
+        .unwrap();
+    assert_eq!(telemetry.endpoint(), Some(&Endpoint::Srv(settings)));
+    assert_eq!(
+        actix_telemetry::SrvSettings::default().record,
+        "_detsys_ids._tcp.install.determinate.systems."
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

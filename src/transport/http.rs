@@ -30,14 +30,34 @@ pub(crate) struct HttpSettings {
     pub user_agent: String,
 }
 
-#[derive(Clone, Debug)]
-pub(crate) struct HttpBackend {
+/// An HTTP client for the "ids" protocol that can talk to any base URL: the plain HTTP backend
+/// uses one, SRV discovery uses one for all its targets.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
     client: reqwest::Client,
-    checkin_url: Url,
-    events_url: Url,
     settings: HttpSettings,
+    resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
     // Learned from check-ins and 415 answers; shared by clones serving concurrent batches.
     zstd: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("settings", &self.settings)
+            .field("zstd", &self.zstd)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `/check-in` URL on `base` (its own path and query are replaced).
+pub(crate) fn checkin_url(base: &Url) -> Url {
+    with_path(base, "/check-in")
+}
+
+/// The `/events/batch` URL on `base`.
+pub(crate) fn events_url(base: &Url) -> Url {
+    with_path(base, "/events/batch")
 }
 
 fn with_path(base: &Url, path: &str) -> Url {
@@ -47,28 +67,39 @@ fn with_path(base: &Url, path: &str) -> Url {
     url
 }
 
-fn client(settings: &HttpSettings) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+fn client(
+    settings: &HttpSettings,
+    resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
         .user_agent(settings.user_agent.clone())
         .timeout(settings.request_timeout)
-        .connect_timeout(settings.connect_timeout)
-        .build()
+        .connect_timeout(settings.connect_timeout);
+    if let Some(resolver) = resolver {
+        builder = builder.dns_resolver(resolver);
+    }
+    builder.build()
 }
 
-impl HttpBackend {
-    pub fn new(base: &Url, settings: &HttpSettings) -> Result<Self, BuildError> {
-        Ok(HttpBackend {
-            client: client(settings).map_err(BuildError::HttpClient)?,
-            checkin_url: with_path(base, "/check-in"),
-            events_url: with_path(base, "/events/batch"),
+impl HttpClient {
+    /// A client resolving host names with `resolver` (the system's when `None`).
+    pub fn new(
+        settings: &HttpSettings,
+        resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+    ) -> Result<Self, BuildError> {
+        Ok(HttpClient {
+            client: client(settings, resolver.clone()).map_err(BuildError::HttpClient)?,
             settings: settings.clone(),
+            resolver,
             zstd: Arc::new(AtomicBool::new(true)),
         })
     }
 
+    /// A new client (fresh connection pool) with the same settings and what was learned about
+    /// compression; the current one if a new one cannot be made.
     pub fn rebuilt(&self) -> Self {
-        match client(&self.settings) {
-            Ok(client) => HttpBackend {
+        match client(&self.settings, self.resolver.clone()) {
+            Ok(client) => HttpClient {
                 client,
                 zstd: Arc::new(AtomicBool::new(self.zstd.load(Ordering::Relaxed))),
                 ..self.clone()
@@ -80,7 +111,8 @@ impl HttpBackend {
         }
     }
 
-    pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {
+    /// Posts a batch to `url` (an `/events/batch` URL).
+    pub async fn deliver_to(&self, url: &Url, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {
         loop {
             let compress = self.zstd.load(Ordering::Relaxed);
             let body = match build_body(events.clone(), compress).await {
@@ -94,7 +126,7 @@ impl HttpBackend {
             };
             let mut request = self
                 .client
-                .post(self.events_url.clone())
+                .post(url.clone())
                 .header(CONTENT_TYPE, "application/json");
             if compress {
                 request = request.header(CONTENT_ENCODING, "zstd");
@@ -125,12 +157,18 @@ impl HttpBackend {
         }
     }
 
-    pub async fn check_in(&self, request: &CheckinRequest) -> Result<Checkin, TransportError> {
+    /// Posts a check-in to `url` (a `/check-in` URL).
+    pub async fn check_in_to(
+        &self,
+        url: &Url,
+        request: &CheckinRequest,
+    ) -> Result<Checkin, TransportError> {
+        let body = serde_json::to_vec(request).map_err(TransportError::Encode)?;
         let response = self
             .client
-            .post(self.checkin_url.clone())
+            .post(url.clone())
             .header(CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(request).unwrap_or_default())
+            .body(body)
             .send()
             .await
             .map_err(TransportError::Http)?;
@@ -144,6 +182,39 @@ impl HttpBackend {
         self.zstd
             .store(checkin.server_options.zstd, Ordering::Relaxed);
         Ok(checkin)
+    }
+}
+
+/// The HTTP backend: one base URL.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpBackend {
+    client: HttpClient,
+    checkin_url: Url,
+    events_url: Url,
+}
+
+impl HttpBackend {
+    pub fn new(base: &Url, settings: &HttpSettings) -> Result<Self, BuildError> {
+        Ok(HttpBackend {
+            client: HttpClient::new(settings, None)?,
+            checkin_url: checkin_url(base),
+            events_url: events_url(base),
+        })
+    }
+
+    pub fn rebuilt(&self) -> Self {
+        HttpBackend {
+            client: self.client.rebuilt(),
+            ..self.clone()
+        }
+    }
+
+    pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {
+        self.client.deliver_to(&self.events_url, events).await
+    }
+
+    pub async fn check_in(&self, request: &CheckinRequest) -> Result<Checkin, TransportError> {
+        self.client.check_in_to(&self.checkin_url, request).await
     }
 }
 

@@ -7,6 +7,7 @@
 mod file;
 mod http;
 mod retry_after;
+mod srv;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,16 +20,21 @@ use crate::error::BuildError;
 use crate::event::EncodedEvent;
 
 pub(crate) use file::FileBackend;
-pub(crate) use http::{HttpBackend, HttpSettings};
+pub(crate) use http::{HttpBackend, HttpClient, HttpSettings};
+pub(crate) use srv::SrvBackend;
+pub use srv::SrvSettings;
 
 /// Where the runtime sends events, parsed from the configured endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Endpoint {
     /// Append one JSON batch per line to this file (`/dev/stdout` works).
     File(PathBuf),
     /// An "ids" protocol backend; the path of the URL is replaced by `/check-in` and
     /// `/events/batch`.
     Http(Url),
+    /// "ids" protocol backends discovered through a DNS SRV record (the default when no
+    /// endpoint is configured).
+    Srv(SrvSettings),
 }
 
 impl Endpoint {
@@ -105,6 +111,9 @@ pub enum TransportError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The check-in request could not be encoded.
+    #[error("cannot encode the check-in request: {0}")]
+    Encode(#[source] serde_json::Error),
     /// A blocking task was cancelled because the runtime is stopping.
     #[error("the transport is stopping")]
     Stopping,
@@ -115,6 +124,7 @@ pub enum TransportError {
 pub(crate) enum Backend {
     File(FileBackend),
     Http(HttpBackend),
+    Srv(SrvBackend),
 }
 
 impl Backend {
@@ -127,6 +137,7 @@ impl Backend {
         match endpoint {
             Endpoint::File(path) => Ok(Backend::File(FileBackend::open(path, checkin_file)?)),
             Endpoint::Http(url) => Ok(Backend::Http(HttpBackend::new(url, http)?)),
+            Endpoint::Srv(settings) => Ok(Backend::Srv(SrvBackend::new(settings, http)?)),
         }
     }
 
@@ -136,6 +147,7 @@ impl Backend {
         match self {
             Backend::File(f) => Backend::File(f.reopened()),
             Backend::Http(h) => Backend::Http(h.rebuilt()),
+            Backend::Srv(s) => Backend::Srv(s.rebuilt()),
         }
     }
 
@@ -143,6 +155,7 @@ impl Backend {
         match self {
             Backend::File(f) => f.deliver(events).await,
             Backend::Http(h) => h.deliver(events).await,
+            Backend::Srv(s) => s.deliver(events).await,
         }
     }
 
@@ -150,6 +163,20 @@ impl Backend {
         match self {
             Backend::File(f) => f.check_in().await,
             Backend::Http(h) => h.check_in(request).await,
+            Backend::Srv(s) => s.check_in(request).await,
+        }
+    }
+
+    /// Whether this backend talks to the network (and so can have a poisoned client).
+    pub fn is_network(&self) -> bool {
+        !matches!(self, Backend::File(_))
+    }
+
+    /// DNS lookups of SRV discovery so far (0 for other backends).
+    pub fn srv_lookups(&self) -> u64 {
+        match self {
+            Backend::Srv(s) => s.lookups(),
+            _ => 0,
         }
     }
 }

@@ -1,0 +1,284 @@
+//! Keeping the actors alive.
+//!
+//! The actix `Supervisor` restarts an actor that stops itself, keeping its struct and mailbox,
+//! but a panic in a handler kills the actor for good and loses its mailbox. So every handler
+//! (and every continuation of an actor future) runs inside [`guarded`]: a panic is caught,
+//! counted, and turned into `ctx.stop()`, which the supervisor answers with a restart. The
+//! message that panicked is the only thing lost; the queued ones are handled after the restart.
+//!
+//! A restart budget stops a crash loop: past [`MAX_RESTARTS`] panic restarts within
+//! [`RESTART_WINDOW`], the actor is no longer restarted. It keeps serving messages (a panic
+//! then costs only the message that caused it), is reported as degraded in
+//! [`Stats::degraded`](crate::Stats), and an error is logged once.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::time::Instant;
+
+/// Panic restarts allowed within [`RESTART_WINDOW`] before an actor is degraded.
+pub const MAX_RESTARTS: usize = 10;
+/// The window of the restart budget.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// One of the six actors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActorKind {
+    /// The Recorder.
+    Recorder,
+    /// The Collator.
+    Collator,
+    /// The SystemSnapshotter.
+    SystemSnapshotter,
+    /// The Submitter.
+    Submitter,
+    /// The Transport.
+    Transport,
+    /// The ConfigurationProxy.
+    ConfigurationProxy,
+}
+
+impl ActorKind {
+    /// All six, in pipeline order.
+    pub const ALL: [ActorKind; 6] = [
+        ActorKind::Recorder,
+        ActorKind::Collator,
+        ActorKind::SystemSnapshotter,
+        ActorKind::Submitter,
+        ActorKind::Transport,
+        ActorKind::ConfigurationProxy,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for ActorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A set of actors (for reporting which are degraded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActorSet(u8);
+
+impl ActorSet {
+    /// Whether `actor` is in the set.
+    pub fn contains(&self, actor: ActorKind) -> bool {
+        self.0 & actor.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// Adds `actor`.
+    pub fn insert(&mut self, actor: ActorKind) {
+        self.0 |= actor.bit();
+    }
+
+    /// Every actor in both sets.
+    pub fn union(self, other: ActorSet) -> ActorSet {
+        ActorSet(self.0 | other.0)
+    }
+
+    /// The actors in the set.
+    pub fn iter(&self) -> impl Iterator<Item = ActorKind> + '_ {
+        ActorKind::ALL.into_iter().filter(|a| self.contains(*a))
+    }
+}
+
+/// A fault to inject into an actor, to test supervision (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Panic when the next message arrives (the message itself is still handled afterwards).
+    Panic,
+    /// Stop itself when the next message arrives, as on a poisoned client: the supervisor
+    /// restarts it and it rebuilds what it owns.
+    Stop,
+}
+
+/// Supervision state every actor carries.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    pub actor: ActorKind,
+    pub restarts: u64,
+    pub panics: u64,
+    pub degraded: bool,
+    recent: VecDeque<Instant>,
+    #[cfg(feature = "fault-injection")]
+    pub armed: Option<Fault>,
+}
+
+impl Guard {
+    pub fn new(actor: ActorKind) -> Self {
+        Guard {
+            actor,
+            restarts: 0,
+            panics: 0,
+            degraded: false,
+            recent: VecDeque::new(),
+            #[cfg(feature = "fault-injection")]
+            armed: None,
+        }
+    }
+
+    /// Counts a restart (called from `Supervised::restarting`).
+    pub fn restarted(&mut self) {
+        self.restarts += 1;
+        tracing::warn!(actor = %self.actor, restarts = self.restarts, "actor restarted by its supervisor");
+    }
+
+    /// The counters this guard contributes to [`Stats`](crate::Stats).
+    pub fn stats(&self) -> crate::Stats {
+        let mut degraded = ActorSet::default();
+        if self.degraded {
+            degraded.insert(self.actor);
+        }
+        crate::Stats {
+            restarts: self.restarts,
+            panics: self.panics,
+            degraded,
+            ..crate::Stats::default()
+        }
+    }
+
+    /// Whether the budget allows one more panic restart now.
+    fn allow_restart(&mut self, now: Instant) -> bool {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= MAX_RESTARTS {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
+    }
+}
+
+/// An actor with a [`Guard`].
+pub(crate) trait Guarded: Actor<Context = Context<Self>> + Supervised {
+    fn guard(&mut self) -> &mut Guard;
+}
+
+/// Runs `f` (a handler body), catching a panic and turning it into a supervised restart.
+/// `None` when `f` panicked.
+pub(crate) fn guarded<A: Guarded, R>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    f: impl FnOnce(&mut A, &mut Context<A>) -> R,
+) -> Option<R> {
+    #[cfg(feature = "fault-injection")]
+    if let Some(fault) = act.guard().armed.take() {
+        inject(act, ctx, fault);
+    }
+    match catch_unwind(AssertUnwindSafe(|| f(act, ctx))) {
+        Ok(result) => Some(result),
+        Err(payload) => {
+            after_panic(act, ctx, payload.as_ref());
+            None
+        }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) {
+    let actor = act.guard().actor;
+    match fault {
+        Fault::Panic => {
+            let Err(payload) = catch_unwind(|| panic!("fault injected into {actor}"));
+            after_panic(act, ctx, payload.as_ref());
+        }
+        Fault::Stop => {
+            tracing::warn!(%actor, "injected stop");
+            ctx.stop();
+        }
+    }
+}
+
+fn after_panic<A: Guarded>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    payload: &(dyn std::any::Any + Send),
+) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    let guard = act.guard();
+    guard.panics += 1;
+    if guard.allow_restart(Instant::now()) {
+        tracing::error!(actor = %guard.actor, panic = %message, "actor panicked; restarting it");
+        ctx.stop();
+    } else if !guard.degraded {
+        guard.degraded = true;
+        tracing::error!(
+            actor = %guard.actor,
+            panic = %message,
+            max_restarts = MAX_RESTARTS,
+            window = ?RESTART_WINDOW,
+            "actor keeps panicking; restart budget exhausted, it now runs degraded without restarts"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_refills_after_the_window() {
+        let mut guard = Guard::new(ActorKind::Collator);
+        let t0 = Instant::now();
+        for _ in 0..MAX_RESTARTS {
+            assert!(guard.allow_restart(t0));
+        }
+        assert!(!guard.allow_restart(t0));
+        assert!(guard.allow_restart(t0 + RESTART_WINDOW + Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn actor_sets() {
+        let mut set = ActorSet::default();
+        assert!(set.is_empty());
+        set.insert(ActorKind::Transport);
+        let both = set.union({
+            let mut s = ActorSet::default();
+            s.insert(ActorKind::Recorder);
+            s
+        });
+        assert_eq!(
+            both.iter().collect::<Vec<_>>(),
+            [ActorKind::Recorder, ActorKind::Transport]
+        );
+        assert!(!set.contains(ActorKind::Recorder));
+    }
+}
+
+/// Implements the `ArmFault` handler (feature `fault-injection`) for an actor with a `guard`
+/// field.
+macro_rules! arm_fault_handler {
+    ($actor:ty) => {
+        #[cfg(feature = "fault-injection")]
+        impl actix::Handler<crate::messages::ArmFault> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, msg: crate::messages::ArmFault, _ctx: &mut actix::Context<Self>) {
+                self.guard.armed = Some(msg.0);
+            }
+        }
+    };
+}
+pub(crate) use arm_fault_handler;
