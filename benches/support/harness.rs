@@ -17,7 +17,7 @@ pub struct Options {
     pub scenarios: Vec<String>,
     /// Repetitions of each scenario; the table reports their median.
     pub runs: usize,
-    /// Events for the `throughput` and `file` scenarios.
+    /// Events for the `throughput`, `paced` and `file` scenarios.
     pub events: u64,
     /// Timed calls per variant in the `caller` scenario.
     pub samples: usize,
@@ -40,9 +40,9 @@ impl Default for Options {
 const USAGE: &str = "\
 usage: cargo bench --bench record -- [SCENARIO...] [--runs N] [--events N] [--samples N]
 
-SCENARIO is one of caller, throughput, burst, outage, file, or all (the default).
+SCENARIO is one of caller, throughput, paced, burst, outage, file, or all (the default).
   --runs N     repetitions of each scenario, each in a fresh process (default 3)
-  --events N   events of the throughput and file scenarios (default 500000)
+  --events N   events of the throughput, paced and file scenarios (default 500000)
   --samples N  timed calls per variant in the caller scenario (default 200000)
 
 The exit status is 0 when every target is met, 2 when one is missed, 1 when a run failed.";
@@ -361,7 +361,7 @@ pub fn number(value: f64) -> String {
         let digits = rounded.unsigned_abs().to_string();
         let mut grouped = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 grouped.push(',');
             }
             grouped.push(c);

@@ -43,7 +43,7 @@ impl Health {
         {
             self.last_good = None;
         }
-        let available = |url: &Url| self.failing.get(url).is_none_or(|f| f.retry_at <= now);
+        let available = |url: &Url| self.available(url, now);
         let mut plan: Vec<Url> = Vec::with_capacity(ordered.len());
         if let Some(good) = &self.last_good
             && available(good)
@@ -56,6 +56,11 @@ impl Health {
             }
         }
         plan
+    }
+
+    /// Whether `url` may be tried now (it is not resting after a failure).
+    pub fn available(&self, url: &Url, now: Instant) -> bool {
+        self.failing.get(url).is_none_or(|f| f.retry_at <= now)
     }
 
     /// Records a failure: the target rests for its next delay.

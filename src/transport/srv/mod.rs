@@ -136,6 +136,12 @@ impl SrvBackend {
         self.discovery.lookups()
     }
 
+    /// Whether `base` may be tried now: the fallback always; a target unless a concurrent
+    /// request saw it fail since the plan was made.
+    fn still_available(&self, base: &Url) -> bool {
+        *base == self.fallback || self.health().available(base, Instant::now())
+    }
+
     /// The base URLs to try, best first, ending with the fallback.
     async fn plan(&self) -> Vec<Url> {
         let targets = self.discovery.targets().await.unwrap_or_default();
@@ -159,6 +165,9 @@ impl SrvBackend {
     pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {
         let mut last = None;
         for base in self.plan().await {
+            if !self.still_available(&base) {
+                continue;
+            }
             let outcome = self
                 .client
                 .deliver_to(&events_url(&base), events.clone())
@@ -182,6 +191,9 @@ impl SrvBackend {
     pub async fn check_in(&self, request: &CheckinRequest) -> Result<Checkin, TransportError> {
         let mut last = None;
         for base in self.plan().await {
+            if !self.still_available(&base) {
+                continue;
+            }
             match self.client.check_in_to(&checkin_url(&base), request).await {
                 Ok(checkin) => {
                     self.health().succeeded(&base);
