@@ -558,6 +558,15 @@ fn outage(_options: &Options) -> Result<(), String> {
         - (settled.delivered + settled.dropped.total() + settled.queue_depth) as i128;
     emit("unaccounted", unaccounted as f64, "events");
     emit_cpu(&cpu);
+    // The backend stays down: later retries must keep failing without growing the queue or
+    // losing track of an event.
+    std::thread::sleep(Duration::from_secs(3));
+    let later = stats(&rt, &recorder)?;
+    emit("retries_3s_later", later.retries as f64, "");
+    emit("queue_depth_3s_later", later.queue_depth as f64, "events");
+    let unaccounted_later = later.accepted as i128
+        - (later.delivered + later.dropped.total() + later.queue_depth) as i128;
+    emit("unaccounted_3s_later", unaccounted_later as f64, "events");
     emit_peak_memory(baseline);
     // A short deadline: nothing can be delivered, so what is held is dropped and counted.
     shutdown(&rt, telemetry, Duration::from_millis(500));

@@ -234,6 +234,22 @@ fn after_panic<A: Guarded>(
     }
 }
 
+/// Implements the `ArmFault` handler (feature `fault-injection`) for an actor with a `guard`
+/// field.
+macro_rules! arm_fault_handler {
+    ($actor:ty) => {
+        #[cfg(feature = "fault-injection")]
+        impl actix::Handler<crate::messages::ArmFault> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, msg: crate::messages::ArmFault, _ctx: &mut actix::Context<Self>) {
+                self.guard.armed = Some(msg.0);
+            }
+        }
+    };
+}
+pub(crate) use arm_fault_handler;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,19 +282,3 @@ mod tests {
         assert!(!set.contains(ActorKind::Recorder));
     }
 }
-
-/// Implements the `ArmFault` handler (feature `fault-injection`) for an actor with a `guard`
-/// field.
-macro_rules! arm_fault_handler {
-    ($actor:ty) => {
-        #[cfg(feature = "fault-injection")]
-        impl actix::Handler<crate::messages::ArmFault> for $actor {
-            type Result = ();
-
-            fn handle(&mut self, msg: crate::messages::ArmFault, _ctx: &mut actix::Context<Self>) {
-                self.guard.armed = Some(msg.0);
-            }
-        }
-    };
-}
-pub(crate) use arm_fault_handler;

@@ -585,6 +585,14 @@ impl Backend {
 
     /// Like [`Backend::shutdown`], but returns only once the listener is closed and every
     /// connection has ended, so the port can be bound again straight away.
+    /// Stops like [`Backend::stop`], then returns every event it acknowledged: nothing can
+    /// arrive between the two.
+    pub async fn stop_and_collect(self) -> Vec<Value> {
+        let shared = self.shared.clone();
+        self.stop().await;
+        shared.lock().events.clone()
+    }
+
     pub async fn stop(self) {
         let Backend { stop, task, .. } = self;
         drop(stop);

@@ -1,0 +1,120 @@
+//! Supervision: a panic in any actor's handler brings the actor back and the pipeline keeps
+//! delivering, without losing queued events; a stop rebuilds what the actor owns; a crash loop
+//! exhausts the restart budget and the actor keeps running, reported as degraded.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use actix_telemetry::{
+    ActorKind, Fault, Flush, GetStats, InjectFault, MAX_RESTARTS, Record, RefreshConfiguration,
+    Telemetry,
+};
+use serde_json::json;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn start(backend: &Backend) -> Telemetry {
+    builder(&backend.url())
+        // A fresh snapshot for every event, so the SystemSnapshotter gets messages too.
+        .snapshot_max_age(Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
+/// Records events `range`, each tagged with its number.
+fn record(telemetry: &Telemetry, range: std::ops::Range<u64>) {
+    for i in range {
+        telemetry
+            .recorder()
+            .do_send(Record::new("supervised").property("seq", i));
+    }
+}
+
+fn delivered_seqs(backend: &Backend) -> BTreeSet<u64> {
+    backend
+        .delivered_events()
+        .iter()
+        .filter(|e| e["name"] == "supervised")
+        .filter_map(|e| e["properties"]["seq"].as_u64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_each_actor_is_survived_and_nothing_queued_is_lost() {
+    for actor in ActorKind::ALL {
+        let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
+        let telemetry = start(&backend).await;
+        let recorder = telemetry.recorder().clone();
+        record(&telemetry, 0..50);
+        recorder.do_send(InjectFault {
+            actor,
+            fault: Fault::Panic,
+        });
+        // Messages for every actor: events (Recorder, Collator, SystemSnapshotter, Submitter),
+        // a check-in (ConfigurationProxy), and a flush that sends a batch (Transport).
+        record(&telemetry, 50..100);
+        recorder.do_send(RefreshConfiguration);
+        let report = recorder.send(Flush::within(WAIT)).await.unwrap();
+        record(&telemetry, 100..150);
+        recorder.send(Flush::within(WAIT)).await.unwrap();
+
+        assert_eq!(
+            delivered_seqs(&backend),
+            (0..150).collect(),
+            "{actor}: {report:?}"
+        );
+        let stats = recorder.send(GetStats).await.unwrap();
+        assert_eq!(stats.panics, 1, "{actor}: {stats:?}");
+        assert_eq!(stats.restarts, 1, "{actor}: {stats:?}");
+        assert!(stats.degraded.is_empty());
+        let report = telemetry.shutdown(WAIT).await;
+        assert_eq!(report.stats.dropped.total(), 0, "{actor}: {report:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_transport_is_rebuilt_and_its_batches_retried() {
+    let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
+    let telemetry = start(&backend).await;
+    let recorder = telemetry.recorder().clone();
+    recorder.do_send(InjectFault {
+        actor: ActorKind::Transport,
+        fault: Fault::Stop,
+    });
+    record(&telemetry, 0..100);
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert_eq!(delivered_seqs(&backend), (0..100).collect());
+    let stats = recorder.send(GetStats).await.unwrap();
+    assert_eq!(stats.restarts, 1, "{stats:?}");
+    assert_eq!(stats.panics, 0);
+    telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_exhausts_the_budget_and_the_actor_runs_degraded() {
+    let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
+    let telemetry = start(&backend).await;
+    let recorder = telemetry.recorder().clone();
+    let loops = MAX_RESTARTS as u64 + 3;
+    for i in 0..loops {
+        recorder.do_send(InjectFault {
+            actor: ActorKind::Collator,
+            fault: Fault::Panic,
+        });
+        record(&telemetry, i..i + 1);
+    }
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    let stats = recorder.send(GetStats).await.unwrap();
+    assert_eq!(stats.panics, loops);
+    assert_eq!(stats.restarts, MAX_RESTARTS as u64, "{stats:?}");
+    assert!(stats.degraded.contains(ActorKind::Collator));
+    assert_eq!(stats.degraded.iter().count(), 1);
+    // Still delivering, every event.
+    record(&telemetry, loops..loops + 10);
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert_eq!(delivered_seqs(&backend), (0..loops + 10).collect());
+    telemetry.shutdown(WAIT).await;
+}
