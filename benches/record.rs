@@ -26,21 +26,23 @@
 mod harness;
 #[path = "support/loopback.rs"]
 mod loopback;
+#[path = "support/pipeline.rs"]
+mod pipeline;
 #[path = "support/procfs.rs"]
 mod procfs;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix::Addr;
-use actix_telemetry::env::EnvSource;
-use actix_telemetry::{
-    Builder, Flush, GetStats, Record, Recorder, Stats, Telemetry, WaitForCheckin,
-};
+use actix_telemetry::{Flush, Record, Stats};
 use tokio::runtime::Runtime;
 
 use harness::{Check, Options, Over, Scenario, Target, emit};
 use loopback::LoopbackBackend;
+use pipeline::{
+    TempFile, emit_cpu, emit_distribution, emit_peak_memory, emit_stats, event, record_all,
+    runtime, shutdown, start, stats, wait_for_backend, wait_for_checkin,
+};
 use procfs::CpuSplit;
 
 const BURST_EVENTS: u64 = 100_000;
@@ -147,88 +149,6 @@ fn main() -> ExitCode {
     harness::main(SCENARIOS)
 }
 
-// ───────────────────────────────────────── helpers ─────────────────────────────────────────
-
-/// The default configuration, except that the environment is a fixed empty set: a
-/// `DETSYS_IDS_TRANSPORT` or `DO_NOT_TRACK` on the machine must not redirect or disable what is
-/// being measured.
-fn start(endpoint: &str) -> Result<Telemetry, String> {
-    Builder::new()
-        .endpoint(endpoint)
-        .env(EnvSource::fixed(Vec::<(String, String)>::new()))
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
-}
-
-/// A runtime on the calling thread for the few awaits (flush, stats, shutdown); `do_send` itself
-/// needs none.
-fn runtime() -> Result<Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a tokio runtime: {e}"))
-}
-
-/// A typical event: a name and a few properties of the common JSON kinds.
-fn event(i: u64) -> Record {
-    Record::new("bench_event")
-        .property("seq", i)
-        .property("route", "/api/v1/items")
-        .property("status", 200)
-        .property("duration_ms", 12.5)
-}
-
-fn stats(rt: &Runtime, recorder: &Addr<Recorder>) -> Result<Stats, String> {
-    rt.block_on(recorder.send(GetStats))
-        .map_err(|e| format!("GetStats: {e}"))
-}
-
-/// Waits for the first check-in so that its request does not race the measured batches.
-fn wait_for_checkin(rt: &Runtime, recorder: &Addr<Recorder>) -> Result<(), String> {
-    let timeout = Duration::from_secs(10);
-    rt.block_on(recorder.send(WaitForCheckin { timeout }))
-        .map_err(|e| format!("WaitForCheckin: {e}"))?
-        .map(|_| ())
-        .map_err(|e| format!("no check-in: {e}"))
-}
-
-fn record_all(recorder: &Addr<Recorder>, n: u64) -> Duration {
-    let started = Instant::now();
-    for i in 0..n {
-        recorder.do_send(event(i));
-    }
-    started.elapsed()
-}
-
-fn emit_stats(s: &Stats) {
-    emit("accepted", s.accepted as f64, "events");
-    emit("delivered", s.delivered as f64, "events");
-    emit("dropped_total", s.dropped.total() as f64, "events");
-    emit("dropped_overflow", s.dropped.overflow as f64, "events");
-    emit("retries", s.retries as f64, "");
-    emit("batches_delivered", s.batches_delivered as f64, "");
-}
-
-fn emit_cpu(cpu: &CpuSplit) {
-    emit("cpu_caller_thread", cpu.caller, "s");
-    emit("cpu_runtime_thread", cpu.runtime, "s");
-    emit("cpu_other_threads", cpu.other(), "s");
-}
-
-fn emit_peak_memory(baseline_kib: u64) {
-    let peak = procfs::status_kib("VmHWM").unwrap_or(0);
-    emit("vm_hwm", procfs::mib(peak), "MiB");
-    emit(
-        "vm_hwm_over_baseline",
-        procfs::mib(peak.saturating_sub(baseline_kib)),
-        "MiB",
-    );
-}
-
-fn shutdown(rt: &Runtime, telemetry: Telemetry, deadline: Duration) {
-    rt.block_on(telemetry.shutdown(deadline));
-}
-
 // ───────────────────────────────────────── caller ──────────────────────────────────────────
 
 /// Calls timed between two flushes: enough to see the mailbox grow while the pipeline works
@@ -237,18 +157,6 @@ const CHUNK: usize = 10_000;
 
 fn caller_event(i: usize) -> Record {
     Record::new("bench_caller").property("i", i as u64)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    let index = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    sorted[index] as f64
-}
-
-fn emit_distribution(prefix: &str, samples: &mut [u64]) {
-    samples.sort_unstable();
-    for (name, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)] {
-        emit(&format!("{prefix}_{name}"), percentile(samples, p), "ns");
-    }
 }
 
 fn caller(options: &Options) -> Result<(), String> {
@@ -367,52 +275,6 @@ fn throughput(options: &Options) -> Result<(), String> {
     emit_peak_memory(0);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())
-}
-
-/// What the backend had counted when polling stopped, and when that count was first seen.
-struct Arrival {
-    stats: loopback::BackendStats,
-    at: Instant,
-}
-
-/// Polls the backend until it has counted `target` events, or until the runtime has settled
-/// short of it (events were dropped) or nothing has arrived for a long while.
-fn wait_for_backend(
-    backend: &LoopbackBackend,
-    rt: &Runtime,
-    recorder: &Addr<Recorder>,
-    target: u64,
-) -> Result<Arrival, String> {
-    let mut last = Arrival {
-        stats: backend.stats()?,
-        at: Instant::now(),
-    };
-    loop {
-        let now = backend.stats()?;
-        if now.events != last.stats.events {
-            last = Arrival {
-                stats: now,
-                at: Instant::now(),
-            };
-        }
-        if now.events >= target {
-            return Ok(last);
-        }
-        let quiet = last.at.elapsed();
-        if quiet > Duration::from_secs(2) {
-            let s = stats(rt, recorder)?;
-            let settled = s.queue_depth == 0 && s.delivered + s.dropped.total() == s.accepted;
-            if settled || quiet > Duration::from_secs(60) {
-                eprintln!(
-                    "   the backend stopped at {} of {target} events",
-                    now.events
-                );
-                return Ok(last);
-            }
-        }
-        // Short enough to time the end within 1 % of a multi-second run.
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 // ───────────────────────────────────────── paced ───────────────────────────────────────────
@@ -574,15 +436,6 @@ fn outage(_options: &Options) -> Result<(), String> {
 }
 
 // ────────────────────────────────────────── file ───────────────────────────────────────────
-
-/// Removes the file when the scenario ends, however it ends.
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn file(options: &Options) -> Result<(), String> {
     let n = options.events;

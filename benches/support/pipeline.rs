@@ -1,0 +1,160 @@
+//! What every scenario does with the runtime: start it with the default configuration, record
+//! events, read its counters and the process's, and report them.
+
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use actix_telemetry::env::EnvSource;
+use actix_telemetry::{Builder, GetStats, Record, Recorder, Stats, Telemetry, WaitForCheckin};
+use tokio::runtime::Runtime;
+
+use crate::harness::emit;
+use crate::loopback::{BackendStats, LoopbackBackend};
+use crate::procfs::{self, CpuSplit};
+
+/// The default configuration, except that the environment is a fixed empty set: a
+/// `DETSYS_IDS_TRANSPORT` or `DO_NOT_TRACK` on the machine must not redirect or disable what is
+/// being measured.
+pub fn start(endpoint: &str) -> Result<Telemetry, String> {
+    Builder::new()
+        .endpoint(endpoint)
+        .env(EnvSource::fixed(Vec::<(String, String)>::new()))
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// A runtime on the calling thread for the few awaits (flush, stats, shutdown); `do_send` itself
+/// needs none.
+pub fn runtime() -> Result<Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a tokio runtime: {e}"))
+}
+
+/// A typical event: a name and a few properties of the common JSON kinds.
+pub fn event(i: u64) -> Record {
+    Record::new("bench_event")
+        .property("seq", i)
+        .property("route", "/api/v1/items")
+        .property("status", 200)
+        .property("duration_ms", 12.5)
+}
+
+pub fn stats(rt: &Runtime, recorder: &Addr<Recorder>) -> Result<Stats, String> {
+    rt.block_on(recorder.send(GetStats))
+        .map_err(|e| format!("GetStats: {e}"))
+}
+
+/// Waits for the first check-in so that its request does not race the measured batches.
+pub fn wait_for_checkin(rt: &Runtime, recorder: &Addr<Recorder>) -> Result<(), String> {
+    let timeout = Duration::from_secs(10);
+    rt.block_on(recorder.send(WaitForCheckin { timeout }))
+        .map_err(|e| format!("WaitForCheckin: {e}"))?
+        .map(|_| ())
+        .map_err(|e| format!("no check-in: {e}"))
+}
+
+pub fn record_all(recorder: &Addr<Recorder>, n: u64) -> Duration {
+    let started = Instant::now();
+    for i in 0..n {
+        recorder.do_send(event(i));
+    }
+    started.elapsed()
+}
+
+pub fn emit_stats(s: &Stats) {
+    emit("accepted", s.accepted as f64, "events");
+    emit("delivered", s.delivered as f64, "events");
+    emit("dropped_total", s.dropped.total() as f64, "events");
+    emit("dropped_overflow", s.dropped.overflow as f64, "events");
+    emit("retries", s.retries as f64, "");
+    emit("batches_delivered", s.batches_delivered as f64, "");
+}
+
+pub fn emit_cpu(cpu: &CpuSplit) {
+    emit("cpu_caller_thread", cpu.caller, "s");
+    emit("cpu_runtime_thread", cpu.runtime, "s");
+    emit("cpu_other_threads", cpu.other(), "s");
+}
+
+pub fn emit_peak_memory(baseline_kib: u64) {
+    let peak = procfs::status_kib("VmHWM").unwrap_or(0);
+    emit("vm_hwm", procfs::mib(peak), "MiB");
+    emit(
+        "vm_hwm_over_baseline",
+        procfs::mib(peak.saturating_sub(baseline_kib)),
+        "MiB",
+    );
+}
+
+pub fn shutdown(rt: &Runtime, telemetry: Telemetry, deadline: Duration) {
+    rt.block_on(telemetry.shutdown(deadline));
+}
+
+pub fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let index = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[index] as f64
+}
+
+pub fn emit_distribution(prefix: &str, samples: &mut [u64]) {
+    samples.sort_unstable();
+    for (name, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)] {
+        emit(&format!("{prefix}_{name}"), percentile(samples, p), "ns");
+    }
+}
+
+/// What the backend had counted when polling stopped, and when that count was first seen.
+pub struct Arrival {
+    pub stats: BackendStats,
+    pub at: Instant,
+}
+
+/// Polls the backend until it has counted `target` events, or until the runtime has settled
+/// short of it (events were dropped) or nothing has arrived for a long while.
+pub fn wait_for_backend(
+    backend: &LoopbackBackend,
+    rt: &Runtime,
+    recorder: &Addr<Recorder>,
+    target: u64,
+) -> Result<Arrival, String> {
+    let mut last = Arrival {
+        stats: backend.stats()?,
+        at: Instant::now(),
+    };
+    loop {
+        let now = backend.stats()?;
+        if now.events != last.stats.events {
+            last = Arrival {
+                stats: now,
+                at: Instant::now(),
+            };
+        }
+        if now.events >= target {
+            return Ok(last);
+        }
+        let quiet = last.at.elapsed();
+        if quiet > Duration::from_secs(2) {
+            let s = stats(rt, recorder)?;
+            let settled = s.queue_depth == 0 && s.delivered + s.dropped.total() == s.accepted;
+            if settled || quiet > Duration::from_secs(60) {
+                eprintln!(
+                    "   the backend stopped at {} of {target} events",
+                    now.events
+                );
+                return Ok(last);
+            }
+        }
+        // Short enough to time the end within 1 % of a multi-second run.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes the file when the scenario ends, however it ends.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
