@@ -345,6 +345,10 @@ impl Collator {
         let mut properties = Map::new();
         properties.insert("$feature_flag".into(), call.flag.into());
         properties.insert("$feature_flag_response".into(), call.response);
+        if let Some(miss) = call.default_used {
+            properties.insert("$feature_flag_default".into(), Value::Bool(true));
+            properties.insert("$feature_flag_default_reason".into(), miss.as_str().into());
+        }
         self.emit_special("$feature_flag_called", properties, call.stamp);
     }
 

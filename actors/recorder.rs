@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
@@ -31,7 +32,7 @@ use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
 use crate::error::WaitForCheckinError;
 use crate::event::RecordedEvent;
-use crate::features::{Feature, FeatureSet};
+use crate::features::{Feature, FeatureSet, Miss};
 use crate::messages::*;
 use crate::stats::{DropCounts, FlushReport, ShutdownReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
@@ -137,13 +138,8 @@ impl Recorder {
         }
     }
 
-    /// Records `$feature_flag_called` for a read of `flag`.
-    fn flag_read(&mut self, flag: &str) {
-        let response = self
-            .features
-            .flag(flag)
-            .map(|f| f.variant.clone())
-            .unwrap_or(Value::Null);
+    /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
+    fn flag_read(&mut self, flag: &str, response: Value, default_used: Option<Miss>) {
         let Some(pipeline) = self.accepting() else {
             return;
         };
@@ -151,6 +147,7 @@ impl Recorder {
         pipeline.collator.do_send(FeatureFlagCalled {
             flag: flag.to_string(),
             response,
+            default_used,
             stamp,
         });
     }
@@ -231,6 +228,24 @@ impl Recorder {
             uuid: stamp.uuid,
             received_at: stamp.received_at,
         }));
+    }
+}
+
+/// The variant a read sees (`null` when there is none), for the evaluation event.
+fn response_of(features: &FeatureSet, target: Option<&str>) -> Value {
+    target
+        .and_then(|t| features.flag(t))
+        .map(|f| f.variant.clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Why a read of `name` (following pointers if asked) has nothing to answer with.
+fn miss(features: &FeatureSet, name: &str, follow: bool) -> Miss {
+    match features.target(name, follow) {
+        None => Miss::PointerCycle,
+        Some(target) if features.invalid().contains_key(target) => Miss::Invalid,
+        Some(target) if features.flag(target).is_none() => Miss::Missing,
+        Some(_) => Miss::WrongType,
     }
 }
 
@@ -370,8 +385,10 @@ impl<T: DeserializeOwned + 'static> Handler<GetVariant<T>> for Recorder {
     fn handle(&mut self, msg: GetVariant<T>, ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(
             guarded(self, ctx, |act, _| {
-                act.flag_read(&msg.name);
-                act.features.variant(&msg.name)
+                let features = act.features.clone();
+                let target = features.target(&msg.name, msg.follow_pointers);
+                act.flag_read(&msg.name, response_of(&features, target), None);
+                target.and_then(|t| features.variant(t))
             })
             .flatten(),
         )
@@ -384,8 +401,10 @@ impl<T: DeserializeOwned + 'static> Handler<GetPayload<T>> for Recorder {
     fn handle(&mut self, msg: GetPayload<T>, ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(
             guarded(self, ctx, |act, _| {
-                act.flag_read(&msg.name);
-                act.features.payload(&msg.name)
+                let features = act.features.clone();
+                let target = features.target(&msg.name, msg.follow_pointers);
+                act.flag_read(&msg.name, response_of(&features, target), None);
+                target.and_then(|t| features.payload(t))
             })
             .flatten(),
         )
@@ -399,8 +418,10 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> Handler<GetFe
 
     fn handle(&mut self, msg: GetFeature<V, P>, ctx: &mut Context<Self>) -> Self::Result {
         let feature: Option<Feature<V, P>> = guarded(self, ctx, |act, _| {
-            act.flag_read(&msg.name);
-            act.features.feature(&msg.name)
+            let features = act.features.clone();
+            let target = features.target(&msg.name, msg.follow_pointers);
+            act.flag_read(&msg.name, response_of(&features, target), None);
+            target.and_then(|t| features.feature(t))
         })
         .flatten();
         MessageResult(feature)
@@ -412,10 +433,64 @@ impl Handler<IsEnabled> for Recorder {
 
     fn handle(&mut self, msg: IsEnabled, ctx: &mut Context<Self>) -> bool {
         guarded(self, ctx, |act, _| {
-            act.flag_read(&msg.name);
-            act.features.is_enabled(&msg.name)
+            let features = act.features.clone();
+            let target = features.target(&msg.name, msg.follow_pointers);
+            act.flag_read(&msg.name, response_of(&features, target), None);
+            target.is_some_and(|t| features.is_enabled(t))
         })
         .unwrap_or(false)
+    }
+}
+
+impl<T: DeserializeOwned + Serialize + 'static> Handler<GetVariantOr<T>> for Recorder {
+    type Result = MessageResult<GetVariantOr<T>>;
+
+    fn handle(&mut self, msg: GetVariantOr<T>, ctx: &mut Context<Self>) -> Self::Result {
+        let GetVariantOr {
+            name,
+            default,
+            follow_pointers,
+        } = msg;
+        let read = guarded(self, ctx, |act, _| {
+            let features = act.features.clone();
+            let target = features.target(&name, follow_pointers);
+            match target.and_then(|t| features.variant::<T>(t)) {
+                Some(value) => {
+                    act.flag_read(&name, response_of(&features, target), None);
+                    Some(value)
+                }
+                None => {
+                    let shown = serde_json::to_value(&default).unwrap_or(Value::Null);
+                    act.flag_read(&name, shown, Some(miss(&features, &name, follow_pointers)));
+                    None
+                }
+            }
+        });
+        MessageResult(read.flatten().unwrap_or(default))
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Handler<GetPayloadOr<T>> for Recorder {
+    type Result = MessageResult<GetPayloadOr<T>>;
+
+    fn handle(&mut self, msg: GetPayloadOr<T>, ctx: &mut Context<Self>) -> Self::Result {
+        let GetPayloadOr {
+            name,
+            default,
+            follow_pointers,
+        } = msg;
+        let read = guarded(self, ctx, |act, _| {
+            let features = act.features.clone();
+            let target = features.target(&name, follow_pointers);
+            let payload = target.and_then(|t| features.payload::<T>(t));
+            // A flag that reads fine but whose payload does not is a payload of the wrong type.
+            let miss = payload
+                .is_none()
+                .then(|| miss(&features, &name, follow_pointers));
+            act.flag_read(&name, response_of(&features, target), miss);
+            payload
+        });
+        MessageResult(read.flatten().unwrap_or(default))
     }
 }
 

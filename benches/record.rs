@@ -40,8 +40,8 @@ use tokio::runtime::Runtime;
 use harness::{Check, Options, Over, Scenario, Target, emit};
 use loopback::LoopbackBackend;
 use pipeline::{
-    TempFile, emit_cpu, emit_distribution, emit_peak_memory, emit_stats, event, record_all,
-    runtime, shutdown, start, stats, wait_for_backend, wait_for_checkin,
+    TempFile, emit_cpu, emit_distribution, emit_peak_memory, emit_stats, event, percentile,
+    record_all, runtime, shutdown, start, stats, wait_for_backend, wait_for_checkin,
 };
 use procfs::CpuSplit;
 

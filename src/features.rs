@@ -37,6 +37,31 @@ pub struct Feature<V, P> {
     pub payload: Option<P>,
 }
 
+/// Why a read fell back to the caller's default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// No such flag.
+    Missing,
+    /// The flag was malformed in the check-in document.
+    Invalid,
+    /// The flag's value is not of the requested type.
+    WrongType,
+    /// Following pointer flags ran into a cycle.
+    PointerCycle,
+}
+
+impl Miss {
+    /// The reason as it appears in `$feature_flag_called` events.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Miss::Missing => "missing",
+            Miss::Invalid => "invalid",
+            Miss::WrongType => "wrong_type",
+            Miss::PointerCycle => "pointer_cycle",
+        }
+    }
+}
+
 /// The flags of one check-in. Malformed flags are kept apart in [`FeatureSet::invalid`] and
 /// never served; the others are unaffected by them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -111,6 +136,51 @@ impl FeatureSet {
         })
     }
 
+    /// The flag a pointer chain starting at `name` ends on: while a flag's payload is a JSON
+    /// string naming another flag of this set, follow it. `None` if `name` is absent, invalid,
+    /// or the chain loops.
+    pub fn resolve(&self, name: &str) -> Option<(&str, &Flag)> {
+        let (mut current, mut flag) = self.flags.get_key_value(name)?;
+        let mut seen = vec![current.as_str()];
+        while let Some(next) = flag
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<String>(p).ok())
+            .and_then(|target| self.flags.get_key_value(target.as_str()))
+        {
+            if seen.contains(&next.0.as_str()) {
+                tracing::warn!(flag = name, chain = ?seen, "pointer flags form a cycle");
+                return None;
+            }
+            seen.push(next.0.as_str());
+            (current, flag) = next;
+        }
+        Some((current.as_str(), flag))
+    }
+
+    /// The name to read for `name`: itself, or where its pointer chain ends when `follow`.
+    /// `None` when following hits a cycle.
+    pub fn target<'a>(&'a self, name: &'a str, follow: bool) -> Option<&'a str> {
+        if follow {
+            self.resolve(name).map(|(target, _)| target)
+        } else {
+            Some(name)
+        }
+    }
+
+    /// Why reading `name` as a `T` variant would fall back to a default, or `None` if it would
+    /// not.
+    pub fn variant_miss<T: DeserializeOwned>(&self, name: &str) -> Option<Miss> {
+        if self.invalid.contains_key(name) {
+            return Some(Miss::Invalid);
+        }
+        let flag = self.flags.get(name)?;
+        match T::deserialize(&flag.variant) {
+            Ok(_) => None,
+            Err(_) => Some(Miss::WrongType),
+        }
+    }
+
     /// Whether `name` is present and on (see [`Flag::is_enabled`]).
     pub fn is_enabled(&self, name: &str) -> bool {
         self.flags.get(name).is_some_and(Flag::is_enabled)
@@ -169,6 +239,36 @@ mod tests {
         assert_eq!(f.payload, None);
         assert_eq!(s.payload::<Value>("str"), Some(json!({"x": 1})));
         assert_eq!(s.variant::<bool>("str"), None);
+    }
+
+    #[test]
+    fn pointers_are_followed_and_cycles_detected() {
+        let mut flags = BTreeMap::new();
+        let mut add = |name: &str, variant: Value, payload: Option<&str>| {
+            flags.insert(
+                name.to_string(),
+                Flag {
+                    variant,
+                    payload: payload.map(String::from),
+                },
+            );
+        };
+        add("ptr", json!("p"), Some("\"mid\""));
+        add("mid", json!("m"), Some("\"end\""));
+        add("end", json!("e"), Some("{\"x\": 1}"));
+        add("dangling", json!("d"), Some("\"nowhere\""));
+        add("loop-a", json!("a"), Some("\"loop-b\""));
+        add("loop-b", json!("b"), Some("\"loop-a\""));
+        add("self", json!("s"), Some("\"self\""));
+        let s = FeatureSet::new(flags, BTreeMap::new());
+        assert_eq!(s.resolve("ptr").map(|(n, _)| n), Some("end"));
+        assert_eq!(s.resolve("end").map(|(n, _)| n), Some("end"));
+        // A payload naming no flag is an ordinary payload.
+        assert_eq!(s.resolve("dangling").map(|(n, _)| n), Some("dangling"));
+        assert_eq!(s.resolve("loop-a"), None);
+        assert_eq!(s.resolve("self"), None);
+        assert_eq!(s.resolve("missing"), None);
+        assert_eq!(s.target("ptr", false), Some("ptr"));
     }
 
     #[test]

@@ -70,13 +70,13 @@ pub use actors::submitter::OverflowPolicy;
 pub use builder::{Builder, Telemetry};
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
 pub use error::{BuildError, WaitForCheckinError};
-pub use features::{Feature, FeatureSet, Flag};
+pub use features::{Feature, FeatureSet, Flag, Miss};
 #[cfg(feature = "fault-injection")]
 pub use messages::InjectFault;
 pub use messages::{
-    AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetStats,
-    GetVariant, Identify, IsEnabled, Record, RefreshConfiguration, Reset, SetFact,
-    SetPersonProperties, Shutdown, SubscribeFeatures, WaitForCheckin,
+    AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetPayloadOr,
+    GetStats, GetVariant, GetVariantOr, Identify, IsEnabled, Record, RefreshConfiguration, Reset,
+    SetFact, SetPersonProperties, Shutdown, SubscribeFeatures, WaitForCheckin,
 };
 pub use retry_delay::BackoffPolicy;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::sync::{oneshot, watch};
@@ -195,6 +196,8 @@ pub struct Shutdown {
 pub struct GetVariant<T: DeserializeOwned + 'static> {
     /// The flag.
     pub name: String,
+    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
+    pub follow_pointers: bool,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -203,8 +206,15 @@ impl<T: DeserializeOwned + 'static> GetVariant<T> {
     pub fn new(name: impl Into<String>) -> Self {
         GetVariant {
             name: name.into(),
+            follow_pointers: false,
             _type: PhantomData,
         }
+    }
+
+    /// Reads the flag a pointer chain starting at `name` ends on.
+    pub fn following_pointers(mut self) -> Self {
+        self.follow_pointers = true;
+        self
     }
 }
 
@@ -214,6 +224,8 @@ impl<T: DeserializeOwned + 'static> GetVariant<T> {
 pub struct GetPayload<T: DeserializeOwned + 'static> {
     /// The flag.
     pub name: String,
+    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
+    pub follow_pointers: bool,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -222,8 +234,15 @@ impl<T: DeserializeOwned + 'static> GetPayload<T> {
     pub fn new(name: impl Into<String>) -> Self {
         GetPayload {
             name: name.into(),
+            follow_pointers: false,
             _type: PhantomData,
         }
+    }
+
+    /// Reads the flag a pointer chain starting at `name` ends on.
+    pub fn following_pointers(mut self) -> Self {
+        self.follow_pointers = true;
+        self
     }
 }
 
@@ -234,6 +253,8 @@ impl<T: DeserializeOwned + 'static> GetPayload<T> {
 pub struct GetFeature<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> {
     /// The flag.
     pub name: String,
+    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
+    pub follow_pointers: bool,
     _type: PhantomData<fn() -> (V, P)>,
 }
 
@@ -242,8 +263,15 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> GetFeature<V,
     pub fn new(name: impl Into<String>) -> Self {
         GetFeature {
             name: name.into(),
+            follow_pointers: false,
             _type: PhantomData,
         }
+    }
+
+    /// Reads the flag a pointer chain starting at `name` ends on.
+    pub fn following_pointers(mut self) -> Self {
+        self.follow_pointers = true;
+        self
     }
 }
 
@@ -253,12 +281,84 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> GetFeature<V,
 pub struct IsEnabled {
     /// The flag.
     pub name: String,
+    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
+    pub follow_pointers: bool,
 }
 
 impl IsEnabled {
     /// Asks about flag `name`.
     pub fn new(name: impl Into<String>) -> Self {
-        IsEnabled { name: name.into() }
+        IsEnabled {
+            name: name.into(),
+            follow_pointers: false,
+        }
+    }
+
+    /// Asks about the flag a pointer chain starting at `name` ends on.
+    pub fn following_pointers(mut self) -> Self {
+        self.follow_pointers = true;
+        self
+    }
+}
+
+/// Reads a flag's variant as `T`, or answers `default` when the flag is missing, malformed, not
+/// a `T`, or its pointer chain loops. The `$feature_flag_called` event then says the default was
+/// used, and why.
+#[derive(Debug, Message)]
+#[rtype(result = "T")]
+pub struct GetVariantOr<T: DeserializeOwned + Serialize + 'static> {
+    /// The flag.
+    pub name: String,
+    /// The answer when the flag cannot be read.
+    pub default: T,
+    /// Follow pointer flags to the flag they end on.
+    pub follow_pointers: bool,
+}
+
+impl<T: DeserializeOwned + Serialize + 'static> GetVariantOr<T> {
+    /// Reads flag `name`, or `default`.
+    pub fn new(name: impl Into<String>, default: T) -> Self {
+        GetVariantOr {
+            name: name.into(),
+            default,
+            follow_pointers: false,
+        }
+    }
+
+    /// Reads the flag a pointer chain starting at `name` ends on.
+    pub fn following_pointers(mut self) -> Self {
+        self.follow_pointers = true;
+        self
+    }
+}
+
+/// Reads a flag's payload as `T`, or answers `default` when the flag or its payload is missing,
+/// malformed or not a `T`; the `$feature_flag_called` event then says the default was used.
+#[derive(Debug, Message)]
+#[rtype(result = "T")]
+pub struct GetPayloadOr<T: DeserializeOwned + 'static> {
+    /// The flag.
+    pub name: String,
+    /// The answer when the payload cannot be read.
+    pub default: T,
+    /// Follow pointer flags to the flag they end on.
+    pub follow_pointers: bool,
+}
+
+impl<T: DeserializeOwned + 'static> GetPayloadOr<T> {
+    /// Reads the payload of flag `name`, or `default`.
+    pub fn new(name: impl Into<String>, default: T) -> Self {
+        GetPayloadOr {
+            name: name.into(),
+            default,
+            follow_pointers: false,
+        }
+    }
+
+    /// Reads the flag a pointer chain starting at `name` ends on.
+    pub fn following_pointers(mut self) -> Self {
+        self.follow_pointers = true;
+        self
     }
 }
 
@@ -355,6 +455,8 @@ pub(crate) struct ChangeIdentity {
 pub(crate) struct FeatureFlagCalled {
     pub flag: String,
     pub response: Value,
+    /// Set when the caller's default was answered, with the reason.
+    pub default_used: Option<crate::features::Miss>,
     pub stamp: Stamp,
 }
 

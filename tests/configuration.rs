@@ -213,3 +213,109 @@ async fn flag_reads_record_deduplicated_evaluation_events() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pointer_flags_and_caller_defaults() {
+    let doc = json!({"options": {
+        "ptr": {"variant": "p", "payload": "\"mid\""},
+        "mid": {"variant": "m", "payload": "\"target\""},
+        "target": {"variant": "t", "payload": "{\"size\": 3}"},
+        "loop-a": {"variant": "a", "payload": "\"loop-b\""},
+        "loop-b": {"variant": "b", "payload": "\"loop-a\""},
+        "broken": {"variant": "x", "payload": 7}
+    }});
+    let backend = Backend::start(Responder::with_checkin(doc)).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    recorder
+        .send(WaitForCheckin { timeout: WAIT })
+        .await
+        .unwrap()
+        .unwrap();
+
+    let plain: Option<String> = recorder.send(GetVariant::new("ptr")).await.unwrap();
+    assert_eq!(plain.as_deref(), Some("p"));
+    let followed: Option<String> = recorder
+        .send(GetVariant::new("ptr").following_pointers())
+        .await
+        .unwrap();
+    assert_eq!(followed.as_deref(), Some("t"));
+    let payload: Option<Value> = recorder
+        .send(GetPayload::new("ptr").following_pointers())
+        .await
+        .unwrap();
+    assert_eq!(payload, Some(json!({"size": 3})));
+    let looped: Option<String> = recorder
+        .send(GetVariant::new("loop-a").following_pointers())
+        .await
+        .unwrap();
+    assert_eq!(looped, None);
+
+    let send_or = |name: &str, follow: bool| {
+        let msg = actix_telemetry::GetVariantOr::new(name, "fallback".to_string());
+        recorder.send(if follow {
+            msg.following_pointers()
+        } else {
+            msg
+        })
+    };
+    assert_eq!(send_or("ptr", true).await.unwrap(), "t");
+    assert_eq!(send_or("missing", false).await.unwrap(), "fallback");
+    assert_eq!(send_or("broken", false).await.unwrap(), "fallback");
+    assert_eq!(send_or("loop-b", true).await.unwrap(), "fallback");
+    let number: u32 = recorder
+        .send(actix_telemetry::GetVariantOr::new("target", 42u32))
+        .await
+        .unwrap();
+    assert_eq!(number, 42);
+    let size: u32 = recorder
+        .send(actix_telemetry::GetPayloadOr::new("nothing", 9u32))
+        .await
+        .unwrap();
+    assert_eq!(size, 9);
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    telemetry.shutdown(WAIT).await;
+
+    let calls: Vec<Value> = backend
+        .delivered_events()
+        .into_iter()
+        .filter(|e| e["name"] == "$feature_flag_called")
+        .map(|e| e["properties"].clone())
+        .collect();
+    let reason_of = |flag: &str, response: Value| {
+        calls
+            .iter()
+            .find(|p| p["$feature_flag"] == flag && p["$feature_flag_response"] == response)
+            .map(|p| {
+                (
+                    p["$feature_flag_default"].clone(),
+                    p["$feature_flag_default_reason"].clone(),
+                )
+            })
+    };
+    assert_eq!(
+        reason_of("missing", json!("fallback")),
+        Some((json!(true), json!("missing")))
+    );
+    assert_eq!(
+        reason_of("broken", json!("fallback")),
+        Some((json!(true), json!("invalid")))
+    );
+    assert_eq!(
+        reason_of("loop-b", json!("fallback")),
+        Some((json!(true), json!("pointer_cycle")))
+    );
+    assert_eq!(
+        reason_of("target", json!(42)),
+        Some((json!(true), json!("wrong_type")))
+    );
+    assert_eq!(
+        reason_of("nothing", Value::Null),
+        Some((json!(true), json!("missing")))
+    );
+    // A read that found its flag says nothing about defaults.
+    assert_eq!(
+        reason_of("ptr", json!("t")),
+        Some((Value::Null, Value::Null))
+    );
+}
