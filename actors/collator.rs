@@ -41,6 +41,7 @@ use crate::messages::{
     FlushRequest, ForwardFlush, IdentityChange, ReportCounters, Stamp, TakeSnapshot,
 };
 use crate::snapshot::SystemSnapshot;
+use crate::state::Saver;
 use crate::stats::{DropCounts, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 
@@ -60,6 +61,8 @@ pub(crate) struct CollatorConfig {
     pub correlation_facts: Map<String, Value>,
     pub max_event_bytes: usize,
     pub snapshot_max_age: Duration,
+    /// Where the identity is kept across runs, if anywhere.
+    pub saver: Option<Saver>,
 }
 
 /// Work that waits its turn behind the events before it.
@@ -295,6 +298,7 @@ impl Collator {
             }
             IdentityChange::Identify(identify) => {
                 self.identity.distinct_id = Some(identify.distinct_id);
+                self.save_identity();
                 self.person_properties
                     .extend(identify.set.iter().map(|(k, v)| (k.clone(), v.clone())));
                 let properties = person_update(identify.set, identify.set_once);
@@ -325,7 +329,14 @@ impl Collator {
                 self.person_properties.clear();
                 self.flag_calls_seen.clear();
                 self.shared = None;
+                self.save_identity();
             }
+        }
+    }
+
+    fn save_identity(&self) {
+        if let Some(saver) = &self.config.saver {
+            saver.save_identity(&self.identity.persisted());
         }
     }
 
@@ -385,6 +396,8 @@ impl Actor for Collator {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Read the host once up front so the first events do not wait for it.
         self.request_snapshot(ctx);
+        // Generated ids are kept, so the next run is the same installation.
+        self.save_identity();
     }
 }
 

@@ -26,6 +26,7 @@ use crate::messages::{
     CheckinCompleted, CheckinIdentity, ConnectRecorder, FeatureFacts, FetchCheckin, RefreshNow,
     ReportCounters,
 };
+use crate::state::Saver;
 use crate::stats::Stats;
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::TransportError;
@@ -40,6 +41,11 @@ pub struct ConfigurationProxy {
     unreported: Option<CheckinCompleted>,
     refresh_interval: Duration,
     current: Arc<FeatureSet>,
+    /// Flags loaded from disk at start, not yet given to the Collator.
+    stale_unsent: bool,
+    saver: Option<Saver>,
+    /// Whether `current` came from this run's check-ins (not from disk).
+    fresh: bool,
     checking_in: bool,
     again_after: bool,
     scheduled: bool,
@@ -54,6 +60,8 @@ impl ConfigurationProxy {
         transport: Addr<Transport>,
         collator: Addr<Collator>,
         refresh_interval: Duration,
+        stale: Option<Arc<FeatureSet>>,
+        saver: Option<Saver>,
     ) -> Self {
         ConfigurationProxy {
             transport,
@@ -61,7 +69,10 @@ impl ConfigurationProxy {
             recorder: None,
             unreported: None,
             refresh_interval,
-            current: Arc::new(FeatureSet::default()),
+            stale_unsent: stale.is_some(),
+            current: stale.unwrap_or_default(),
+            saver,
+            fresh: false,
             checking_in: false,
             again_after: false,
             scheduled: false,
@@ -116,7 +127,20 @@ impl ConfigurationProxy {
     fn apply(&mut self, checkin: Checkin) {
         self.checkins += 1;
         self.invalid_flags += checkin.features.invalid().len() as u64;
-        let features = Arc::new(checkin.features);
+        let first_fresh = !self.fresh;
+        self.fresh = true;
+        let changed = self.publish(checkin.features.clone());
+        if (changed || first_fresh)
+            && let Some(saver) = &self.saver
+        {
+            saver.save_checkin(&checkin);
+        }
+    }
+
+    /// Makes the flags of a successful check-in current: the Collator's feature facts always,
+    /// the Recorder's copy with whether they changed. Returns whether they changed.
+    fn publish(&mut self, features: FeatureSet) -> bool {
+        let features = Arc::new(features);
         let changed = *features != *self.current;
         self.current = features.clone();
         self.collator.do_send(FeatureFacts(features.clone()));
@@ -133,6 +157,7 @@ impl ConfigurationProxy {
                 });
             }
         }
+        changed
     }
 }
 
@@ -143,6 +168,11 @@ impl Actor for ConfigurationProxy {
         // Timers and futures do not survive a restart, so they are (re)made here.
         self.checking_in = false;
         self.scheduled = false;
+        // Flags from the last run (the Recorder got them at construction) reach events at
+        // once, until a check-in of this run replaces them.
+        if std::mem::take(&mut self.stale_unsent) {
+            self.collator.do_send(FeatureFacts(self.current.clone()));
+        }
         self.check_in(ctx);
         ctx.run_interval(self.refresh_interval, |act, ctx| {
             guarded(act, ctx, Self::check_in);

@@ -75,8 +75,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn new(pipeline: Option<Pipeline>, host: Host) -> Self {
-        let features = Arc::new(FeatureSet::default());
+    /// `features` are the flags to serve until the first check-in of this run (the last good
+    /// ones from disk, or none); they do not count as a check-in for `WaitForCheckin`.
+    pub(crate) fn new(pipeline: Option<Pipeline>, host: Host, features: Arc<FeatureSet>) -> Self {
         Recorder {
             pipeline,
             host,

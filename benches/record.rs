@@ -181,6 +181,7 @@ fn caller(options: &Options) -> Result<(), String> {
         timer.push(t0.elapsed().as_nanos() as u64);
     }
 
+    let cpu0 = CpuSplit::now();
     let mut prebuilt = Vec::with_capacity(samples);
     let mut built = Vec::with_capacity(samples);
     let mut untimed = Duration::ZERO;
@@ -216,6 +217,7 @@ fn caller(options: &Options) -> Result<(), String> {
         done += n;
     }
 
+    let cpu = CpuSplit::now().since(&cpu0);
     emit_distribution("do_send_prebuilt", &mut prebuilt);
     emit(
         "do_send_prebuilt_mean_untimed",
@@ -227,6 +229,7 @@ fn caller(options: &Options) -> Result<(), String> {
     emit("timer_overhead_p50", percentile(&timer, 50.0), "ns");
     let s = stats(&rt, &recorder)?;
     emit("dropped_total", s.dropped.total() as f64, "events");
+    emit_cpu(&cpu, 0.0);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())
 }
@@ -270,8 +273,7 @@ fn throughput(options: &Options) -> Result<(), String> {
     emit("requests", (received.requests - before.requests) as f64, "");
     emit("lost", n.saturating_sub(events) as f64, "events");
     emit_stats(&stats(&rt, &recorder)?);
-    emit_cpu(&cpu);
-    emit("cpu_backend_process", backend_cpu, "s");
+    emit_cpu(&cpu, backend_cpu);
     emit_peak_memory(0);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())
@@ -324,8 +326,7 @@ fn paced(options: &Options) -> Result<(), String> {
     emit("elapsed", seconds, "s");
     emit("lost", n.saturating_sub(events) as f64, "events");
     emit_stats(&stats(&rt, &recorder)?);
-    emit_cpu(&cpu);
-    emit("cpu_backend_process", backend_cpu, "s");
+    emit_cpu(&cpu, backend_cpu);
     emit(
         "cpu_per_event_runtime_thread",
         cpu.runtime / n as f64 * 1e9,
@@ -348,6 +349,7 @@ fn burst(_options: &Options) -> Result<(), String> {
     let rt = runtime()?;
     wait_for_checkin(&rt, &recorder)?;
     let before = backend.stats()?;
+    let backend_cpu0 = backend.cpu_seconds().unwrap_or(0.0);
     let cpu0 = CpuSplit::now();
 
     let started = Instant::now();
@@ -358,6 +360,7 @@ fn burst(_options: &Options) -> Result<(), String> {
         .map_err(|e| format!("Flush: {e}"))?;
     let elapsed = started.elapsed();
     let cpu = CpuSplit::now().since(&cpu0);
+    let backend_cpu = backend.cpu_seconds().unwrap_or(0.0) - backend_cpu0;
 
     emit("record_time", recording.as_secs_f64() * 1e3, "ms");
     emit("record_to_flushed", elapsed.as_secs_f64() * 1e3, "ms");
@@ -366,7 +369,7 @@ fn burst(_options: &Options) -> Result<(), String> {
     let received = backend.stats()?.events - before.events;
     emit("backend_received", received as f64, "events");
     emit_stats(&stats(&rt, &recorder)?);
-    emit_cpu(&cpu);
+    emit_cpu(&cpu, backend_cpu);
     emit_peak_memory(baseline);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())
@@ -419,7 +422,7 @@ fn outage(_options: &Options) -> Result<(), String> {
     let unaccounted = settled.accepted as i128
         - (settled.delivered + settled.dropped.total() + settled.queue_depth) as i128;
     emit("unaccounted", unaccounted as f64, "events");
-    emit_cpu(&cpu);
+    emit_cpu(&cpu, 0.0);
     // The backend stays down: later retries must keep failing without growing the queue or
     // losing track of an event.
     std::thread::sleep(Duration::from_secs(3));
@@ -483,7 +486,7 @@ fn file(options: &Options) -> Result<(), String> {
     emit("flush_report_delivered", report.delivered as f64, "events");
     emit("lost", n.saturating_sub(s.delivered) as f64, "events");
     emit_stats(&s);
-    emit_cpu(&cpu);
+    emit_cpu(&cpu, 0.0);
     emit_peak_memory(0);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     drop(temp);

@@ -15,6 +15,7 @@ use crate::identity::{ExplicitIds, Identity};
 use crate::messages::Shutdown;
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, start};
+use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::ShutdownReport;
 use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
 
@@ -48,6 +49,7 @@ pub struct Builder {
     connect_timeout: Duration,
     checkin_interval: Duration,
     user_agent: String,
+    state: StateLocation,
     disabled: bool,
 }
 
@@ -68,6 +70,7 @@ impl Default for Builder {
             connect_timeout: Duration::from_secs(3),
             checkin_interval: Duration::from_secs(300),
             user_agent: format!("{LIB_NAME}/{LIB_VERSION}"),
+            state: StateLocation::Default,
             disabled: false,
         }
     }
@@ -240,6 +243,19 @@ impl Builder {
         self
     }
 
+    /// Where the last good check-in and the identity are kept across runs (default: the XDG
+    /// state directory, `$XDG_STATE_HOME/actix-telemetry/<prefix>`; `StateLocation::Disabled`
+    /// keeps nothing on disk).
+    pub fn state(mut self, location: StateLocation) -> Self {
+        self.state = location;
+        self
+    }
+
+    /// Keeps state in `dir`.
+    pub fn state_dir(self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state(StateLocation::At(dir.into()))
+    }
+
     /// Turns telemetry off regardless of the environment.
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
@@ -337,7 +353,11 @@ impl Builder {
                 (Correlation::default(), Some(error))
             }
         };
-        let identity = Identity::resolve(&self.ids, &correlation);
+        let state = StateDir::resolve(&self.state, &self.env, &self.env_prefix);
+        let saved_identity = state.as_ref().and_then(StateDir::load_identity);
+        let stale_checkin = state.as_ref().and_then(StateDir::load_checkin);
+        let identity = Identity::resolve(&self.ids, saved_identity.as_ref(), &correlation);
+        let saver = state.map(Saver::new);
         let parts = PipelineParts {
             backend,
             submitter: self.submitter,
@@ -347,8 +367,11 @@ impl Builder {
                 correlation_facts: correlation.properties,
                 max_event_bytes: self.max_event_bytes,
                 snapshot_max_age: self.snapshot_max_age,
+                saver: saver.clone(),
             },
             checkin_interval: self.checkin_interval,
+            stale_checkin,
+            saver,
             env: self.env,
             names,
         };

@@ -45,6 +45,37 @@ pub struct Checkin {
     pub features: FeatureSet,
 }
 
+impl Checkin {
+    /// The check-in as a document [`parse_checkin`] reads back (malformed flags, which were
+    /// never served, are left out).
+    pub fn to_document(&self) -> Vec<u8> {
+        let options: Map<String, Value> = self
+            .features
+            .flags()
+            .iter()
+            .map(|(name, flag)| {
+                let mut entry = Map::new();
+                entry.insert("variant".into(), flag.variant.clone());
+                if let Some(payload) = &flag.payload {
+                    entry.insert("payload".into(), Value::String(payload.clone()));
+                }
+                (name.clone(), Value::Object(entry))
+            })
+            .collect();
+        let algorithms: Vec<&str> = if self.server_options.zstd {
+            vec!["zstd", "identity"]
+        } else {
+            vec!["identity"]
+        };
+        serde_json::json!({
+            "server_options": {"compression_algorithms": algorithms},
+            "options": options,
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
 /// Why a check-in document was not accepted as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckinDocumentError {

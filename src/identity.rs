@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::correlation::Correlation;
+use crate::state::PersistedIdentity;
 
 /// The ids and groups the Collator stamps on events.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,30 +30,49 @@ pub(crate) struct ExplicitIds {
 }
 
 impl Identity {
-    /// Explicit ids win over correlation ids, which win over generated ones; `$session_id`
-    /// comes from the correlation when it has one; correlation groups are merged into the
-    /// builder's (the correlation wins for the same group type).
-    pub fn resolve(explicit: &ExplicitIds, correlation: &Correlation) -> Identity {
-        let mut groups = explicit.groups.clone();
+    /// Explicit ids win over saved ids, which win over correlation ids, which win over
+    /// generated ones; `$session_id` comes from the correlation when it has one; groups are
+    /// merged, saved < builder < correlation for the same group type.
+    pub fn resolve(
+        explicit: &ExplicitIds,
+        saved: Option<&PersistedIdentity>,
+        correlation: &Correlation,
+    ) -> Identity {
+        let saved = saved.cloned().unwrap_or_default();
+        let mut groups = saved.groups;
+        groups.extend(explicit.groups.clone());
         groups.extend(correlation.groups.clone());
         Identity {
             distinct_id: explicit
                 .distinct_id
                 .clone()
+                .or(saved.distinct_id)
                 .or_else(|| correlation.distinct_id.clone()),
             anon_distinct_id: explicit
                 .anon_distinct_id
                 .clone()
+                .or(saved.anon_distinct_id)
                 .or_else(|| correlation.anon_distinct_id.clone())
                 .unwrap_or_else(new_id),
             device_id: explicit
                 .device_id
                 .clone()
+                .or(saved.device_id)
                 .or_else(|| correlation.device_id.clone())
                 .unwrap_or_else(|| format!("DIDS-DEV-{}", new_id())),
             session_id: correlation.session_id.clone().unwrap_or_else(new_id),
             window_id: correlation.window_id.clone(),
             groups,
+        }
+    }
+
+    /// What is saved across runs.
+    pub fn persisted(&self) -> PersistedIdentity {
+        PersistedIdentity {
+            anon_distinct_id: Some(self.anon_distinct_id.clone()),
+            device_id: Some(self.device_id.clone()),
+            distinct_id: self.distinct_id.clone(),
+            groups: self.groups.clone(),
         }
     }
 
@@ -89,7 +109,7 @@ mod tests {
                 ("team".into(), "b-team".into()),
             ]),
         };
-        let id = Identity::resolve(&explicit, &correlation);
+        let id = Identity::resolve(&explicit, None, &correlation);
         assert_eq!(id.distinct_id.as_deref(), Some("b-user"));
         assert_eq!(id.anon_distinct_id, "c-anon");
         assert_eq!(id.device_id, "c-dev");
@@ -100,8 +120,30 @@ mod tests {
     }
 
     #[test]
+    fn saved_ids_sit_between_explicit_and_correlation() {
+        let correlation =
+            Correlation::parse(r#"{"distinct_id":"c-user","$anon_distinct_id":"c-anon"}"#).unwrap();
+        let saved = PersistedIdentity {
+            anon_distinct_id: Some("s-anon".into()),
+            device_id: Some("s-dev".into()),
+            distinct_id: Some("s-user".into()),
+            groups: BTreeMap::from([("org".into(), "s-org".into())]),
+        };
+        let explicit = ExplicitIds {
+            device_id: Some("b-dev".into()),
+            ..ExplicitIds::default()
+        };
+        let id = Identity::resolve(&explicit, Some(&saved), &correlation);
+        assert_eq!(id.distinct_id.as_deref(), Some("s-user"));
+        assert_eq!(id.anon_distinct_id, "s-anon");
+        assert_eq!(id.device_id, "b-dev");
+        assert_eq!(id.groups["org"], "s-org");
+        assert_eq!(id.persisted().device_id.as_deref(), Some("b-dev"));
+    }
+
+    #[test]
     fn generated_when_nothing_given() {
-        let id = Identity::resolve(&ExplicitIds::default(), &Correlation::default());
+        let id = Identity::resolve(&ExplicitIds::default(), None, &Correlation::default());
         assert_eq!(id.distinct_id, None);
         assert_eq!(id.effective_distinct_id(), id.anon_distinct_id);
         assert!(id.device_id.starts_with("DIDS-DEV-"));

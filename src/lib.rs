@@ -60,6 +60,7 @@ mod messages;
 mod retry_delay;
 mod runtime;
 pub mod snapshot;
+mod state;
 mod stats;
 mod supervision;
 mod timestamp;
@@ -79,6 +80,7 @@ pub use messages::{
     SetFact, SetPersonProperties, Shutdown, SubscribeFeatures, WaitForCheckin,
 };
 pub use retry_delay::BackoffPolicy;
+pub use state::StateLocation;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};
 #[cfg(feature = "fault-injection")]
 pub use supervision::Fault;

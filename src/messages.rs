@@ -511,7 +511,7 @@ pub(crate) struct FeatureFacts(pub Arc<FeatureSet>);
 #[rtype(result = "()")]
 pub(crate) struct CheckinCompleted {
     pub features: Arc<FeatureSet>,
-    /// Whether the flags differ from the previous ones.
+    /// Whether the flags differ from the previous ones (including flags loaded from disk).
     pub changed: bool,
 }
 

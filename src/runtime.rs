@@ -24,6 +24,8 @@ pub(crate) struct PipelineParts {
     pub submitter: SubmitterConfig,
     pub collator: CollatorConfig,
     pub checkin_interval: std::time::Duration,
+    pub stale_checkin: Option<crate::checkin::Checkin>,
+    pub saver: Option<crate::state::Saver>,
     pub env: EnvSource,
     pub names: EnvNames,
 }
@@ -58,7 +60,7 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
     let (arbiter, host) = telemetry_arbiter()?;
     let Some(parts) = parts else {
         return Ok(Supervisor::start_in_arbiter(&arbiter, move |_| {
-            Recorder::new(None, host)
+            Recorder::new(None, host, Default::default())
         }));
     };
     let backend = parts.backend;
@@ -76,8 +78,12 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
     let collator =
         Supervisor::start_in_arbiter(&arbiter, move |_| Collator::new(collator_config, s, ss));
     let (t, c, interval) = (transport.clone(), collator.clone(), parts.checkin_interval);
-    let configuration =
-        Supervisor::start_in_arbiter(&arbiter, move |_| ConfigurationProxy::new(t, c, interval));
+    let stale = parts.stale_checkin.map(|c| std::sync::Arc::new(c.features));
+    let initial_flags = stale.clone().unwrap_or_default();
+    let saver = parts.saver;
+    let configuration = Supervisor::start_in_arbiter(&arbiter, move |_| {
+        ConfigurationProxy::new(t, c, interval, stale, saver)
+    });
     let pipeline = Pipeline {
         collator,
         submitter,
@@ -85,8 +91,9 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
         transport,
         snapshotter,
     };
-    let recorder =
-        Supervisor::start_in_arbiter(&arbiter, move |_| Recorder::new(Some(pipeline), host));
+    let recorder = Supervisor::start_in_arbiter(&arbiter, move |_| {
+        Recorder::new(Some(pipeline), host, initial_flags)
+    });
     configuration.do_send(ConnectRecorder(recorder.clone().recipient()));
     Ok(recorder)
 }

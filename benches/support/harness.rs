@@ -193,6 +193,7 @@ fn drive(scenarios: &[Scenario], options: &Options) -> ExitCode {
         let mut runs: Vec<Option<Vec<Metric>>> = Vec::new();
         for run in 1..=options.runs {
             eprintln!("-- {name}: run {run} of {}", options.runs);
+            wait_for_quiet_machine();
             match run_child(name, options) {
                 Ok(metrics) => {
                     for target in scenario.targets {
@@ -237,6 +238,33 @@ fn drive(scenarios: &[Scenario], options: &Options) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// On a shared machine, waits (up to two minutes) for a second in which other processes use
+/// less than a fifth of one CPU, so that a run does not start in the middle of someone else's
+/// build. Each run still reports what the rest of the machine used while it was measuring.
+fn wait_for_quiet_machine() {
+    let started = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(120);
+    loop {
+        let before = procfs::machine_busy_seconds();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let busy = match (before, procfs::machine_busy_seconds()) {
+            (Some(before), Some(after)) => after - before,
+            _ => return,
+        };
+        if busy < 0.2 {
+            break;
+        }
+        if started.elapsed() > limit {
+            eprintln!("   the machine stayed busy ({busy:.2} CPU-s/s); running anyway");
+            return;
+        }
+    }
+    let waited = started.elapsed().as_secs();
+    if waited > 1 {
+        eprintln!("   waited {waited} s for other work on the machine to finish");
     }
 }
 

@@ -72,10 +72,20 @@ pub fn emit_stats(s: &Stats) {
     emit("batches_delivered", s.batches_delivered as f64, "");
 }
 
-pub fn emit_cpu(cpu: &CpuSplit) {
+/// Where the CPU time of the measured phase went; `backend_seconds` is the backend process's
+/// share, zero when there is none.
+pub fn emit_cpu(cpu: &CpuSplit, backend_seconds: f64) {
     emit("cpu_caller_thread", cpu.caller, "s");
     emit("cpu_runtime_thread", cpu.runtime, "s");
     emit("cpu_other_threads", cpu.other(), "s");
+    if backend_seconds > 0.0 {
+        emit("cpu_backend_process", backend_seconds, "s");
+    }
+    emit(
+        "cpu_elsewhere_on_machine",
+        cpu.elsewhere(backend_seconds),
+        "s",
+    );
 }
 
 pub fn emit_peak_memory(baseline_kib: u64) {

@@ -54,6 +54,24 @@ pub struct CpuSplit {
     pub caller: f64,
     /// The runtime's private actix thread.
     pub runtime: f64,
+    /// Every CPU of the machine, all processes together (not idle, not waiting on I/O).
+    pub machine: f64,
+}
+
+/// Busy CPU seconds of the whole machine since boot, from the `cpu` line of `/proc/stat`.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is already
+    // counted in user, so only the first eight add up to the total.
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle) as f64 / TICKS_PER_SECOND)
 }
 
 impl CpuSplit {
@@ -83,6 +101,7 @@ impl CpuSplit {
             total,
             caller,
             runtime,
+            machine: machine_busy_seconds().unwrap_or(0.0),
         }
     }
 
@@ -92,7 +111,14 @@ impl CpuSplit {
             total: self.total - earlier.total,
             caller: self.caller - earlier.caller,
             runtime: self.runtime - earlier.runtime,
+            machine: self.machine - earlier.machine,
         }
+    }
+
+    /// CPU time that processes other than this one and `helper_seconds` (the backend's, when
+    /// there is one) used meanwhile: a run where this is large was disturbed by other work.
+    pub fn elsewhere(&self, helper_seconds: f64) -> f64 {
+        (self.machine - self.total - helper_seconds).max(0.0)
     }
 
     /// Everything else: tokio's blocking pool (batch encoding and zstd for large bodies, file

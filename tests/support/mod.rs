@@ -38,6 +38,8 @@ pub fn builder_with_env<K: Into<String>, V: Into<String>>(
     actix_telemetry::Builder::new()
         .endpoint(endpoint)
         .env(actix_telemetry::env::EnvSource::fixed(vars))
+        // Parallel tests must not share a state directory.
+        .state(actix_telemetry::StateLocation::Disabled)
         .backoff(actix_telemetry::BackoffPolicy {
             initial: std::time::Duration::from_millis(20),
             max: std::time::Duration::from_millis(100),

@@ -1,0 +1,300 @@
+//! Last-known-good state on disk: the last successful check-in and the identity (anonymous id,
+//! device id, distinct id, groups), so a restarted application serves flags at once and keeps
+//! its ids.
+//!
+//! Each file is written whole to a temporary file in the same directory, synced, and renamed
+//! over the old one, so a crash leaves either the old or the new version, never half of one.
+//! The directory is created owner-only (0700) and the files are owner-only (0600). A file that
+//! cannot be read or parsed is ignored with a warning: it never stops the runtime.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkin::{Checkin, parse_checkin};
+use crate::env::EnvSource;
+
+const CHECKIN_FILE: &str = "checkin.json";
+const IDENTITY_FILE: &str = "identity.json";
+
+/// Where state is kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateLocation {
+    /// `$XDG_STATE_HOME/actix-telemetry/<prefix>` (or `~/.local/state/…`), when a home is known.
+    #[default]
+    Default,
+    /// This directory.
+    At(PathBuf),
+    /// Keep nothing on disk.
+    Disabled,
+}
+
+/// The ids worth keeping across runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PersistedIdentity {
+    pub anon_distinct_id: Option<String>,
+    pub device_id: Option<String>,
+    pub distinct_id: Option<String>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
+}
+
+/// A state directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// The directory for `location`, or `None` when state is disabled or no home is known.
+    pub fn resolve(location: &StateLocation, env: &EnvSource, prefix: &str) -> Option<StateDir> {
+        let dir = match location {
+            StateLocation::Disabled => return None,
+            StateLocation::At(dir) => dir.clone(),
+            StateLocation::Default => {
+                let base = env
+                    .get("XDG_STATE_HOME")
+                    .filter(|d| Path::new(d).is_absolute())
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        env.get("HOME")
+                            .filter(|h| Path::new(h).is_absolute())
+                            .map(|h| Path::new(&h).join(".local").join("state"))
+                    })?;
+                base.join("actix-telemetry")
+                    .join(prefix.to_ascii_lowercase())
+            }
+        };
+        Some(StateDir { dir })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last good check-in, if there is a readable one.
+    pub fn load_checkin(&self) -> Option<Checkin> {
+        let bytes = self.read(CHECKIN_FILE)?;
+        match parse_checkin(&bytes) {
+            Ok(checkin) => Some(checkin),
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), %error, "ignoring the saved check-in");
+                None
+            }
+        }
+    }
+
+    /// The saved identity, if there is a readable one.
+    pub fn load_identity(&self) -> Option<PersistedIdentity> {
+        let bytes = self.read(IDENTITY_FILE)?;
+        match serde_json::from_slice(&bytes) {
+            Ok(identity) => Some(identity),
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), %error, "ignoring the saved identity");
+                None
+            }
+        }
+    }
+
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        match fs::read(self.dir.join(name)) {
+            Ok(bytes) => Some(bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                tracing::warn!(file = %self.dir.join(name).display(), %error, "cannot read saved state");
+                None
+            }
+        }
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        create_private_dir(&self.dir)?;
+        let target = self.dir.join(name);
+        let temporary = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut file = private_file(&temporary)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&temporary, &target)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        result
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp() -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "actix-telemetry-state-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7()
+        ))
+    }
+
+    #[test]
+    fn round_trips_with_private_permissions() {
+        let dir = temp();
+        let state = StateDir::resolve(
+            &StateLocation::At(dir.join("nested")),
+            &EnvSource::default(),
+            "X",
+        )
+        .unwrap();
+        assert!(state.load_identity().is_none());
+        let identity = PersistedIdentity {
+            anon_distinct_id: Some("anon".into()),
+            device_id: Some("dev".into()),
+            distinct_id: None,
+            groups: BTreeMap::from([("org".into(), "acme".into())]),
+        };
+        state
+            .write(IDENTITY_FILE, &serde_json::to_vec(&identity).unwrap())
+            .unwrap();
+        assert_eq!(state.load_identity(), Some(identity));
+        let checkin =
+            parse_checkin(br#"{"options": {"f": {"variant": "v", "payload": "[1]"}}}"#).unwrap();
+        state.write(CHECKIN_FILE, &checkin.to_document()).unwrap();
+        assert_eq!(state.load_checkin(), Some(checkin));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(state.path()), 0o700);
+            assert_eq!(mode(&state.path().join(IDENTITY_FILE)), 0o600);
+            assert_eq!(mode(&state.path().join(CHECKIN_FILE)), 0o600);
+        }
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(state.path()).unwrap().count(), 2);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_files_are_ignored() {
+        let dir = temp();
+        let state =
+            StateDir::resolve(&StateLocation::At(dir.clone()), &EnvSource::default(), "X").unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(IDENTITY_FILE), "{oops").unwrap();
+        fs::write(dir.join(CHECKIN_FILE), "[]").unwrap();
+        assert_eq!(state.load_identity(), None);
+        assert_eq!(state.load_checkin(), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn default_location_follows_xdg() {
+        let env = EnvSource::fixed([("XDG_STATE_HOME", "/s"), ("HOME", "/h")]);
+        let dir = StateDir::resolve(&StateLocation::Default, &env, "DETSYS").unwrap();
+        assert_eq!(dir.path(), Path::new("/s/actix-telemetry/detsys"));
+        let env = EnvSource::fixed([("HOME", "/h")]);
+        let dir = StateDir::resolve(&StateLocation::Default, &env, "DETSYS").unwrap();
+        assert_eq!(
+            dir.path(),
+            Path::new("/h/.local/state/actix-telemetry/detsys")
+        );
+        assert_eq!(
+            StateDir::resolve(
+                &StateLocation::Default,
+                &EnvSource::fixed(Vec::<(String, String)>::new()),
+                "D"
+            ),
+            None
+        );
+        assert_eq!(StateDir::resolve(&StateLocation::Disabled, &env, "D"), None);
+    }
+}
+
+/// Saves state off the actor thread, in order: each save is numbered, and a save older than
+/// what is already on disk is skipped, so two saves racing on the blocking pool can never leave
+/// the older one in place.
+#[derive(Clone, Debug)]
+pub(crate) struct Saver {
+    dir: StateDir,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    written: std::sync::Arc<std::sync::Mutex<BTreeMap<&'static str, u64>>>,
+}
+
+impl Saver {
+    pub fn new(dir: StateDir) -> Self {
+        Saver {
+            dir,
+            next: Default::default(),
+            written: Default::default(),
+        }
+    }
+
+    /// Saves `identity` in the background.
+    pub fn save_identity(&self, identity: &PersistedIdentity) {
+        match serde_json::to_vec_pretty(identity) {
+            Ok(bytes) => self.save(IDENTITY_FILE, bytes),
+            Err(error) => tracing::warn!(%error, "cannot encode the identity"),
+        }
+    }
+
+    /// Saves `checkin` in the background.
+    pub fn save_checkin(&self, checkin: &Checkin) {
+        self.save(CHECKIN_FILE, checkin.to_document());
+    }
+
+    fn save(&self, name: &'static str, bytes: Vec<u8>) {
+        let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let (dir, written) = (self.dir.clone(), self.written.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut written = written.lock().unwrap_or_else(|p| p.into_inner());
+            if written.get(name).is_some_and(|w| *w >= number) {
+                return;
+            }
+            match dir.write(name, &bytes) {
+                Ok(()) => {
+                    written.insert(name, number);
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %dir.path().display(), file = name, %error, "cannot save state");
+                }
+            }
+        });
+    }
+}
