@@ -4,13 +4,15 @@
 //!   check-in counters.
 //! - Takes: `RefreshNow` from the Recorder (coalesced: every request that arrives before the
 //!   next check-in starts shares it), `ConnectRecorder` at build time, `ReportCounters`.
-//! - Sends: `CheckinIdentity` to the Collator and `FetchCheckin` to the Transport to check in;
+//! - Sends: `CheckinIdentity` to the Collator, `FetchCheckin` and `CheckinSourceChanged` to the
+//!   Transport;
 //!   after EVERY successful check-in, `FeatureFacts` to the Collator (so events carry the flags
 //!   whatever triggered the check-in) and `CheckinCompleted` to the Recorder, saying whether the
 //!   flags really changed.
 //!
 //! It checks in right after it starts (never blocking the build or recording), then on the
-//! refresh interval. A failed check-in or a malformed document is logged and counted, and the
+//! refresh interval, and whenever the Transport says the source changed (an edited check-in
+//! file, asked about once a second with `CheckinSourceChanged`). A failed check-in or a malformed document is logged and counted, and the
 //! previous flags stay in force.
 
 use std::sync::Arc;
@@ -23,8 +25,8 @@ use crate::actors::transport::Transport;
 use crate::checkin::Checkin;
 use crate::features::FeatureSet;
 use crate::messages::{
-    CheckinCompleted, CheckinIdentity, ConnectRecorder, FeatureFacts, FetchCheckin, RefreshNow,
-    ReportCounters,
+    CheckinCompleted, CheckinIdentity, CheckinSourceChanged, ConnectRecorder, FeatureFacts,
+    FetchCheckin, RefreshNow, ReportCounters,
 };
 use crate::state::Saver;
 use crate::stats::Stats;
@@ -40,6 +42,8 @@ pub struct ConfigurationProxy {
     /// A completed check-in waiting for the Recorder to connect.
     unreported: Option<CheckinCompleted>,
     refresh_interval: Duration,
+    /// How often to ask whether the check-in source changed.
+    watch_interval: Duration,
     current: Arc<FeatureSet>,
     /// Flags loaded from disk at start, not yet given to the Collator.
     stale_unsent: bool,
@@ -69,6 +73,7 @@ impl ConfigurationProxy {
             recorder: None,
             unreported: None,
             refresh_interval,
+            watch_interval: Duration::from_secs(1),
             stale_unsent: stale.is_some(),
             current: stale.unwrap_or_default(),
             saver,
@@ -176,6 +181,18 @@ impl Actor for ConfigurationProxy {
         self.check_in(ctx);
         ctx.run_interval(self.refresh_interval, |act, ctx| {
             guarded(act, ctx, Self::check_in);
+        });
+        ctx.run_interval(self.watch_interval, |act, ctx| {
+            act.transport
+                .send(CheckinSourceChanged)
+                .into_actor(act)
+                .map(|changed, act, ctx| {
+                    if changed.unwrap_or(false) {
+                        tracing::info!("check-in source changed; checking in");
+                        guarded(act, ctx, Self::check_in);
+                    }
+                })
+                .spawn(ctx);
         });
     }
 }

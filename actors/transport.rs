@@ -5,7 +5,8 @@
 //!   resolver, the discovery cache and target health, or the open file), and a count of
 //!   consecutive failures.
 //! - Takes: `DeliverBatch` from the Submitter (answers a `DeliveryOutcome`), `FetchCheckin`
-//!   from the ConfigurationProxy (answers the parsed check-in), `ReportCounters`.
+//!   from the ConfigurationProxy (answers the parsed check-in), `CheckinSourceChanged` from the
+//!   ConfigurationProxy (answers whether the check-in file was edited), `ReportCounters`.
 //! - Sends: nothing; it only answers.
 //!
 //! Each request runs as its own future, so several batches and a check-in can be on the wire at
@@ -17,7 +18,7 @@
 use actix::prelude::*;
 
 use crate::checkin::Checkin;
-use crate::messages::{DeliverBatch, FetchCheckin, ReportCounters};
+use crate::messages::{CheckinSourceChanged, DeliverBatch, FetchCheckin, ReportCounters};
 use crate::stats::Stats;
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::{Backend, DeliveryOutcome, TransportError};
@@ -114,6 +115,20 @@ impl Handler<FetchCheckin> for Transport {
                     result
                 }),
         )
+    }
+}
+
+impl Handler<CheckinSourceChanged> for Transport {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _msg: CheckinSourceChanged, ctx: &mut Context<Self>) -> Self::Result {
+        let backend = guarded(self, ctx, |act, _| act.backend.clone());
+        Box::pin(async move {
+            match backend {
+                Some(backend) => backend.checkin_changed().await,
+                None => false,
+            }
+        })
     }
 }
 

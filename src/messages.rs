@@ -501,6 +501,12 @@ pub(crate) struct CheckinIdentity;
 #[rtype(result = "Result<Checkin, TransportError>")]
 pub(crate) struct FetchCheckin(pub CheckinRequest);
 
+/// ConfigurationProxy → Transport: has the configuration source changed since the last
+/// check-in (an edited check-in file)?
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub(crate) struct CheckinSourceChanged;
+
 /// ConfigurationProxy → Collator, after every successful check-in: the flags events carry.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -212,3 +212,37 @@ async fn checkin_file_is_read_at_every_refresh_and_a_bad_one_keeps_the_last_good
         json!(["dark-mode"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_the_checkin_file_flips_flags_without_a_refresh() {
+    let dir = TempDir::new("file-watch");
+    let checkin = dir.join("checkin.json");
+    std::fs::write(&checkin, r#"{"options": {"beta": {"variant": false}}}"#).unwrap();
+    let telemetry = builder_with_env(
+        dir.join("events.jsonl").to_str().unwrap(),
+        [("DETSYS_IDS_CHECKIN_FILE", checkin.to_str().unwrap())],
+    )
+    .build()
+    .unwrap();
+    let recorder = telemetry.recorder().clone();
+    recorder
+        .send(WaitForCheckin { timeout: WAIT })
+        .await
+        .unwrap()
+        .unwrap();
+    let mut subscription = recorder.send(SubscribeFeatures).await.unwrap();
+    // Nothing asks for a refresh: the edit alone is enough (the periodic check-in is 5 minutes
+    // away).
+    std::fs::write(
+        &checkin,
+        r#"{"options": {"beta": {"variant": true}, "new": {"variant": "x"}}}"#,
+    )
+    .unwrap();
+    let changed = tokio::time::timeout(WAIT, subscription.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.variant::<bool>("beta"), Some(true));
+    assert_eq!(changed.len(), 2);
+    telemetry.shutdown(WAIT).await;
+}

@@ -12,12 +12,22 @@ use crate::checkin::{Checkin, parse_checkin};
 use crate::error::BuildError;
 use crate::event::{EncodedEvent, encode_batch};
 
+/// What identifies one version of the check-in document: an edit changes at least one.
+type Fingerprint = Option<(SystemTime, u64)>;
+
 #[derive(Clone, Debug)]
 pub(crate) struct FileBackend {
     path: PathBuf,
     // Concurrent batches must not interleave within a line; the lock is held for one write.
     file: Arc<Mutex<File>>,
     checkin_file: Option<PathBuf>,
+    /// The check-in document's fingerprint when it was last read.
+    last_read: Arc<Mutex<Fingerprint>>,
+}
+
+fn fingerprint(path: &Path) -> Fingerprint {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
 }
 
 fn open_for_append(path: &Path) -> std::io::Result<File> {
@@ -34,6 +44,7 @@ impl FileBackend {
             path: path.to_path_buf(),
             file: Arc::new(Mutex::new(file)),
             checkin_file,
+            last_read: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -76,12 +87,33 @@ impl FileBackend {
         let Some(path) = self.checkin_file.clone() else {
             return Ok(Checkin::default());
         };
+        let last_read = self.last_read.clone();
         let bytes = off_thread({
             let path = path.clone();
-            move || std::fs::read(path)
+            move || {
+                // Fingerprint first: an edit racing with the read shows up as a change later.
+                let seen = fingerprint(&path);
+                let bytes = std::fs::read(&path)?;
+                *last_read.lock().unwrap_or_else(|p| p.into_inner()) = seen;
+                Ok(bytes)
+            }
         })
         .await?
         .map_err(|source| TransportError::Io { path, source })?;
         Ok(parse_checkin(&bytes)?)
+    }
+
+    /// Whether the check-in document changed since it was last read.
+    pub async fn checkin_changed(&self) -> bool {
+        let Some(path) = self.checkin_file.clone() else {
+            return false;
+        };
+        let last_read = self.last_read.clone();
+        off_thread(move || {
+            let now = fingerprint(&path);
+            now.is_some() && now != *last_read.lock().unwrap_or_else(|p| p.into_inner())
+        })
+        .await
+        .unwrap_or(false)
     }
 }

@@ -167,6 +167,15 @@ impl Backend {
         }
     }
 
+    /// Whether the configuration source changed since the last check-in read it (the File
+    /// backend's check-in document; other backends are asked on their schedule instead).
+    pub async fn checkin_changed(&self) -> bool {
+        match self {
+            Backend::File(f) => f.checkin_changed().await,
+            _ => false,
+        }
+    }
+
     /// Whether this backend talks to the network (and so can have a poisoned client).
     pub fn is_network(&self) -> bool {
         !matches!(self, Backend::File(_))
