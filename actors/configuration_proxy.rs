@@ -26,11 +26,14 @@ use crate::checkin::Checkin;
 use crate::features::FeatureSet;
 use crate::messages::{
     CheckinCompleted, CheckinIdentity, CheckinSourceChanged, ConnectRecorder, FeatureFacts,
-    FetchCheckin, RefreshNow, ReportCounters,
+    FetchCheckin, RefreshNow, ReportCounters, StreamEvent,
 };
 use crate::state::Saver;
 use crate::stats::Stats;
+use crate::stream::update::{StreamUpdate, VersionedFlags};
+use crate::stream::{StreamSettings, spawn_reader};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::transport::HttpSettings;
 use crate::transport::TransportError;
 
 /// Keeps the configuration fresh. See the module documentation.
@@ -50,6 +53,16 @@ pub struct ConfigurationProxy {
     saver: Option<Saver>,
     /// Whether `current` came from this run's check-ins (not from disk).
     fresh: bool,
+    stream: Option<(StreamSettings, HttpSettings)>,
+    stream_task: Option<tokio::task::JoinHandle<()>>,
+    /// Connected: the stream is the source of flags and periodic check-ins pause.
+    stream_live: bool,
+    /// Refused with 401 or 403: not reopened; check-ins take over.
+    stream_refused: bool,
+    /// Flags with the versions the stream set them at.
+    versioned: VersionedFlags,
+    stream_updates: u64,
+    stream_errors: u64,
     checking_in: bool,
     again_after: bool,
     scheduled: bool,
@@ -66,6 +79,7 @@ impl ConfigurationProxy {
         refresh_interval: Duration,
         stale: Option<Arc<FeatureSet>>,
         saver: Option<Saver>,
+        stream: Option<(StreamSettings, HttpSettings)>,
     ) -> Self {
         ConfigurationProxy {
             transport,
@@ -78,6 +92,13 @@ impl ConfigurationProxy {
             current: stale.unwrap_or_default(),
             saver,
             fresh: false,
+            stream,
+            stream_task: None,
+            stream_live: false,
+            stream_refused: false,
+            versioned: VersionedFlags::default(),
+            stream_updates: 0,
+            stream_errors: 0,
             checking_in: false,
             again_after: false,
             scheduled: false,
@@ -142,6 +163,70 @@ impl ConfigurationProxy {
         }
     }
 
+    /// (Re)opens the configuration stream, if one is configured and was not refused.
+    fn open_stream(&mut self, ctx: &mut Context<Self>) {
+        if let Some(task) = self.stream_task.take() {
+            task.abort();
+        }
+        self.stream_live = false;
+        let Some((settings, http)) = &self.stream else {
+            return;
+        };
+        if self.stream_refused {
+            return;
+        }
+        self.stream_task = Some(spawn_reader(
+            settings.clone(),
+            http.clone(),
+            self.collator.clone(),
+            ctx.address().recipient(),
+        ));
+    }
+
+    fn on_stream(&mut self, event: StreamEvent, ctx: &mut Context<Self>) {
+        match event {
+            StreamEvent::Connected => {
+                tracing::info!("configuration stream connected");
+                self.stream_live = true;
+                // Flags known so far stand at version 0 until the stream says otherwise.
+                self.versioned = VersionedFlags::from_features(&self.current);
+            }
+            StreamEvent::Update(update) => {
+                let is_put = matches!(update, StreamUpdate::Put { .. });
+                if self.versioned.apply(update) || is_put {
+                    self.stream_updates += 1;
+                    self.fresh = true;
+                    let features = self.versioned.features();
+                    let changed = self.publish(features.clone());
+                    if changed && let Some(saver) = &self.saver {
+                        saver.save_checkin(&Checkin {
+                            features,
+                            ..Checkin::default()
+                        });
+                    }
+                }
+            }
+            StreamEvent::Malformed(reason) => {
+                self.stream_errors += 1;
+                tracing::warn!(%reason, "skipping a malformed stream message");
+            }
+            StreamEvent::Disconnected(reason) => {
+                self.stream_live = false;
+                tracing::warn!(%reason, "configuration stream disconnected");
+            }
+            StreamEvent::Refused(status) => {
+                self.stream_live = false;
+                self.stream_refused = true;
+                self.stream_task = None;
+                tracing::warn!(
+                    status,
+                    "configuration stream refused; polling check-ins instead"
+                );
+                self.check_in(ctx);
+            }
+        }
+    }
+
     /// Makes the flags of a successful check-in current: the Collator's feature facts always,
     /// the Recorder's copy with whether they changed. Returns whether they changed.
     fn publish(&mut self, features: FeatureSet) -> bool {
@@ -169,6 +254,12 @@ impl ConfigurationProxy {
 impl Actor for ConfigurationProxy {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(task) = self.stream_task.take() {
+            task.abort();
+        }
+    }
+
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Timers and futures do not survive a restart, so they are (re)made here.
         self.checking_in = false;
@@ -178,9 +269,16 @@ impl Actor for ConfigurationProxy {
         if std::mem::take(&mut self.stale_unsent) {
             self.collator.do_send(FeatureFacts(self.current.clone()));
         }
-        self.check_in(ctx);
+        if self.stream.is_some() && !self.stream_refused {
+            self.open_stream(ctx);
+        } else {
+            self.check_in(ctx);
+        }
         ctx.run_interval(self.refresh_interval, |act, ctx| {
-            guarded(act, ctx, Self::check_in);
+            // A live stream is the source of flags; polling would race with its versions.
+            if !act.stream_live {
+                guarded(act, ctx, Self::check_in);
+            }
         });
         ctx.run_interval(self.watch_interval, |act, ctx| {
             act.transport
@@ -206,6 +304,19 @@ impl Guarded for ConfigurationProxy {
 impl Supervised for ConfigurationProxy {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.guard.restarted();
+        // `started` opens a new stream.
+        if let Some(task) = self.stream_task.take() {
+            task.abort();
+        }
+        self.stream_live = false;
+    }
+}
+
+impl Handler<StreamEvent> for ConfigurationProxy {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamEvent, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| act.on_stream(msg, ctx));
     }
 }
 
@@ -235,7 +346,14 @@ impl Handler<RefreshNow> for ConfigurationProxy {
             // of identity changes) all share this one check-in.
             ctx.run_later(Duration::ZERO, |act, ctx| {
                 act.scheduled = false;
-                guarded(act, ctx, Self::check_in);
+                guarded(act, ctx, |act, ctx| {
+                    if act.stream.is_some() && !act.stream_refused {
+                        // The new connection's `put` is for the identity as it is now.
+                        act.open_stream(ctx);
+                    } else {
+                        act.check_in(ctx);
+                    }
+                });
             });
         });
     }
@@ -249,6 +367,8 @@ impl Handler<ReportCounters> for ConfigurationProxy {
             checkins: self.checkins,
             checkin_failures: self.failures,
             invalid_flags: self.invalid_flags,
+            stream_updates: self.stream_updates,
+            stream_errors: self.stream_errors,
             ..self.guard.stats()
         })
     }

@@ -17,6 +17,7 @@ use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, start};
 use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::ShutdownReport;
+use crate::stream::StreamSettings;
 use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
 
 /// How long a shutdown started by dropping the [`Telemetry`] handle may take.
@@ -50,6 +51,7 @@ pub struct Builder {
     checkin_interval: Duration,
     user_agent: String,
     state: StateLocation,
+    stream: Option<StreamSettings>,
     disabled: bool,
 }
 
@@ -71,6 +73,7 @@ impl Default for Builder {
             checkin_interval: Duration::from_secs(300),
             user_agent: format!("{LIB_NAME}/{LIB_VERSION}"),
             state: StateLocation::Default,
+            stream: None,
             disabled: false,
         }
     }
@@ -256,6 +259,16 @@ impl Builder {
         self.state(StateLocation::At(dir.into()))
     }
 
+    /// Streams configuration from this Server-Sent Events endpoint (see
+    /// `docs/configuration.md`): while it is connected it is the source of flags and periodic
+    /// check-ins pause; 401 or 403 ends it and check-ins take over.
+    pub fn stream(self, settings: StreamSettings) -> Self {
+        Builder {
+            stream: Some(settings),
+            ..self
+        }
+    }
+
     /// Turns telemetry off regardless of the environment.
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
@@ -372,6 +385,7 @@ impl Builder {
             checkin_interval: self.checkin_interval,
             stale_checkin,
             saver,
+            stream: self.stream.map(|s| (s, http.clone())),
             env: self.env,
             names,
         };

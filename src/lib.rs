@@ -62,6 +62,7 @@ mod runtime;
 pub mod snapshot;
 mod state;
 mod stats;
+mod stream;
 mod supervision;
 mod timestamp;
 pub mod transport;
@@ -82,6 +83,7 @@ pub use messages::{
 pub use retry_delay::BackoffPolicy;
 pub use state::StateLocation;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};
+pub use stream::StreamSettings;
 #[cfg(feature = "fault-injection")]
 pub use supervision::Fault;
 pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};

@@ -26,6 +26,10 @@ pub(crate) struct PipelineParts {
     pub checkin_interval: std::time::Duration,
     pub stale_checkin: Option<crate::checkin::Checkin>,
     pub saver: Option<crate::state::Saver>,
+    pub stream: Option<(
+        crate::stream::StreamSettings,
+        crate::transport::HttpSettings,
+    )>,
     pub env: EnvSource,
     pub names: EnvNames,
 }
@@ -81,8 +85,9 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
     let stale = parts.stale_checkin.map(|c| std::sync::Arc::new(c.features));
     let initial_flags = stale.clone().unwrap_or_default();
     let saver = parts.saver;
+    let stream = parts.stream;
     let configuration = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        ConfigurationProxy::new(t, c, interval, stale, saver)
+        ConfigurationProxy::new(t, c, interval, stale, saver, stream)
     });
     let pipeline = Pipeline {
         collator,

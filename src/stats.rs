@@ -80,6 +80,10 @@ pub struct Stats {
     pub checkin_failures: u64,
     /// Flags in check-in documents that were malformed and are not served.
     pub invalid_flags: u64,
+    /// Configuration stream messages applied.
+    pub stream_updates: u64,
+    /// Configuration stream messages skipped as malformed.
+    pub stream_errors: u64,
 }
 
 /// What happened to the events that were queued when a flush began.
@@ -122,5 +126,7 @@ impl Stats {
         self.checkins += other.checkins;
         self.checkin_failures += other.checkin_failures;
         self.invalid_flags += other.invalid_flags;
+        self.stream_updates += other.stream_updates;
+        self.stream_errors += other.stream_errors;
     }
 }

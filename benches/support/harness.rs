@@ -170,6 +170,8 @@ pub fn main(scenarios: &[Scenario]) -> ExitCode {
             return ExitCode::FAILURE;
         };
         emit("load1_at_start", procfs::load_average().unwrap_or(-1.0), "");
+        emit("speed_check", speed_check(), "ms");
+        emit("core_to_core", core_to_core_ns(), "ns");
         return match (scenario.run)(&options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -239,6 +241,53 @@ fn drive(scenarios: &[Scenario], options: &Options) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Milliseconds a fixed piece of arithmetic takes on this thread. Other load inside this
+/// machine shows in `cpu_elsewhere_on_machine`; load on the host under a virtual machine does
+/// not, but it slows this down, so a run whose speed check is well above the others' was
+/// disturbed and is worth running again.
+fn speed_check() -> f64 {
+    let started = std::time::Instant::now();
+    let mut x = std::hint::black_box(0x2545_f491_4f6c_dd1d_u64);
+    for _ in 0..20_000_000 {
+        // A xorshift step: serial dependencies, no memory traffic, nothing to optimise away.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    std::hint::black_box(x);
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+/// Nanoseconds for a cache line written on one thread to be seen by another, half a round
+/// trip of two threads bouncing a counter. Every `do_send` moves the mailbox's cache lines from
+/// the caller's CPU to the runtime's and back, so the caller scenario tracks this number; on a
+/// virtual machine it changes with where the host places the virtual CPUs.
+fn core_to_core_ns() -> f64 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const ROUND_TRIPS: u64 = 100_000;
+    let counter = Arc::new(AtomicU64::new(0));
+    let peer = Arc::clone(&counter);
+    let echo = std::thread::spawn(move || {
+        for i in 0..ROUND_TRIPS {
+            while peer.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            peer.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let started = std::time::Instant::now();
+    for i in 0..ROUND_TRIPS {
+        counter.store(2 * i + 1, Ordering::Release);
+        while counter.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = echo.join();
+    elapsed.as_nanos() as f64 / (2 * ROUND_TRIPS) as f64
 }
 
 /// On a shared machine, waits (up to two minutes) for a second in which other processes use

@@ -86,3 +86,6 @@ impl Drop for TempDir {
 
 #[allow(dead_code)]
 pub mod dns;
+
+#[allow(dead_code)]
+pub mod sse;
