@@ -2,8 +2,8 @@
 //!
 //! - Owns: the current flag set, the check-in schedule, whether a check-in is running, and the
 //!   check-in counters.
-//! - Takes: `RefreshNow` from the Recorder (coalesced: every request that arrives before the
-//!   next check-in starts shares it), `ConnectRecorder` at build time, `ReportCounters`.
+//! - Takes: `RefreshNow` from the Recorder (debounced by [`REFRESH_DEBOUNCE`]: every request
+//!   that arrives before the check-in starts shares it), `StreamEvent` from its stream reader, `ConnectRecorder` at build time, `ReportCounters`.
 //! - Sends: `CheckinIdentity` to the Collator, `FetchCheckin` and `CheckinSourceChanged` to the
 //!   Transport;
 //!   after EVERY successful check-in, `FeatureFacts` to the Collator (so events carry the flags
@@ -35,6 +35,9 @@ use crate::stream::{StreamSettings, spawn_reader};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::HttpSettings;
 use crate::transport::TransportError;
+
+/// How long an app-triggered refresh waits for more changes to share its check-in with.
+pub const REFRESH_DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// Keeps the configuration fresh. See the module documentation.
 #[derive(Debug)]
@@ -342,9 +345,9 @@ impl Handler<RefreshNow> for ConfigurationProxy {
                 return;
             }
             act.scheduled = true;
-            // Deferred to the next turn of the loop: requests already in the mailbox (a burst
-            // of identity changes) all share this one check-in.
-            ctx.run_later(Duration::ZERO, |act, ctx| {
+            // Deferred a little: a burst of identity changes (an Identify, then groups, then
+            // person properties) shares this one check-in.
+            ctx.run_later(REFRESH_DEBOUNCE, |act, ctx| {
                 act.scheduled = false;
                 guarded(act, ctx, |act, ctx| {
                     if act.stream.is_some() && !act.stream_refused {

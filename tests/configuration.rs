@@ -319,3 +319,43 @@ async fn pointer_flags_and_caller_defaults() {
         Some((Value::Null, Value::Null))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_identity_changes_makes_one_background_check_in() {
+    let backend = Backend::start(Responder::with_checkin(flags_v("v1"))).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    recorder
+        .send(WaitForCheckin { timeout: WAIT })
+        .await
+        .unwrap()
+        .unwrap();
+    let before = backend.requests_to(CHECK_IN).len();
+
+    recorder.do_send(actix_telemetry::Identify::new("burst-user").set("plan", "team"));
+    recorder.do_send(actix_telemetry::AddGroup {
+        group_type: "org".into(),
+        group_key: "acme".into(),
+    });
+    recorder.do_send(actix_telemetry::SetPersonProperties::default());
+    recorder.do_send(actix_telemetry::Alias {
+        alias: "old".into(),
+    });
+    assert!(
+        backend
+            .wait_for_requests_to(CHECK_IN, before + 1, WAIT)
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let checkins = backend.requests_to(CHECK_IN);
+    assert_eq!(
+        checkins.len(),
+        before + 1,
+        "one check-in for the whole burst"
+    );
+    let last = checkins.last().unwrap().json();
+    assert_eq!(last["distinct_id"], "burst-user");
+    assert_eq!(last["groups"], json!({"org": "acme"}));
+    assert_eq!(last["person_properties"]["plan"], "team");
+    telemetry.shutdown(WAIT).await;
+}
