@@ -40,6 +40,7 @@ use crate::messages::{
     ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
     FlushRequest, ForwardFlush, IdentityChange, ReportCounters, Stamp, TakeSnapshot,
 };
+use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;
 use crate::stats::{DropCounts, Stats};
@@ -63,6 +64,9 @@ pub(crate) struct CollatorConfig {
     pub snapshot_max_age: Duration,
     /// Where the identity is kept across runs, if anywhere.
     pub saver: Option<Saver>,
+    pub session: SessionPolicy,
+    /// The session id came from the correlation data: it never rotates.
+    pub session_fixed: bool,
 }
 
 /// Work that waits its turn behind the events before it.
@@ -101,6 +105,7 @@ pub struct Collator {
     submitter: Addr<Submitter>,
     snapshotter: Addr<SystemSnapshotter>,
     identity: Identity,
+    session: Session,
     runtime_facts: Map<String, Value>,
     person_properties: Map<String, Value>,
     features: Arc<FeatureSet>,
@@ -125,6 +130,12 @@ impl Collator {
     ) -> Self {
         Collator {
             identity: config.identity.clone(),
+            session: Session::new(
+                config.identity.session_id.clone(),
+                config.session_fixed,
+                config.session,
+                Instant::now(),
+            ),
             config,
             submitter,
             snapshotter,
@@ -269,6 +280,12 @@ impl Collator {
     }
 
     fn emit(&mut self, event: RecordedEvent) {
+        if self.session.touch(event.received_at) {
+            tracing::debug!(session = %self.session.id, "new session");
+            self.identity.session_id = self.session.id.clone();
+            self.shared = None;
+            self.flag_calls_seen.clear();
+        }
         let distinct_id = self.identity.effective_distinct_id().to_string();
         let encoded = EncodedEvent::encode(&event, &distinct_id, self.shared());
         let size = encoded.encoded_len();
@@ -324,7 +341,8 @@ impl Collator {
             IdentityChange::Reset => {
                 self.identity.distinct_id = None;
                 self.identity.anon_distinct_id = new_id();
-                self.identity.session_id = new_id();
+                self.session.restart(Instant::now());
+                self.identity.session_id = self.session.id.clone();
                 self.identity.groups = self.config.identity.groups.clone();
                 self.person_properties.clear();
                 self.flag_calls_seen.clear();

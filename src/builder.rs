@@ -15,6 +15,7 @@ use crate::identity::{ExplicitIds, Identity};
 use crate::messages::Shutdown;
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, start};
+use crate::session::SessionPolicy;
 use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::ShutdownReport;
 use crate::stream::StreamSettings;
@@ -52,6 +53,7 @@ pub struct Builder {
     user_agent: String,
     state: StateLocation,
     stream: Option<StreamSettings>,
+    session: SessionPolicy,
     disabled: bool,
 }
 
@@ -74,6 +76,7 @@ impl Default for Builder {
             user_agent: format!("{LIB_NAME}/{LIB_VERSION}"),
             state: StateLocation::Default,
             stream: None,
+            session: SessionPolicy::default(),
             disabled: false,
         }
     }
@@ -269,6 +272,13 @@ impl Builder {
         }
     }
 
+    /// When `$session_id` rotates (default: after 30 minutes without events or 24 hours in
+    /// all). A session id from the correlation data never rotates.
+    pub fn session(mut self, policy: SessionPolicy) -> Self {
+        self.session = policy;
+        self
+    }
+
     /// Turns telemetry off regardless of the environment.
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
@@ -370,6 +380,7 @@ impl Builder {
         let saved_identity = state.as_ref().and_then(StateDir::load_identity);
         let stale_checkin = state.as_ref().and_then(StateDir::load_checkin);
         let identity = Identity::resolve(&self.ids, saved_identity.as_ref(), &correlation);
+        let session_fixed = correlation.session_id.is_some();
         let saver = state.map(Saver::new);
         let parts = PipelineParts {
             backend,
@@ -381,6 +392,8 @@ impl Builder {
                 max_event_bytes: self.max_event_bytes,
                 snapshot_max_age: self.snapshot_max_age,
                 saver: saver.clone(),
+                session: self.session,
+                session_fixed,
             },
             checkin_interval: self.checkin_interval,
             stale_checkin,

@@ -59,6 +59,7 @@ mod identity;
 mod messages;
 mod retry_delay;
 mod runtime;
+mod session;
 pub mod snapshot;
 mod state;
 mod stats;
@@ -81,6 +82,7 @@ pub use messages::{
     SetFact, SetPersonProperties, Shutdown, SubscribeFeatures, WaitForCheckin,
 };
 pub use retry_delay::BackoffPolicy;
+pub use session::SessionPolicy;
 pub use state::StateLocation;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};
 pub use stream::StreamSettings;

@@ -108,3 +108,47 @@ async fn a_malformed_document_is_reported_and_events_still_flow() {
         assert!(event["properties"]["$session_id"].as_str().unwrap().len() >= 32);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_rotate_after_inactivity_unless_the_correlation_fixed_them() {
+    let policy = actix_telemetry::SessionPolicy {
+        idle_timeout: Duration::from_millis(150),
+        max_length: Duration::from_secs(3600),
+    };
+    for (vars, fixed) in [
+        (vec![], false),
+        (
+            vec![("DETSYS_CORRELATION", r#"{"$session_id":"ci-run-7"}"#)],
+            true,
+        ),
+    ] {
+        let backend = Backend::start(Responder::ok()).await;
+        let telemetry = builder_with_env(&backend.url(), vars)
+            .session(policy)
+            .build()
+            .unwrap();
+        let recorder = telemetry.recorder().clone();
+        recorder.do_send(Record::new("one"));
+        recorder.do_send(Record::new("two"));
+        recorder.send(Flush::within(WAIT)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        recorder.do_send(Record::new("three"));
+        recorder.send(Flush::within(WAIT)).await.unwrap();
+        telemetry.shutdown(WAIT).await;
+        let sessions: Vec<Value> = backend
+            .delivered_events()
+            .iter()
+            .map(|e| e["properties"]["$session_id"].clone())
+            .collect();
+        assert_eq!(sessions[0], sessions[1]);
+        if fixed {
+            assert_eq!(sessions[2], "ci-run-7");
+            assert_eq!(sessions[0], "ci-run-7");
+        } else {
+            assert_ne!(
+                sessions[1], sessions[2],
+                "no new session after the idle timeout"
+            );
+        }
+    }
+}
