@@ -8,7 +8,7 @@
 //!   Recorder; `FeatureFacts` and `CheckinIdentity` from the ConfigurationProxy;
 //!   `ReportCounters`.
 //! - Sends: `TakeSnapshot` to the SystemSnapshotter; `Enqueue` and `ForwardFlush` to the
-//!   Submitter.
+//!   Submitter of every sink (each sink sees only the properties its filter lets through).
 //!
 //! Each event gets ONE property map, with no key twice, in this precedence (low to high): ids
 //! and library < system snapshot < facts (builder, then correlation, then run time) < feature
@@ -35,6 +35,7 @@ use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::checkin::CheckinRequest;
 use crate::event::{EncodedEvent, RecordedEvent, SharedProperties};
 use crate::features::FeatureSet;
+use crate::filter::PropertyFilter;
 use crate::identity::{Identity, new_id};
 use crate::messages::{
     ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
@@ -43,7 +44,7 @@ use crate::messages::{
 use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;
-use crate::stats::{DropCounts, Stats};
+use crate::stats::{DropCounts, FlushReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 
 /// The name and version every event carries in `$lib` and `$lib_version`.
@@ -98,11 +99,30 @@ impl Work {
     }
 }
 
+/// One sink as the Collator sees it: what it may receive, and where its events go.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    filter: PropertyFilter,
+    submitter: Addr<Submitter>,
+    /// The shared properties that pass the filter (`None` when they must be rebuilt).
+    shared: Option<SharedProperties>,
+}
+
+impl Lane {
+    pub fn new(filter: PropertyFilter, submitter: Addr<Submitter>) -> Self {
+        Lane {
+            filter,
+            submitter,
+            shared: None,
+        }
+    }
+}
+
 /// Enriches events. See the module documentation.
 #[derive(Debug)]
 pub struct Collator {
     config: CollatorConfig,
-    submitter: Addr<Submitter>,
+    lanes: Vec<Lane>,
     snapshotter: Addr<SystemSnapshotter>,
     identity: Identity,
     session: Session,
@@ -125,7 +145,7 @@ pub struct Collator {
 impl Collator {
     pub(crate) fn new(
         config: CollatorConfig,
-        submitter: Addr<Submitter>,
+        lanes: Vec<Lane>,
         snapshotter: Addr<SystemSnapshotter>,
     ) -> Self {
         Collator {
@@ -137,7 +157,7 @@ impl Collator {
                 Instant::now(),
             ),
             config,
-            submitter,
+            lanes,
             snapshotter,
             runtime_facts: Map::new(),
             person_properties: Map::new(),
@@ -222,7 +242,7 @@ impl Collator {
             Ok(Some(snapshot)) => {
                 self.snapshot = Some(snapshot);
                 self.snapshot_failed_at = None;
-                self.shared = None;
+                self.invalidate_shared();
             }
             Ok(None) | Err(_) => {
                 tracing::warn!("no system snapshot available; enriching without a fresh one");
@@ -237,7 +257,7 @@ impl Collator {
             Work::Event(event) => self.emit(event),
             Work::Change(change) => self.apply(change),
             Work::FlagCalled(call) => self.flag_called(call),
-            Work::Flush(request) => self.submitter.do_send(ForwardFlush(request)),
+            Work::Flush(request) => self.flush_lanes(request),
             Work::Checkin(reply, _) => {
                 let _ = reply.send(self.checkin_request());
             }
@@ -279,22 +299,89 @@ impl Collator {
         })
     }
 
+    /// Something the shared properties are built from changed.
+    fn invalidate_shared(&mut self) {
+        self.shared = None;
+        for lane in &mut self.lanes {
+            lane.shared = None;
+        }
+    }
+
     fn emit(&mut self, event: RecordedEvent) {
         if self.session.touch(event.received_at) {
             tracing::debug!(session = %self.session.id, "new session");
             self.identity.session_id = self.session.id.clone();
-            self.shared = None;
+            self.invalidate_shared();
             self.flag_calls_seen.clear();
         }
         let distinct_id = self.identity.effective_distinct_id().to_string();
-        let encoded = EncodedEvent::encode(&event, &distinct_id, self.shared());
-        let size = encoded.encoded_len();
-        if size > self.config.max_event_bytes {
-            tracing::warn!(name = %event.name, size, max = self.config.max_event_bytes, "dropping an event larger than the maximum");
-            self.dropped.too_large += 1;
+        self.shared();
+        let Collator {
+            shared,
+            lanes,
+            config,
+            dropped,
+            ..
+        } = self;
+        let Some(full) = shared.as_ref() else {
+            return;
+        };
+        for lane in lanes {
+            let encoded = if lane.filter.is_all() {
+                EncodedEvent::encode(&event, &event.properties, &distinct_id, full)
+            } else {
+                let filter = &lane.filter;
+                let visible = lane
+                    .shared
+                    .get_or_insert_with(|| SharedProperties::new(filter.apply(full.map())));
+                EncodedEvent::encode(
+                    &event,
+                    &filter.apply(&event.properties),
+                    &distinct_id,
+                    visible,
+                )
+            };
+            let size = encoded.encoded_len();
+            if size > config.max_event_bytes {
+                tracing::warn!(name = %event.name, size, max = config.max_event_bytes, "dropping an event larger than the maximum");
+                dropped.too_large += 1;
+                continue;
+            }
+            lane.submitter.do_send(Enqueue(encoded));
+        }
+    }
+
+    /// Sends the flush to every sink and answers with their reports added up.
+    fn flush_lanes(&self, request: FlushRequest) {
+        if let [lane] = self.lanes.as_slice() {
+            lane.submitter.do_send(ForwardFlush(request));
             return;
         }
-        self.submitter.do_send(Enqueue(encoded));
+        let answers: Vec<_> = self
+            .lanes
+            .iter()
+            .map(|lane| {
+                let (reply, answer) = oneshot::channel();
+                lane.submitter.do_send(ForwardFlush(FlushRequest {
+                    timeout: request.timeout,
+                    drop_at_timeout: request.drop_at_timeout,
+                    reply,
+                }));
+                answer
+            })
+            .collect();
+        let reply = request.reply;
+        tokio::spawn(async move {
+            let mut total = FlushReport::default();
+            for answer in answers {
+                if let Ok(report) = answer.await {
+                    total.delivered += report.delivered;
+                    total.dropped += report.dropped;
+                    total.pending += report.pending;
+                }
+            }
+            let _ = reply.send(total);
+        });
     }
 
     fn emit_special(&mut self, name: &str, properties: Map<String, Value>, stamp: Stamp) {
@@ -311,7 +398,7 @@ impl Collator {
         match change {
             IdentityChange::SetFact(fact) => {
                 self.runtime_facts.insert(fact.key, fact.value);
-                self.shared = None;
+                self.invalidate_shared();
             }
             IdentityChange::Identify(identify) => {
                 self.identity.distinct_id = Some(identify.distinct_id);
@@ -336,7 +423,7 @@ impl Collator {
                 self.identity
                     .groups
                     .insert(group.group_type, group.group_key);
-                self.shared = None;
+                self.invalidate_shared();
             }
             IdentityChange::Reset => {
                 self.identity.distinct_id = None;
@@ -346,7 +433,7 @@ impl Collator {
                 self.identity.groups = self.config.identity.groups.clone();
                 self.person_properties.clear();
                 self.flag_calls_seen.clear();
-                self.shared = None;
+                self.invalidate_shared();
                 self.save_identity();
             }
         }
@@ -431,7 +518,7 @@ impl Supervised for Collator {
         // The snapshot request was a future of the stopped context; `started` asks again.
         self.snapshot_requested = false;
         // Rebuilt from the state on next use, in case a panic interrupted its update.
-        self.shared = None;
+        self.invalidate_shared();
     }
 }
 
@@ -473,7 +560,7 @@ impl Handler<FeatureFacts> for Collator {
     fn handle(&mut self, msg: FeatureFacts, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| {
             act.features = msg.0;
-            act.shared = None;
+            act.invalidate_shared();
         });
     }
 }

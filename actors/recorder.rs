@@ -40,13 +40,21 @@ use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 /// Longest accepted event name, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 200;
 
-/// The addresses of the other five actors.
+/// The Submitter and Transport of one sink.
+#[derive(Clone, Debug)]
+pub(crate) struct SinkActors {
+    pub name: String,
+    pub submitter: Addr<Submitter>,
+    pub transport: Addr<Transport>,
+}
+
+/// The addresses of the other actors.
 #[derive(Clone, Debug)]
 pub(crate) struct Pipeline {
     pub collator: Addr<Collator>,
-    pub submitter: Addr<Submitter>,
+    /// The primary sink first.
+    pub sinks: Vec<SinkActors>,
     pub configuration: Addr<ConfigurationProxy>,
-    pub transport: Addr<Transport>,
     pub snapshotter: Addr<SystemSnapshotter>,
 }
 
@@ -185,13 +193,14 @@ impl Recorder {
             if let Some(p) = pipeline {
                 let parts = [
                     p.collator.send(ReportCounters).await,
-                    p.submitter.send(ReportCounters).await,
                     p.configuration.send(ReportCounters).await,
-                    p.transport.send(ReportCounters).await,
                     p.snapshotter.send(ReportCounters).await,
                 ];
                 for part in parts.into_iter().flatten() {
                     total.merge(&part);
+                }
+                for sink in &p.sinks {
+                    total.merge(&sink_stats(sink).await);
                 }
             }
             total
@@ -230,6 +239,21 @@ impl Recorder {
             received_at: stamp.received_at,
         }));
     }
+}
+
+/// The counters of one sink's Submitter and Transport.
+async fn sink_stats(sink: &SinkActors) -> Stats {
+    let mut stats = Stats::default();
+    for part in [
+        sink.submitter.send(ReportCounters).await,
+        sink.transport.send(ReportCounters).await,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        stats.merge(&part);
+    }
+    stats
 }
 
 /// The variant a read sees (`null` when there is none), for the evaluation event.
@@ -550,6 +574,25 @@ impl Handler<GetStats> for Recorder {
     }
 }
 
+impl Handler<GetSinkStats> for Recorder {
+    type Result = ResponseFuture<Vec<(String, Stats)>>;
+
+    fn handle(&mut self, _msg: GetSinkStats, _ctx: &mut Context<Self>) -> Self::Result {
+        let sinks = self
+            .pipeline
+            .as_ref()
+            .map(|p| p.sinks.clone())
+            .unwrap_or_default();
+        Box::pin(async move {
+            let mut all = Vec::with_capacity(sinks.len());
+            for sink in &sinks {
+                all.push((sink.name.clone(), sink_stats(sink).await));
+            }
+            all
+        })
+    }
+}
+
 impl Handler<CheckinCompleted> for Recorder {
     type Result = ();
 
@@ -575,8 +618,12 @@ impl Handler<InjectFault> for Recorder {
             (_, None) => tracing::warn!(actor = %msg.actor, "telemetry is disabled; no such actor"),
             (ActorKind::Collator, Some(p)) => p.collator.do_send(arm),
             (ActorKind::SystemSnapshotter, Some(p)) => p.snapshotter.do_send(arm),
-            (ActorKind::Submitter, Some(p)) => p.submitter.do_send(arm),
-            (ActorKind::Transport, Some(p)) => p.transport.do_send(arm),
+            (ActorKind::Submitter, Some(p)) => {
+                p.sinks.iter().for_each(|s| s.submitter.do_send(arm))
+            }
+            (ActorKind::Transport, Some(p)) => {
+                p.sinks.iter().for_each(|s| s.transport.do_send(arm))
+            }
             (ActorKind::ConfigurationProxy, Some(p)) => p.configuration.do_send(arm),
         }
     }

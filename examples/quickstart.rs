@@ -10,15 +10,27 @@
 
 use std::time::Duration;
 
-use actix_telemetry::{Builder, Flush, GetVariant, Identify, Record, SetFact, WaitForCheckin};
+use actix_telemetry::{
+    Builder, Flush, GetVariant, Identify, PropertyFilter, Record, SetFact, SinkConfig,
+    WaitForCheckin,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let telemetry = Builder::new()
+    // Personal data never leaves: the filter drops `email` from everything sent.
+    let filter = PropertyFilter::all().deny(["email"]);
+    let mut builder = Builder::new()
         .endpoint("file:///dev/stdout")
+        .filter(filter.clone())
         .component("quickstart")
-        .version(env!("CARGO_PKG_VERSION"))
-        .build()?;
+        .version(env!("CARGO_PKG_VERSION"));
+    // When events go to a server, print exactly what it is sent as well.
+    if std::env::var("DETSYS_IDS_TRANSPORT")
+        .is_ok_and(|t| !t.is_empty() && !t.ends_with("/dev/stdout"))
+    {
+        builder = builder.sink(SinkConfig::new("console", "file:///dev/stdout").filter(filter));
+    }
+    let telemetry = builder.build()?;
     let recorder = telemetry.recorder().clone();
 
     // Flags come from the first check-in; with the File transport that is the check-in file.
@@ -33,7 +45,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     recorder.do_send(SetFact::new("region", "eu-west"));
     recorder.do_send(Identify::new("user-42").set("plan", "pro"));
-    recorder.do_send(Record::new("app_started").property("cold_start", true));
+    recorder.do_send(
+        Record::new("app_started")
+            .property("cold_start", true)
+            .property("email", "not-sent@example.com"),
+    );
     let variant: Option<String> = recorder.send(GetVariant::new("new-dashboard")).await?;
     recorder.do_send(
         Record::new("dashboard_opened")

@@ -11,10 +11,11 @@ use crate::actors::submitter::{OverflowPolicy, SubmitterConfig};
 use crate::correlation::{Correlation, CorrelationError};
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
+use crate::filter::PropertyFilter;
 use crate::identity::{ExplicitIds, Identity};
 use crate::messages::Shutdown;
 use crate::retry_delay::BackoffPolicy;
-use crate::runtime::{PipelineParts, start};
+use crate::runtime::{PipelineParts, SinkParts, start};
 use crate::session::SessionPolicy;
 use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::ShutdownReport;
@@ -23,6 +24,51 @@ use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
 
 /// How long a shutdown started by dropping the [`Telemetry`] handle may take.
 const DROP_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Another destination for events, beside the primary endpoint: its own queue, batching,
+/// retries and property filter, so a dead or slow sink never holds up the others.
+///
+/// ```
+/// use actix_telemetry::{PropertyFilter, SinkConfig};
+/// let audit = SinkConfig::new("audit-log", "file:///var/log/app/events.jsonl")
+///     .filter(PropertyFilter::all().deny(["email", "host_name"]));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    /// A name for logs and [`GetSinkStats`](crate::GetSinkStats).
+    pub name: String,
+    /// `file:///…`, a path, or `http(s)://…`.
+    pub endpoint: String,
+    /// Which properties this sink receives.
+    pub filter: PropertyFilter,
+    /// Its queue, batching and retries.
+    pub queue: SubmitterConfig,
+}
+
+impl SinkConfig {
+    /// A sink called `name` writing to `endpoint`, receiving every property, with the default
+    /// queue.
+    pub fn new(name: impl Into<String>, endpoint: impl Into<String>) -> Self {
+        SinkConfig {
+            name: name.into(),
+            endpoint: endpoint.into(),
+            filter: PropertyFilter::all(),
+            queue: SubmitterConfig::default(),
+        }
+    }
+
+    /// Which properties this sink receives.
+    pub fn filter(mut self, filter: PropertyFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Its queue, batching and retries.
+    pub fn queue(mut self, queue: SubmitterConfig) -> Self {
+        self.queue = queue;
+        self
+    }
+}
 
 /// Configures the runtime. Every setting has a default; [`Builder::build`] starts it.
 ///
@@ -54,6 +100,8 @@ pub struct Builder {
     state: StateLocation,
     stream: Option<StreamSettings>,
     session: SessionPolicy,
+    filter: PropertyFilter,
+    sinks: Vec<SinkConfig>,
     disabled: bool,
 }
 
@@ -77,6 +125,8 @@ impl Default for Builder {
             state: StateLocation::Default,
             stream: None,
             session: SessionPolicy::default(),
+            filter: PropertyFilter::all(),
+            sinks: Vec::new(),
             disabled: false,
         }
     }
@@ -279,6 +329,18 @@ impl Builder {
         self
     }
 
+    /// Which properties the primary endpoint receives (default: all).
+    pub fn filter(mut self, filter: PropertyFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Delivers events to another sink too (a local file, the console, a second backend).
+    pub fn sink(mut self, sink: SinkConfig) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
     /// Turns telemetry off regardless of the environment.
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
@@ -286,35 +348,13 @@ impl Builder {
     }
 
     fn validate(&self) -> Result<(), BuildError> {
-        let s = &self.submitter;
-        let checks = [
-            (
-                s.max_batch_events == 0,
-                "max_batch_events must be at least 1",
-            ),
-            (s.max_in_flight == 0, "max_in_flight must be at least 1"),
-            (
-                s.max_queue_events < s.max_batch_events,
-                "max_queue_events must be at least max_batch_events",
-            ),
-            (
-                s.max_queue_bytes < self.max_event_bytes,
-                "max_queue_bytes must be at least max_event_bytes",
-            ),
-            (
-                s.flush_interval.is_zero(),
-                "flush_interval must not be zero",
-            ),
-            (
-                self.checkin_interval.is_zero(),
-                "checkin_interval must not be zero",
-            ),
-            (s.max_attempts == Some(0), "max_attempts must be at least 1"),
-        ];
-        match checks.into_iter().find(|(bad, _)| *bad) {
-            Some((_, reason)) => Err(BuildError::InvalidConfig(reason.into())),
-            None => Ok(()),
+        validate_queue(&self.submitter, self.max_event_bytes).map_err(BuildError::InvalidConfig)?;
+        if self.checkin_interval.is_zero() {
+            return Err(BuildError::InvalidConfig(
+                "checkin_interval must not be zero".into(),
+            ));
         }
+        Ok(())
     }
 
     fn opted_out(&self, names: &EnvNames) -> bool {
@@ -362,7 +402,22 @@ impl Builder {
             connect_timeout: self.connect_timeout,
             user_agent: self.user_agent.clone(),
         };
-        let backend = Backend::open(&endpoint, checkin_file, &http)?;
+        let mut sinks = vec![SinkParts {
+            name: "primary".into(),
+            backend: Backend::open(&endpoint, checkin_file, &http)?,
+            queue: self.submitter.clone(),
+            filter: self.filter.clone(),
+        }];
+        for sink in &self.sinks {
+            validate_queue(&sink.queue, self.max_event_bytes)
+                .map_err(|e| BuildError::InvalidConfig(format!("sink {}: {e}", sink.name)))?;
+            sinks.push(SinkParts {
+                name: sink.name.clone(),
+                backend: Backend::open(&Endpoint::parse(&sink.endpoint)?, None, &http)?,
+                queue: sink.queue.clone(),
+                filter: sink.filter.clone(),
+            });
+        }
 
         let (correlation, correlation_error) = match self
             .env
@@ -383,8 +438,7 @@ impl Builder {
         let session_fixed = correlation.session_id.is_some();
         let saver = state.map(Saver::new);
         let parts = PipelineParts {
-            backend,
-            submitter: self.submitter,
+            sinks,
             collator: CollatorConfig {
                 identity,
                 builder_facts: self.facts,
@@ -404,6 +458,34 @@ impl Builder {
         };
         let recorder = start(Some(parts))?;
         Ok(Telemetry::new(recorder, Some(endpoint), correlation_error))
+    }
+}
+
+/// Why a queue's settings cannot work.
+fn validate_queue(s: &SubmitterConfig, max_event_bytes: usize) -> Result<(), String> {
+    let checks = [
+        (
+            s.max_batch_events == 0,
+            "max_batch_events must be at least 1",
+        ),
+        (s.max_in_flight == 0, "max_in_flight must be at least 1"),
+        (
+            s.max_queue_events < s.max_batch_events,
+            "max_queue_events must be at least max_batch_events",
+        ),
+        (
+            s.max_queue_bytes < max_event_bytes,
+            "max_queue_bytes must be at least max_event_bytes",
+        ),
+        (
+            s.flush_interval.is_zero(),
+            "flush_interval must not be zero",
+        ),
+        (s.max_attempts == Some(0), "max_attempts must be at least 1"),
+    ];
+    match checks.into_iter().find(|(bad, _)| *bad) {
+        Some((_, reason)) => Err(reason.into()),
+        None => Ok(()),
     }
 }
 

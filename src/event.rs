@@ -76,8 +76,14 @@ pub(crate) struct EncodedEvent {
 }
 
 impl EncodedEvent {
-    /// Encodes `event` for `distinct_id` with the `shared` properties below its own.
-    pub fn encode(event: &RecordedEvent, distinct_id: &str, shared: &SharedProperties) -> Self {
+    /// Encodes `event` for `distinct_id` with `properties` (the event's own, possibly filtered)
+    /// over the `shared` ones.
+    pub fn encode(
+        event: &RecordedEvent,
+        properties: &Map<String, Value>,
+        distinct_id: &str,
+        shared: &SharedProperties,
+    ) -> Self {
         let mut head = String::with_capacity(160 + event.name.len() + distinct_id.len());
         head.push_str("{\"name\":");
         push_json_string(&mut head, &event.name);
@@ -96,8 +102,8 @@ impl EncodedEvent {
         EncodedEvent {
             uuid: event.uuid,
             head: head.into_boxed_str(),
-            shared: shared.for_event(&event.properties),
-            own: object_body(&event.properties).into_boxed_str(),
+            shared: shared.for_event(properties),
+            own: object_body(properties).into_boxed_str(),
         }
     }
 
@@ -224,7 +230,8 @@ mod tests {
 
     #[test]
     fn own_properties_win_and_keys_are_unique() {
-        let e = EncodedEvent::encode(&event(json!({"k": "own", "x": [1]})), "user", &shared());
+        let ev = event(json!({"k": "own", "x": [1]}));
+        let e = EncodedEvent::encode(&ev, &ev.properties, "user", &shared());
         let mut out = Vec::new();
         e.write_to(&mut out);
         assert_eq!(out.len(), e.encoded_len());
@@ -249,7 +256,8 @@ mod tests {
             (json!({"a": 1}), &empty),
             (json!({}), &shared()),
         ] {
-            let e = EncodedEvent::encode(&event(props), "d", sh);
+            let ev = event(props);
+            let e = EncodedEvent::encode(&ev, &ev.properties, "d", sh);
             let body = encode_batch(&[e.clone(), e], UNIX_EPOCH);
             let v: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["sent_at"], "1970-01-01T00:00:00.000Z");

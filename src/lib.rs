@@ -55,6 +55,7 @@ pub mod env;
 mod error;
 mod event;
 mod features;
+mod filter;
 mod identity;
 mod messages;
 mod retry_delay;
@@ -69,17 +70,20 @@ mod timestamp;
 pub mod transport;
 
 pub use actors::recorder::Recorder;
-pub use actors::submitter::OverflowPolicy;
+pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
+pub use builder::SinkConfig;
 pub use builder::{Builder, Telemetry};
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
 pub use error::{BuildError, WaitForCheckinError};
 pub use features::{Feature, FeatureSet, Flag, Miss};
+pub use filter::{ALWAYS_PASS, PropertyFilter};
 #[cfg(feature = "fault-injection")]
 pub use messages::InjectFault;
 pub use messages::{
     AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetPayloadOr,
-    GetStats, GetVariant, GetVariantOr, Identify, IsEnabled, Record, RefreshConfiguration, Reset,
-    SetFact, SetPersonProperties, Shutdown, SubscribeFeatures, WaitForCheckin,
+    GetSinkStats, GetStats, GetVariant, GetVariantOr, Identify, IsEnabled, Record,
+    RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown, SubscribeFeatures,
+    WaitForCheckin,
 };
 pub use retry_delay::BackoffPolicy;
 pub use session::SessionPolicy;

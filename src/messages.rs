@@ -390,6 +390,11 @@ pub struct SubscribeFeatures;
 #[rtype(result = "Stats")]
 pub struct GetStats;
 
+/// The counters of each sink (its queue, deliveries and drops), by name, primary first.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Vec<(String, Stats)>")]
+pub struct GetSinkStats;
+
 /// A stream of flag sets; each [`changed`](FeatureSubscription::changed) waits for a real
 /// change. A slow reader never holds anything up: it sees the newest set.
 #[derive(Debug, Clone)]

@@ -7,21 +7,30 @@ use std::sync::mpsc;
 
 use actix::prelude::*;
 
-use crate::actors::collator::{Collator, CollatorConfig};
+use crate::actors::collator::{Collator, CollatorConfig, Lane};
 use crate::actors::configuration_proxy::ConfigurationProxy;
-use crate::actors::recorder::{Host, Pipeline, Recorder};
+use crate::actors::recorder::{Host, Pipeline, Recorder, SinkActors};
 use crate::actors::submitter::{Submitter, SubmitterConfig};
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
+use crate::filter::PropertyFilter;
 use crate::messages::ConnectRecorder;
 use crate::transport::Backend;
 
+/// One sink: a named destination with its own queue and filter.
+pub(crate) struct SinkParts {
+    pub name: String,
+    pub backend: Backend,
+    pub queue: SubmitterConfig,
+    pub filter: PropertyFilter,
+}
+
 /// Everything the pipeline actors are built from.
 pub(crate) struct PipelineParts {
-    pub backend: Backend,
-    pub submitter: SubmitterConfig,
+    /// The first is the primary sink: its Transport also checks in.
+    pub sinks: Vec<SinkParts>,
     pub collator: CollatorConfig,
     pub checkin_interval: std::time::Duration,
     pub stale_checkin: Option<crate::checkin::Checkin>,
@@ -67,20 +76,32 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
             Recorder::new(None, host, Default::default())
         }));
     };
-    let backend = parts.backend;
-    let transport = Supervisor::start_in_arbiter(&arbiter, move |_| Transport::new(backend));
-    let submitter_config = parts.submitter;
-    let to_transport = transport.clone().recipient();
-    let submitter = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        Submitter::new(submitter_config, to_transport)
-    });
+    let mut sinks = Vec::new();
+    let mut lanes = Vec::new();
+    for sink in parts.sinks {
+        let backend = sink.backend;
+        let transport = Supervisor::start_in_arbiter(&arbiter, move |_| Transport::new(backend));
+        let (queue, to_transport) = (sink.queue, transport.clone().recipient());
+        let submitter =
+            Supervisor::start_in_arbiter(&arbiter, move |_| Submitter::new(queue, to_transport));
+        lanes.push(Lane::new(sink.filter, submitter.clone()));
+        sinks.push(SinkActors {
+            name: sink.name,
+            submitter,
+            transport,
+        });
+    }
+    let Some(primary) = sinks.first() else {
+        return Err(BuildError::InvalidConfig("no sink to deliver to".into()));
+    };
+    let transport = primary.transport.clone();
     let (env, names) = (parts.env, parts.names);
     let snapshotter =
         Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names));
     let collator_config = parts.collator;
-    let (s, ss) = (submitter.clone(), snapshotter.clone());
+    let ss = snapshotter.clone();
     let collator =
-        Supervisor::start_in_arbiter(&arbiter, move |_| Collator::new(collator_config, s, ss));
+        Supervisor::start_in_arbiter(&arbiter, move |_| Collator::new(collator_config, lanes, ss));
     let (t, c, interval) = (transport.clone(), collator.clone(), parts.checkin_interval);
     let stale = parts.stale_checkin.map(|c| std::sync::Arc::new(c.features));
     let initial_flags = stale.clone().unwrap_or_default();
@@ -91,9 +112,8 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
     });
     let pipeline = Pipeline {
         collator,
-        submitter,
+        sinks,
         configuration: configuration.clone(),
-        transport,
         snapshotter,
     };
     let recorder = Supervisor::start_in_arbiter(&arbiter, move |_| {
