@@ -378,6 +378,7 @@ impl Collator {
                     total.delivered += report.delivered;
                     total.dropped += report.dropped;
                     total.pending += report.pending;
+                    total.spooled += report.spooled;
                 }
             }
             let _ = reply.send(total);

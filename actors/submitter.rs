@@ -22,6 +22,7 @@ use actix::prelude::*;
 use crate::event::EncodedEvent;
 use crate::messages::{DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters};
 use crate::retry_delay::{BackoffPolicy, RetryDelay};
+use crate::spool::{Replay, Spool, SpoolRef};
 use crate::stats::{DropCounts, FlushReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::DeliveryOutcome;
@@ -167,12 +168,31 @@ pub struct Submitter {
     retries: u64,
     dropped: DropCounts,
     guard: Guard,
+    /// Where queued events are kept durable, if anywhere.
+    spool: Option<Spool>,
+    /// The spool record of every held event that has one, by sequence number.
+    spooled: HashMap<u64, SpoolRef>,
+    spool_flush_scheduled: bool,
+    spool_corrupt: u64,
 }
 
+/// How often acknowledgements reach the spool when no new event forces a write.
+const SPOOL_ACK_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the spool is synced to the device.
+const SPOOL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Submitter {
-    pub(crate) fn new(config: SubmitterConfig, transport: Recipient<DeliverBatch>) -> Self {
+    pub(crate) fn new(
+        config: SubmitterConfig,
+        transport: Recipient<DeliverBatch>,
+        spool: Option<(Spool, Replay)>,
+    ) -> Self {
         let delay = RetryDelay::new(&config.backoff);
-        Submitter {
+        let (spool, replay) = match spool {
+            Some((spool, replay)) => (Some(spool), replay),
+            None => (None, Replay::default()),
+        };
+        let mut submitter = Submitter {
             config,
             transport,
             queue: VecDeque::new(),
@@ -193,14 +213,47 @@ impl Submitter {
             retries: 0,
             dropped: DropCounts::default(),
             guard: Guard::new(ActorKind::Submitter),
+            spool,
+            spooled: HashMap::new(),
+            spool_flush_scheduled: false,
+            spool_corrupt: replay.corrupt,
+        };
+        submitter.replay(replay);
+        submitter
+    }
+
+    /// Queues the events a previous run left in the spool, to be sent at once.
+    fn replay(&mut self, replay: Replay) {
+        let count = replay.records.len();
+        for (at, json) in replay.records {
+            let Some(event) = EncodedEvent::from_spool(json) else {
+                self.spool_corrupt += 1;
+                if let Some(spool) = &mut self.spool {
+                    spool.ack(at);
+                }
+                continue;
+            };
+            if let Some(seq) = self.admit(event) {
+                self.spooled.insert(seq, at);
+            } else if let Some(spool) = &mut self.spool {
+                spool.ack(at);
+            }
+        }
+        if count > 0 {
+            tracing::info!(
+                events = count,
+                "delivering events spooled by an earlier run"
+            );
+            self.flush_through = self.next_seq - 1;
         }
     }
 
-    fn enqueue(&mut self, event: EncodedEvent, ctx: &mut Context<Self>) {
+    /// Queues `event` if the overflow policy lets it in; its sequence number if it did.
+    fn admit(&mut self, event: EncodedEvent) -> Option<u64> {
         let size = event.held_bytes() + SEQ_BYTES;
         if !self.make_room(size) {
             self.dropped.overflow += 1;
-            return;
+            return None;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -208,6 +261,69 @@ impl Submitter {
         self.held_bytes += size;
         self.queue_encoded_bytes += event.encoded_len();
         self.queue.push_back(Queued { seq, event });
+        Some(seq)
+    }
+
+    /// Writes `event` to the spool, if there is one.
+    fn spool_event(&mut self, seq: u64, ctx: &mut Context<Self>) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        let Some(queued) = self.queue.back() else {
+            return;
+        };
+        let mut json = Vec::with_capacity(queued.event.encoded_len());
+        queued.event.write_to(&mut json);
+        if let Some(at) = spool.append(&json) {
+            self.spooled.insert(seq, at);
+        }
+        let lost = spool.enforce_limit();
+        if lost > 0 {
+            tracing::warn!(
+                events = lost,
+                "spool full: the oldest spooled events are in memory only now"
+            );
+        }
+        self.schedule_spool_flush(ctx);
+    }
+
+    /// Hands spooled records to the operating system at the end of this turn of the mailbox,
+    /// so every event of a burst goes out in one write.
+    fn schedule_spool_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.spool_flush_scheduled {
+            return;
+        }
+        self.spool_flush_scheduled = true;
+        ctx.run_later(Duration::ZERO, |act, _ctx| {
+            act.spool_flush_scheduled = false;
+            act.flush_spool();
+        });
+    }
+
+    fn flush_spool(&mut self) {
+        if let Some(spool) = &mut self.spool
+            && let Err(error) = spool.flush()
+        {
+            tracing::warn!(%error, "cannot write the spool; events stay in memory");
+        }
+    }
+
+    fn sync_spool(&mut self) {
+        self.flush_spool();
+        if let Some(file) = self.spool.as_ref().and_then(Spool::sync_handle) {
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = file.sync_data() {
+                    tracing::warn!(%error, "cannot sync the spool");
+                }
+            });
+        }
+    }
+
+    fn enqueue(&mut self, event: EncodedEvent, ctx: &mut Context<Self>) {
+        let Some(seq) = self.admit(event) else {
+            return;
+        };
+        self.spool_event(seq, ctx);
         self.pump(ctx);
     }
 
@@ -382,6 +498,13 @@ impl Submitter {
     fn forget(&mut self, seqs: &[u64], held_bytes: usize, how: Resolution) {
         self.held_events -= seqs.len();
         self.held_bytes -= held_bytes;
+        if let Some(spool) = &mut self.spool {
+            for seq in seqs {
+                if let Some(at) = self.spooled.remove(seq) {
+                    spool.ack(at);
+                }
+            }
+        }
         for flush in &mut self.flushes {
             let covered = seqs.iter().filter(|s| **s <= flush.upto).count() as u64;
             match how {
@@ -452,7 +575,7 @@ impl Submitter {
         let mut flush = self.flushes.swap_remove(index);
         flush.report.pending = self.held_up_to(flush.upto);
         if flush.drop_at_timeout {
-            self.abandon_everything();
+            flush.report.spooled = self.abandon_everything();
         }
         if let Some(reply) = flush.reply.take() {
             let _ = reply.send(flush.report);
@@ -480,26 +603,44 @@ impl Submitter {
         self.queue_encoded_bytes = self.queue.iter().map(|q| q.event.encoded_len()).sum();
     }
 
-    /// At a shutdown deadline: everything still held is dropped and counted.
-    fn abandon_everything(&mut self) {
-        let batches: Vec<Batch> = self
+    /// At a shutdown deadline: what is still held stays in the spool, or is dropped and
+    /// counted when it has no spool record. Returns how many stay spooled.
+    fn abandon_everything(&mut self) -> u64 {
+        let mut seqs: Vec<u64> = self.queue.iter().map(|q| q.seq).collect();
+        for batch in self
             .retry
             .drain(..)
             .chain(self.in_flight.drain().map(|(_, b)| b))
-            .collect();
-        let mut count = batches.iter().map(Batch::len).sum::<usize>() as u64;
-        count += self.queue.len() as u64;
+        {
+            seqs.extend(batch.seqs);
+        }
         self.queue.clear();
         self.queue_encoded_bytes = 0;
         self.held_events = 0;
         self.held_bytes = 0;
-        self.dropped.shutdown += count;
-        if count > 0 {
+        let spooled = seqs.iter().filter(|s| self.spooled.contains_key(s)).count() as u64;
+        let dropped = seqs.len() as u64 - spooled;
+        self.spooled.clear();
+        self.dropped.shutdown += dropped;
+        if let Some(spool) = &mut self.spool {
+            // The next run delivers these: make sure they are on the device.
+            if let Err(error) = spool.flush() {
+                tracing::warn!(%error, "cannot write the spool at shutdown");
+            }
+            if let Some(file) = spool.sync_handle()
+                && let Err(error) = file.sync_data()
+            {
+                tracing::warn!(%error, "cannot sync the spool at shutdown");
+            }
+        }
+        if spooled + dropped > 0 {
             tracing::warn!(
-                events = count,
-                "shutdown deadline passed; dropping undelivered events"
+                spooled,
+                dropped,
+                "shutdown deadline passed with events undelivered"
             );
         }
+        spooled
     }
 }
 
@@ -512,7 +653,19 @@ impl Actor for Submitter {
             act.flush_through = act.flush_through.max(act.next_seq - 1);
             guarded(act, ctx, Self::pump);
         });
+        if self.spool.is_some() {
+            ctx.run_interval(SPOOL_ACK_INTERVAL, |act, _ctx| {
+                if act.spool.as_ref().is_some_and(Spool::is_dirty) {
+                    act.flush_spool();
+                }
+            });
+            ctx.run_interval(SPOOL_SYNC_INTERVAL, |act, _ctx| act.sync_spool());
+        }
         self.pump(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.flush_spool();
     }
 }
 
@@ -533,6 +686,7 @@ impl Supervised for Submitter {
             self.retry.push_front(batch);
         }
         self.paused = false;
+        self.spool_flush_scheduled = false;
         self.recount();
     }
 }
@@ -564,6 +718,10 @@ impl Handler<ReportCounters> for Submitter {
             batches_delivered: self.batches_delivered,
             queue_depth: self.held_events as u64,
             queue_bytes: self.held_bytes as u64,
+            spooled: self.spool.as_ref().map_or(0, Spool::live),
+            spool_corrupt: self.spool_corrupt,
+            spool_errors: self.spool.as_ref().map_or(0, |s| s.errors),
+            spool_overflow: self.spool.as_ref().map_or(0, |s| s.overflowed),
             ..self.guard.stats()
         })
     }

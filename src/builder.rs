@@ -102,6 +102,8 @@ pub struct Builder {
     session: SessionPolicy,
     filter: PropertyFilter,
     sinks: Vec<SinkConfig>,
+    spool: bool,
+    spool_max_bytes: u64,
     disabled: bool,
 }
 
@@ -127,6 +129,8 @@ impl Default for Builder {
             session: SessionPolicy::default(),
             filter: PropertyFilter::all(),
             sinks: Vec::new(),
+            spool: true,
+            spool_max_bytes: 128 * 1024 * 1024,
             disabled: false,
         }
     }
@@ -335,6 +339,20 @@ impl Builder {
         self
     }
 
+    /// Whether each sink keeps its undelivered events in a durable spool in the state
+    /// directory (default: on, when there is a state directory).
+    pub fn spool(mut self, enabled: bool) -> Self {
+        self.spool = enabled;
+        self
+    }
+
+    /// The most disk each sink's spool may use (default 128 MiB); past it the oldest spooled
+    /// events stop being durable (they are still delivered if the process lives).
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_max_bytes = bytes;
+        self
+    }
+
     /// Delivers events to another sink too (a local file, the console, a second backend).
     pub fn sink(mut self, sink: SinkConfig) -> Self {
         self.sinks.push(sink);
@@ -355,6 +373,36 @@ impl Builder {
             ));
         }
         Ok(())
+    }
+
+    /// The spool of sink `name`, if spooling is on and there is a state directory; a spool that
+    /// cannot be opened is logged and the sink runs without one.
+    fn open_spool(
+        &self,
+        state: Option<&StateDir>,
+        name: &str,
+    ) -> Option<(crate::spool::Spool, crate::spool::Replay)> {
+        if !self.spool {
+            return None;
+        }
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = state?.path().join("spool").join(safe);
+        match crate::spool::Spool::open(&dir, self.spool_max_bytes) {
+            Ok(opened) => Some(opened),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "running without a spool");
+                None
+            }
+        }
     }
 
     fn opted_out(&self, names: &EnvNames) -> bool {
@@ -402,11 +450,14 @@ impl Builder {
             connect_timeout: self.connect_timeout,
             user_agent: self.user_agent.clone(),
         };
+        let state = StateDir::resolve(&self.state, &self.env, &self.env_prefix);
+        let open_spool = |name: &str| self.open_spool(state.as_ref(), name);
         let mut sinks = vec![SinkParts {
             name: "primary".into(),
             backend: Backend::open(&endpoint, checkin_file, &http)?,
             queue: self.submitter.clone(),
             filter: self.filter.clone(),
+            spool: open_spool("primary"),
         }];
         for sink in &self.sinks {
             validate_queue(&sink.queue, self.max_event_bytes)
@@ -416,6 +467,7 @@ impl Builder {
                 backend: Backend::open(&Endpoint::parse(&sink.endpoint)?, None, &http)?,
                 queue: sink.queue.clone(),
                 filter: sink.filter.clone(),
+                spool: open_spool(&sink.name),
             });
         }
 
@@ -431,7 +483,6 @@ impl Builder {
                 (Correlation::default(), Some(error))
             }
         };
-        let state = StateDir::resolve(&self.state, &self.env, &self.env_prefix);
         let saved_identity = state.as_ref().and_then(StateDir::load_identity);
         let stale_checkin = state.as_ref().and_then(StateDir::load_checkin);
         let identity = Identity::resolve(&self.ids, saved_identity.as_ref(), &correlation);

@@ -62,6 +62,7 @@ mod retry_delay;
 mod runtime;
 mod session;
 pub mod snapshot;
+mod spool;
 mod state;
 mod stats;
 mod stream;

@@ -25,6 +25,7 @@ pub(crate) struct SinkParts {
     pub backend: Backend,
     pub queue: SubmitterConfig,
     pub filter: PropertyFilter,
+    pub spool: Option<(crate::spool::Spool, crate::spool::Replay)>,
 }
 
 /// Everything the pipeline actors are built from.
@@ -81,9 +82,10 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
     for sink in parts.sinks {
         let backend = sink.backend;
         let transport = Supervisor::start_in_arbiter(&arbiter, move |_| Transport::new(backend));
-        let (queue, to_transport) = (sink.queue, transport.clone().recipient());
-        let submitter =
-            Supervisor::start_in_arbiter(&arbiter, move |_| Submitter::new(queue, to_transport));
+        let (queue, to_transport, spool) = (sink.queue, transport.clone().recipient(), sink.spool);
+        let submitter = Supervisor::start_in_arbiter(&arbiter, move |_| {
+            Submitter::new(queue, to_transport, spool)
+        });
         lanes.push(Lane::new(sink.filter, submitter.clone()));
         sinks.push(SinkActors {
             name: sink.name,

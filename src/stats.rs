@@ -18,7 +18,8 @@ pub struct DropCounts {
     pub refused: u64,
     /// Every allowed delivery attempt failed.
     pub retries_exhausted: u64,
-    /// Still undelivered when a shutdown deadline passed, or recorded after shutdown began.
+    /// Still undelivered when a shutdown deadline passed and not spooled, or recorded after
+    /// shutdown began.
     pub shutdown: u64,
 }
 
@@ -80,6 +81,15 @@ pub struct Stats {
     pub checkin_failures: u64,
     /// Flags in check-in documents that were malformed and are not served.
     pub invalid_flags: u64,
+    /// Events in the spools, waiting for delivery (they survive a crash or restart).
+    pub spooled: u64,
+    /// Corrupt spool records skipped when reading the spools back.
+    pub spool_corrupt: u64,
+    /// Spool writes that failed (the events were kept in memory only).
+    pub spool_errors: u64,
+    /// Events whose spool records were removed to keep a spool within its size limit (still
+    /// in memory, no longer durable).
+    pub spool_overflow: u64,
     /// Configuration stream messages applied.
     pub stream_updates: u64,
     /// Configuration stream messages skipped as malformed.
@@ -95,13 +105,17 @@ pub struct FlushReport {
     pub dropped: u64,
     /// Neither yet when the flush gave up waiting (its timeout passed).
     pub pending: u64,
+    /// Of the `pending` ones at a shutdown deadline: kept in the spool for the next run (the
+    /// rest were dropped and counted in `Stats::dropped.shutdown`).
+    pub spooled: u64,
 }
 
 /// What a shutdown achieved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// The final flush of everything still queued. Events `pending` at the deadline were
-    /// dropped and are counted in `stats.dropped.shutdown`.
+    /// The final flush of everything still queued. Of the events `pending` at the deadline,
+    /// `spooled` stay in the spool for the next run; the rest were dropped and are counted in
+    /// `stats.dropped.shutdown`.
     pub flush: FlushReport,
     /// Whether the deadline passed before every event was delivered or dropped.
     pub timed_out: bool,
@@ -127,6 +141,10 @@ impl Stats {
         self.checkin_failures += other.checkin_failures;
         self.invalid_flags += other.invalid_flags;
         self.stream_updates += other.stream_updates;
+        self.spooled += other.spooled;
+        self.spool_corrupt += other.spool_corrupt;
+        self.spool_errors += other.spool_errors;
+        self.spool_overflow += other.spool_overflow;
         self.stream_errors += other.stream_errors;
     }
 }

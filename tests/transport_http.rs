@@ -104,9 +104,9 @@ async fn batches_and_checkins_have_the_exact_wire_shape() {
     }
     assert!(p["host_name"].as_str().unwrap().starts_with("h-"));
 
-    let checkins = backend.requests_to(CHECK_IN);
-    assert!(!checkins.is_empty());
-    let checkin = checkins[0].json();
+    // The first check-in runs beside the batch: nothing orders the two requests.
+    assert!(backend.wait_for_requests_to(CHECK_IN, 1, WAIT).await);
+    let checkin = backend.requests_to(CHECK_IN)[0].json();
     assert_eq!(
         keys(&checkin),
         [

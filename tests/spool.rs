@@ -1,0 +1,125 @@
+//! The durable spool: events left at a shutdown deadline are delivered by the next run; a
+//! corrupt record is skipped and counted while the others are delivered.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use actix_telemetry::{Flush, GetStats, Record, Telemetry};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn start(url: &str, state: &std::path::Path) -> Telemetry {
+    builder(url).state_dir(state).build().unwrap()
+}
+
+fn record(telemetry: &Telemetry, range: std::ops::Range<u64>) {
+    for i in range {
+        telemetry
+            .recorder()
+            .do_send(Record::new("spooled").property("seq", i));
+    }
+}
+
+fn seqs(backend: &Backend) -> BTreeSet<u64> {
+    backend
+        .delivered_events()
+        .iter()
+        .filter_map(|e| e["properties"]["seq"].as_u64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_deadline_leaves_events_spooled_for_the_next_run() {
+    let dir = TempDir::new("spool-shutdown");
+    let state = dir.join("state");
+    let hanging = Backend::start(Responder::new(|req, _| match req.path_only() {
+        EVENTS_BATCH => Reply::hang(),
+        _ => Reply::ok(),
+    }))
+    .await;
+    let telemetry = start(&hanging.url(), &state);
+    record(&telemetry, 0..40);
+    let started = Instant::now();
+    let report = telemetry.shutdown(Duration::from_millis(400)).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    assert!(report.timed_out);
+    assert_eq!(report.flush.pending, 40, "{report:?}");
+    assert_eq!(report.flush.spooled, 40, "{report:?}");
+    assert_eq!(report.stats.dropped.total(), 0, "{report:?}");
+
+    let healthy = Backend::start(Responder::ok()).await;
+    let telemetry = start(&healthy.url(), &state);
+    assert!(
+        healthy.wait_for_events(40, WAIT).await,
+        "the spooled events were not delivered"
+    );
+    assert_eq!(seqs(&healthy), (0..40).collect());
+    // Delivered means forgotten: nothing is left to deliver a third time.
+    let stats = tokio::time::timeout(WAIT, async {
+        loop {
+            let stats = telemetry.recorder().send(GetStats).await.unwrap();
+            if stats.spooled == 0 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(stats.delivered, 40);
+    telemetry.shutdown(WAIT).await;
+
+    let third = Backend::start(Responder::ok()).await;
+    let telemetry = start(&third.url(), &state);
+    telemetry
+        .recorder()
+        .send(Flush::within(WAIT))
+        .await
+        .unwrap();
+    telemetry.shutdown(WAIT).await;
+    assert!(third.delivered_events().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_is_skipped_and_counted() {
+    let dir = TempDir::new("spool-corrupt");
+    let state = dir.join("state");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let telemetry = start(&format!("http://{closed}"), &state);
+    record(&telemetry, 0..5);
+    let report = telemetry.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(report.flush.spooled, 5, "{report:?}");
+
+    // Damage the third record's payload on disk.
+    let spool = state.join("spool").join("primary");
+    let segment = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let starts: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"SPL1")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 5);
+    bytes[starts[2] + 12 + 10] ^= 0x55;
+    std::fs::write(&segment, bytes).unwrap();
+
+    let healthy = Backend::start(Responder::ok()).await;
+    let telemetry = start(&healthy.url(), &state);
+    assert!(healthy.wait_for_events(4, WAIT).await);
+    let stats = telemetry.recorder().send(GetStats).await.unwrap();
+    assert_eq!(stats.spool_corrupt, 1);
+    telemetry.shutdown(WAIT).await;
+    assert_eq!(seqs(&healthy), BTreeSet::from([0, 1, 3, 4]));
+}
