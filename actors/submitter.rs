@@ -711,6 +711,8 @@ impl Handler<ReportCounters> for Submitter {
     type Result = MessageResult<ReportCounters>;
 
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
+        // So that `spooled` counts only records the operating system already has.
+        self.flush_spool();
         MessageResult(Stats {
             delivered: self.delivered,
             dropped: self.dropped,
