@@ -161,6 +161,30 @@ impl Recorder {
         });
     }
 
+    /// Reads flag `name` (following pointers if asked) with `read`, and records the evaluation
+    /// event; `on_miss` says what the event shows when `read` finds nothing.
+    fn evaluate<R>(
+        &mut self,
+        name: &str,
+        follow: bool,
+        read: impl FnOnce(&FeatureSet, &str) -> Option<R>,
+        on_miss: OnMiss,
+    ) -> Option<R> {
+        let features = self.features.clone();
+        let target = features.target(name, follow);
+        let value = target.and_then(|t| read(&features, t));
+        let (response, default_used) = match (&value, on_miss) {
+            (Some(_), _) | (None, OnMiss::Nothing) => (response_of(&features, target), None),
+            (None, OnMiss::Default(shown)) => (shown, Some(miss(&features, name, follow))),
+            (None, OnMiss::DefaultPayload) => (
+                response_of(&features, target),
+                Some(miss(&features, name, follow)),
+            ),
+        };
+        self.flag_read(name, response, default_used);
+        value
+    }
+
     fn flush(
         &self,
         timeout: Option<Duration>,
@@ -239,6 +263,16 @@ impl Recorder {
             received_at: stamp.received_at,
         }));
     }
+}
+
+/// What a flag read's evaluation event says when the flag cannot be read.
+enum OnMiss {
+    /// Nothing special: the response is `null`.
+    Nothing,
+    /// The caller's default was answered; this is it.
+    Default(Value),
+    /// The caller's default payload was answered; the response is still the variant seen.
+    DefaultPayload,
 }
 
 /// The counters of one sink's Submitter and Transport.
@@ -408,15 +442,15 @@ impl<T: DeserializeOwned + 'static> Handler<GetVariant<T>> for Recorder {
     type Result = MessageResult<GetVariant<T>>;
 
     fn handle(&mut self, msg: GetVariant<T>, ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            guarded(self, ctx, |act, _| {
-                let features = act.features.clone();
-                let target = features.target(&msg.name, msg.follow_pointers);
-                act.flag_read(&msg.name, response_of(&features, target), None);
-                target.and_then(|t| features.variant(t))
-            })
-            .flatten(),
-        )
+        let read = guarded(self, ctx, |act, _| {
+            act.evaluate(
+                &msg.name,
+                msg.follow_pointers,
+                |f, t| f.variant(t),
+                OnMiss::Nothing,
+            )
+        });
+        MessageResult(read.flatten())
     }
 }
 
@@ -424,15 +458,15 @@ impl<T: DeserializeOwned + 'static> Handler<GetPayload<T>> for Recorder {
     type Result = MessageResult<GetPayload<T>>;
 
     fn handle(&mut self, msg: GetPayload<T>, ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            guarded(self, ctx, |act, _| {
-                let features = act.features.clone();
-                let target = features.target(&msg.name, msg.follow_pointers);
-                act.flag_read(&msg.name, response_of(&features, target), None);
-                target.and_then(|t| features.payload(t))
-            })
-            .flatten(),
-        )
+        let read = guarded(self, ctx, |act, _| {
+            act.evaluate(
+                &msg.name,
+                msg.follow_pointers,
+                |f, t| f.payload(t),
+                OnMiss::Nothing,
+            )
+        });
+        MessageResult(read.flatten())
     }
 }
 
@@ -442,14 +476,15 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> Handler<GetFe
     type Result = MessageResult<GetFeature<V, P>>;
 
     fn handle(&mut self, msg: GetFeature<V, P>, ctx: &mut Context<Self>) -> Self::Result {
-        let feature: Option<Feature<V, P>> = guarded(self, ctx, |act, _| {
-            let features = act.features.clone();
-            let target = features.target(&msg.name, msg.follow_pointers);
-            act.flag_read(&msg.name, response_of(&features, target), None);
-            target.and_then(|t| features.feature(t))
-        })
-        .flatten();
-        MessageResult(feature)
+        let read: Option<Option<Feature<V, P>>> = guarded(self, ctx, |act, _| {
+            act.evaluate(
+                &msg.name,
+                msg.follow_pointers,
+                |f, t| f.feature(t),
+                OnMiss::Nothing,
+            )
+        });
+        MessageResult(read.flatten())
     }
 }
 
@@ -457,12 +492,11 @@ impl Handler<IsEnabled> for Recorder {
     type Result = bool;
 
     fn handle(&mut self, msg: IsEnabled, ctx: &mut Context<Self>) -> bool {
+        let enabled = |f: &FeatureSet, t: &str| Some(f.is_enabled(t));
         guarded(self, ctx, |act, _| {
-            let features = act.features.clone();
-            let target = features.target(&msg.name, msg.follow_pointers);
-            act.flag_read(&msg.name, response_of(&features, target), None);
-            target.is_some_and(|t| features.is_enabled(t))
+            act.evaluate(&msg.name, msg.follow_pointers, enabled, OnMiss::Nothing)
         })
+        .flatten()
         .unwrap_or(false)
     }
 }
@@ -471,27 +505,16 @@ impl<T: DeserializeOwned + Serialize + 'static> Handler<GetVariantOr<T>> for Rec
     type Result = MessageResult<GetVariantOr<T>>;
 
     fn handle(&mut self, msg: GetVariantOr<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let GetVariantOr {
-            name,
-            default,
-            follow_pointers,
-        } = msg;
+        let shown = serde_json::to_value(&msg.default).unwrap_or(Value::Null);
         let read = guarded(self, ctx, |act, _| {
-            let features = act.features.clone();
-            let target = features.target(&name, follow_pointers);
-            match target.and_then(|t| features.variant::<T>(t)) {
-                Some(value) => {
-                    act.flag_read(&name, response_of(&features, target), None);
-                    Some(value)
-                }
-                None => {
-                    let shown = serde_json::to_value(&default).unwrap_or(Value::Null);
-                    act.flag_read(&name, shown, Some(miss(&features, &name, follow_pointers)));
-                    None
-                }
-            }
+            act.evaluate(
+                &msg.name,
+                msg.follow_pointers,
+                |f, t| f.variant(t),
+                OnMiss::Default(shown),
+            )
         });
-        MessageResult(read.flatten().unwrap_or(default))
+        MessageResult(read.flatten().unwrap_or(msg.default))
     }
 }
 
@@ -499,23 +522,15 @@ impl<T: DeserializeOwned + 'static> Handler<GetPayloadOr<T>> for Recorder {
     type Result = MessageResult<GetPayloadOr<T>>;
 
     fn handle(&mut self, msg: GetPayloadOr<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let GetPayloadOr {
-            name,
-            default,
-            follow_pointers,
-        } = msg;
         let read = guarded(self, ctx, |act, _| {
-            let features = act.features.clone();
-            let target = features.target(&name, follow_pointers);
-            let payload = target.and_then(|t| features.payload::<T>(t));
-            // A flag that reads fine but whose payload does not is a payload of the wrong type.
-            let miss = payload
-                .is_none()
-                .then(|| miss(&features, &name, follow_pointers));
-            act.flag_read(&name, response_of(&features, target), miss);
-            payload
+            act.evaluate(
+                &msg.name,
+                msg.follow_pointers,
+                |f, t| f.payload(t),
+                OnMiss::DefaultPayload,
+            )
         });
-        MessageResult(read.flatten().unwrap_or(default))
+        MessageResult(read.flatten().unwrap_or(msg.default))
     }
 }
 

@@ -139,14 +139,8 @@ async fn wait_for_checkin_times_out_then_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_reads_and_one_malformed_flag_among_valid_ones() {
-    let backend = Backend::start(Responder::with_checkin(flags_v("v1"))).await;
-    let telemetry = builder(&backend.url()).build().unwrap();
+    let (_backend, telemetry) = started_with_checkin(flags_v("v1")).await;
     let recorder = telemetry.recorder().clone();
-    recorder
-        .send(WaitForCheckin { timeout: WAIT })
-        .await
-        .unwrap()
-        .unwrap();
 
     let beta: Option<bool> = recorder.send(GetVariant::new("beta")).await.unwrap();
     assert_eq!(beta, Some(true));
@@ -177,14 +171,8 @@ async fn typed_reads_and_one_malformed_flag_among_valid_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flag_reads_record_deduplicated_evaluation_events() {
-    let backend = Backend::start(Responder::with_checkin(flags_v("v1"))).await;
-    let telemetry = builder(&backend.url()).build().unwrap();
+    let (backend, telemetry) = started_with_checkin(flags_v("v1")).await;
     let recorder = telemetry.recorder().clone();
-    recorder
-        .send(WaitForCheckin { timeout: WAIT })
-        .await
-        .unwrap()
-        .unwrap();
     for _ in 0..3 {
         let _: Option<String> = recorder.send(GetVariant::new("color")).await.unwrap();
     }
@@ -224,14 +212,8 @@ async fn pointer_flags_and_caller_defaults() {
         "loop-b": {"variant": "b", "payload": "\"loop-a\""},
         "broken": {"variant": "x", "payload": 7}
     }});
-    let backend = Backend::start(Responder::with_checkin(doc)).await;
-    let telemetry = builder(&backend.url()).build().unwrap();
+    let (backend, telemetry) = started_with_checkin(doc).await;
     let recorder = telemetry.recorder().clone();
-    recorder
-        .send(WaitForCheckin { timeout: WAIT })
-        .await
-        .unwrap()
-        .unwrap();
 
     let plain: Option<String> = recorder.send(GetVariant::new("ptr")).await.unwrap();
     assert_eq!(plain.as_deref(), Some("p"));
@@ -322,14 +304,8 @@ async fn pointer_flags_and_caller_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_identity_changes_makes_one_background_check_in() {
-    let backend = Backend::start(Responder::with_checkin(flags_v("v1"))).await;
-    let telemetry = builder(&backend.url()).build().unwrap();
+    let (backend, telemetry) = started_with_checkin(flags_v("v1")).await;
     let recorder = telemetry.recorder().clone();
-    recorder
-        .send(WaitForCheckin { timeout: WAIT })
-        .await
-        .unwrap()
-        .unwrap();
     let before = backend.requests_to(CHECK_IN).len();
 
     recorder.do_send(actix_telemetry::Identify::new("burst-user").set("plan", "team"));

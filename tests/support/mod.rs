@@ -89,3 +89,22 @@ pub mod dns;
 
 #[allow(dead_code)]
 pub mod sse;
+
+/// A backend answering check-ins with `checkin`, and a runtime talking to it that has completed
+/// its first check-in.
+#[allow(dead_code)]
+pub async fn started_with_checkin(
+    checkin: serde_json::Value,
+) -> (Backend, actix_telemetry::Telemetry) {
+    let backend = Backend::start(Responder::with_checkin(checkin)).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    telemetry
+        .recorder()
+        .send(actix_telemetry::WaitForCheckin {
+            timeout: std::time::Duration::from_secs(10),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    (backend, telemetry)
+}
