@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::checkin::CheckinRequest;
-use crate::event::{EncodedEvent, RecordedEvent, SharedProperties};
+use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, object_body};
 use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
 use crate::identity::{Identity, new_id};
@@ -326,17 +326,21 @@ impl Collator {
         let Some(full) = shared.as_ref() else {
             return;
         };
+        // Parsed back only if a sink filters what it sees, and then once for all such sinks.
+        let mut own: Option<Map<String, Value>> = None;
         for lane in lanes {
             let encoded = if lane.filter.is_all() {
-                EncodedEvent::encode(&event, &event.properties, &distinct_id, full)
+                EncodedEvent::encode(&event, event.members(), event.keys(), &distinct_id, full)
             } else {
                 let filter = &lane.filter;
                 let visible = lane
                     .shared
                     .get_or_insert_with(|| SharedProperties::new(filter.apply(full.map())));
+                let passing = filter.apply(own.get_or_insert_with(|| event.properties()));
                 EncodedEvent::encode(
                     &event,
-                    &filter.apply(&event.properties),
+                    &object_body(&passing),
+                    passing.keys().map(String::as_str),
                     &distinct_id,
                     visible,
                 )
@@ -386,13 +390,13 @@ impl Collator {
     }
 
     fn emit_special(&mut self, name: &str, properties: Map<String, Value>, stamp: Stamp) {
-        self.emit(RecordedEvent {
-            name: name.to_string(),
-            properties,
-            timestamp: stamp.timestamp,
-            uuid: stamp.uuid,
-            received_at: stamp.received_at,
-        });
+        self.emit(RecordedEvent::new(
+            name.to_string(),
+            &properties,
+            stamp.timestamp,
+            stamp.uuid,
+            stamp.received_at,
+        ));
     }
 
     fn apply(&mut self, ChangeIdentity { change, stamp }: ChangeIdentity) {

@@ -15,7 +15,7 @@
 //! accepts every message and counts each event as dropped by opt-out.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use serde::Serialize;
@@ -23,7 +23,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
-use uuid::{ContextV7, Timestamp, Uuid};
 
 use crate::actors::collator::Collator;
 use crate::actors::configuration_proxy::ConfigurationProxy;
@@ -34,6 +33,7 @@ use crate::error::WaitForCheckinError;
 use crate::event::RecordedEvent;
 use crate::features::{Feature, FeatureSet, Miss};
 use crate::messages::*;
+use crate::rng::UuidV7Source;
 use crate::stats::{DropCounts, FlushReport, ShutdownReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 
@@ -72,7 +72,7 @@ pub(crate) enum Host {
 pub struct Recorder {
     pipeline: Option<Pipeline>,
     host: Host,
-    uuids: ContextV7,
+    uuids: UuidV7Source,
     features: Arc<FeatureSet>,
     features_tx: watch::Sender<Arc<FeatureSet>>,
     checkins_tx: watch::Sender<u64>,
@@ -89,7 +89,7 @@ impl Recorder {
         Recorder {
             pipeline,
             host,
-            uuids: ContextV7::new(),
+            uuids: UuidV7Source::new(),
             features_tx: watch::Sender::new(features.clone()),
             features,
             checkins_tx: watch::Sender::new(0),
@@ -100,29 +100,23 @@ impl Recorder {
         }
     }
 
-    /// The pipeline, if this message may produce an event; counts the drop otherwise.
-    fn accepting(&mut self) -> Option<Pipeline> {
+    /// Whether this message may produce an event; counts it accepted, or counts the drop.
+    fn accepting(&mut self) -> bool {
         if self.shutting_down {
             self.dropped.shutdown += 1;
-            return None;
+            return false;
         }
-        match &self.pipeline {
-            Some(p) => {
-                self.accepted += 1;
-                Some(p.clone())
-            }
-            None => {
-                self.dropped.opt_out += 1;
-                None
-            }
+        if self.pipeline.is_none() {
+            self.dropped.opt_out += 1;
+            return false;
         }
+        self.accepted += 1;
+        true
     }
 
-    fn stamp(&self, timestamp: SystemTime) -> Stamp {
-        let since = timestamp.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let ts = Timestamp::from_unix(&self.uuids, since.as_secs(), since.subsec_nanos());
+    fn stamp(&mut self, timestamp: SystemTime) -> Stamp {
         Stamp {
-            uuid: Uuid::new_v7(ts),
+            uuid: self.uuids.next(timestamp),
             timestamp,
             received_at: Instant::now(),
         }
@@ -130,17 +124,17 @@ impl Recorder {
 
     /// A change that produces an event (`$identify`, `$set`, `$create_alias`): counted like one.
     fn change_with_event(&mut self, change: IdentityChange) {
-        if self.accepting().is_some() {
+        if self.accepting() {
             self.change(change, true);
         }
     }
 
     /// Sends a change to the Collator, and asks for a check-in that reflects it if `refresh`.
-    fn change(&self, change: IdentityChange, refresh: bool) {
+    fn change(&mut self, change: IdentityChange, refresh: bool) {
+        let stamp = self.stamp(SystemTime::now());
         let Some(pipeline) = &self.pipeline else {
             return;
         };
-        let stamp = self.stamp(SystemTime::now());
         pipeline.collator.do_send(ChangeIdentity { change, stamp });
         if refresh {
             pipeline.configuration.do_send(RefreshNow);
@@ -149,10 +143,13 @@ impl Recorder {
 
     /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
     fn flag_read(&mut self, flag: &str, response: Value, default_used: Option<Miss>) {
-        let Some(pipeline) = self.accepting() else {
+        if !self.accepting() {
+            return;
+        }
+        let stamp = self.stamp(SystemTime::now());
+        let Some(pipeline) = &self.pipeline else {
             return;
         };
-        let stamp = self.stamp(SystemTime::now());
         pipeline.collator.do_send(FeatureFlagCalled {
             flag: flag.to_string(),
             response,
@@ -251,17 +248,20 @@ impl Recorder {
             self.dropped.invalid += 1;
             return;
         }
-        let Some(pipeline) = self.accepting() else {
+        if !self.accepting() {
+            return;
+        }
+        let stamp = self.stamp(msg.timestamp);
+        let Some(pipeline) = &self.pipeline else {
             return;
         };
-        let stamp = self.stamp(msg.timestamp);
-        pipeline.collator.do_send(Enrich(RecordedEvent {
-            name: msg.name,
-            properties: msg.properties,
-            timestamp: msg.timestamp,
-            uuid: stamp.uuid,
-            received_at: stamp.received_at,
-        }));
+        pipeline.collator.do_send(Enrich(RecordedEvent::new(
+            msg.name,
+            &msg.properties,
+            msg.timestamp,
+            stamp.uuid,
+            stamp.received_at,
+        )));
     }
 }
 

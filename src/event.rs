@@ -13,18 +13,73 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::timestamp::rfc3339;
+use crate::timestamp::{push_rfc3339, rfc3339};
 
 /// An event as the Recorder accepted it, before enrichment.
+///
+/// Its properties are serialized at once: a backlog of events waiting in mailboxes then costs
+/// a short string each instead of a map of JSON values, and the Collator writes them out as
+/// they are.
 #[derive(Debug)]
 pub(crate) struct RecordedEvent {
     pub name: String,
-    pub properties: Map<String, Value>,
+    /// The event's own properties as a JSON object, `{…}`.
+    properties: Box<str>,
+    /// Their names (to keep shared properties of the same name out).
+    keys: Box<[Box<str>]>,
     pub timestamp: SystemTime,
     pub uuid: Uuid,
     /// When the Recorder accepted it: the system snapshot attached must not be older than the
     /// configured age relative to this instant.
     pub received_at: Instant,
+}
+
+impl RecordedEvent {
+    pub fn new(
+        name: String,
+        properties: &Map<String, Value>,
+        timestamp: SystemTime,
+        uuid: Uuid,
+        received_at: Instant,
+    ) -> Self {
+        RecordedEvent {
+            name,
+            properties: serialize_object(properties).into_boxed_str(),
+            keys: properties.keys().map(|k| Box::from(k.as_str())).collect(),
+            timestamp,
+            uuid,
+            received_at,
+        }
+    }
+
+    /// The properties' members, without the braces.
+    pub fn members(&self) -> &str {
+        members_of(&self.properties)
+    }
+
+    /// The properties' names.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + Clone {
+        self.keys.iter().map(|k| &**k)
+    }
+
+    /// The properties as a map again (for a sink that filters them).
+    pub fn properties(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.properties).unwrap_or_default()
+    }
+}
+
+/// `{…}` for `map`.
+fn serialize_object(map: &Map<String, Value>) -> String {
+    // Serializing a map of JSON values into a string cannot fail.
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
+}
+
+/// The members of a `{…}` object text.
+fn members_of(object: &str) -> &str {
+    object
+        .strip_prefix('{')
+        .and_then(|o| o.strip_suffix('}'))
+        .unwrap_or("")
 }
 
 /// Properties shared by many events, serialized once.
@@ -49,14 +104,14 @@ impl SharedProperties {
     /// The fragment to use beside an event's own properties: the shared one, unless the event
     /// sets a key that is also shared, in which case the event's value wins and the key is left
     /// out of a copy made for this event alone, so the JSON never holds a key twice.
-    fn for_event(&self, own: &Map<String, Value>) -> Arc<str> {
-        if !own.keys().any(|k| self.map.contains_key(k)) {
+    fn for_event<'a>(&self, own_keys: impl Iterator<Item = &'a str> + Clone) -> Arc<str> {
+        if !own_keys.clone().any(|k| self.map.contains_key(k)) {
             return self.fragment.clone();
         }
         let filtered: Map<String, Value> = self
             .map
             .iter()
-            .filter(|(k, _)| !own.contains_key(*k))
+            .filter(|(k, _)| !own_keys.clone().any(|o| o == k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         Arc::from(object_body(&filtered))
@@ -78,11 +133,12 @@ pub(crate) struct EncodedEvent {
 }
 
 impl EncodedEvent {
-    /// Encodes `event` for `distinct_id` with `properties` (the event's own, possibly filtered)
-    /// over the `shared` ones.
-    pub fn encode(
+    /// Encodes `event` for `distinct_id` with the event's own properties (`members`, named
+    /// `keys`; possibly filtered) over the `shared` ones.
+    pub fn encode<'a>(
         event: &RecordedEvent,
-        properties: &Map<String, Value>,
+        members: &str,
+        keys: impl Iterator<Item = &'a str> + Clone,
         distinct_id: &str,
         shared: &SharedProperties,
     ) -> Self {
@@ -99,13 +155,13 @@ impl EncodedEvent {
                 .encode_lower(&mut Uuid::encode_buffer()),
         );
         head.push_str("\",\"timestamp\":\"");
-        head.push_str(&rfc3339(event.timestamp));
+        push_rfc3339(&mut head, event.timestamp);
         head.push_str("\",\"properties\":{");
         EncodedEvent {
             uuid: event.uuid,
             head: head.into_boxed_str(),
-            shared: shared.for_event(properties),
-            own: object_body(properties).into_boxed_str(),
+            shared: shared.for_event(keys),
+            own: Box::from(members),
             complete: false,
         }
     }
@@ -181,18 +237,12 @@ pub(crate) fn encode_batch(events: &[EncodedEvent], sent_at: SystemTime) -> Vec<
 }
 
 /// The members of a JSON object without the surrounding braces: `"a":1,"b":2`.
-fn object_body(map: &Map<String, Value>) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_string(&mut out, k);
-        out.push(':');
-        // `Value`'s Display is its compact JSON text and cannot fail.
-        out.push_str(&v.to_string());
-    }
-    out
+pub(crate) fn object_body(map: &Map<String, Value>) -> String {
+    let mut object = serialize_object(map);
+    // Drop the braces in place: no second allocation.
+    object.pop();
+    object.remove(0);
+    object
 }
 
 /// Appends `s` as a JSON string literal.
@@ -228,13 +278,17 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn event(props: Value) -> RecordedEvent {
-        RecordedEvent {
-            name: "he said \"hi\"\n".into(),
-            properties: props.as_object().cloned().unwrap_or_default(),
-            timestamp: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-            uuid: Uuid::nil(),
-            received_at: Instant::now(),
-        }
+        RecordedEvent::new(
+            "he said \"hi\"\n".into(),
+            &props.as_object().cloned().unwrap_or_default(),
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            Uuid::nil(),
+            Instant::now(),
+        )
+    }
+
+    fn encode(ev: &RecordedEvent, shared: &SharedProperties) -> EncodedEvent {
+        EncodedEvent::encode(ev, ev.members(), ev.keys(), "user", shared)
     }
 
     fn shared() -> SharedProperties {
@@ -258,7 +312,7 @@ mod tests {
     #[test]
     fn own_properties_win_and_keys_are_unique() {
         let ev = event(json!({"k": "own", "x": [1]}));
-        let e = EncodedEvent::encode(&ev, &ev.properties, "user", &shared());
+        let e = encode(&ev, &shared());
         let mut out = Vec::new();
         e.write_to(&mut out);
         assert_eq!(out.len(), e.encoded_len());
@@ -271,6 +325,10 @@ mod tests {
         );
         assert_eq!(v["name"], "he said \"hi\"\n");
         assert_eq!(v["distinct_id"], "user");
+        assert_eq!(
+            ev.properties(),
+            *json!({"k": "own", "x": [1]}).as_object().unwrap()
+        );
         assert_eq!(v["uuid"], "00000000-0000-0000-0000-000000000000");
         assert_eq!(v["timestamp"], "2023-11-14T22:13:20.123Z");
     }
@@ -278,7 +336,7 @@ mod tests {
     #[test]
     fn spooled_events_are_written_back_unchanged() {
         let ev = event(json!({"k": 1}));
-        let original = EncodedEvent::encode(&ev, &ev.properties, "d", &shared());
+        let original = encode(&ev, &shared());
         let mut bytes = Vec::new();
         original.write_to(&mut bytes);
         let back = EncodedEvent::from_spool(bytes.clone()).unwrap();
@@ -299,7 +357,7 @@ mod tests {
             (json!({}), &shared()),
         ] {
             let ev = event(props);
-            let e = EncodedEvent::encode(&ev, &ev.properties, "d", sh);
+            let e = encode(&ev, sh);
             let body = encode_batch(&[e.clone(), e], UNIX_EPOCH);
             let v: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["sent_at"], "1970-01-01T00:00:00.000Z");

@@ -59,6 +59,7 @@ mod filter;
 mod identity;
 mod messages;
 mod retry_delay;
+mod rng;
 mod runtime;
 mod session;
 pub mod snapshot;

@@ -7,18 +7,37 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Times before 1970 are clamped to the epoch.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    push_rfc3339(&mut out, t);
+    out
+}
+
+/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` to `out` (no formatting machinery: this runs for
+/// every event).
+pub fn push_rfc3339(out: &mut String, t: SystemTime) {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let millis = since.subsec_millis();
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let year = year.clamp(0, 9999) as u32;
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, value: u32, width: usize| {
+        let mut v = value;
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, (rem / 3600) as u32, 2);
+    put(14, ((rem % 3600) / 60) as u32, 2);
+    put(17, (rem % 60) as u32, 2);
+    put(20, since.subsec_millis(), 3);
+    // Every byte is an ASCII digit or separator.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or("1970-01-01T00:00:00.000Z"));
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.

@@ -2,42 +2,8 @@
 //! (a target's chance to come next is its weight over the sum of the remaining weights, and
 //! weight-0 targets come after the weighted ones, in random order).
 
-use std::hash::{BuildHasher, Hasher};
-
 use super::discovery::SrvTarget;
-
-/// A small non-cryptographic generator: the order only spreads load, it guards no secret.
-#[derive(Debug)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    /// Seeded from the standard library's per-process random hash keys.
-    pub fn from_entropy() -> Self {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(0x5eed);
-        Rng(hasher.finish() | 1)
-    }
-
-    /// Seeded for reproducible tests.
-    #[cfg(test)]
-    pub fn seeded(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-
-    /// splitmix64: uniform enough for picking among a handful of targets.
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+pub(crate) use crate::rng::Rng;
 
 /// The order in which to try `targets`.
 pub(crate) fn rfc2782_order(targets: &[SrvTarget], rng: &mut Rng) -> Vec<SrvTarget> {
