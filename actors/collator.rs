@@ -41,6 +41,7 @@ use crate::messages::{
     ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
     FlushRequest, ForwardFlush, IdentityChange, ReportCounters, Stamp, TakeSnapshot,
 };
+use crate::properties::Properties;
 use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;
@@ -392,7 +393,7 @@ impl Collator {
     fn emit_special(&mut self, name: &str, properties: Map<String, Value>, stamp: Stamp) {
         self.emit(RecordedEvent::new(
             name.to_string(),
-            &properties,
+            Properties::from_map(&properties),
             stamp.timestamp,
             stamp.uuid,
             stamp.received_at,

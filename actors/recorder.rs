@@ -257,7 +257,7 @@ impl Recorder {
         };
         pipeline.collator.do_send(Enrich(RecordedEvent::new(
             msg.name,
-            &msg.properties,
+            msg.properties,
             msg.timestamp,
             stamp.uuid,
             stamp.received_at,

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::properties::Properties;
 use crate::timestamp::{push_rfc3339, rfc3339};
 
 /// An event as the Recorder accepted it, before enrichment.
@@ -23,10 +24,7 @@ use crate::timestamp::{push_rfc3339, rfc3339};
 #[derive(Debug)]
 pub(crate) struct RecordedEvent {
     pub name: String,
-    /// The event's own properties as a JSON object, `{…}`.
-    properties: Box<str>,
-    /// Their names (to keep shared properties of the same name out).
-    keys: Box<[Box<str>]>,
+    properties: Properties,
     pub timestamp: SystemTime,
     pub uuid: Uuid,
     /// When the Recorder accepted it: the system snapshot attached must not be older than the
@@ -37,15 +35,14 @@ pub(crate) struct RecordedEvent {
 impl RecordedEvent {
     pub fn new(
         name: String,
-        properties: &Map<String, Value>,
+        properties: Properties,
         timestamp: SystemTime,
         uuid: Uuid,
         received_at: Instant,
     ) -> Self {
         RecordedEvent {
             name,
-            properties: serialize_object(properties).into_boxed_str(),
-            keys: properties.keys().map(|k| Box::from(k.as_str())).collect(),
+            properties,
             timestamp,
             uuid,
             received_at,
@@ -54,17 +51,17 @@ impl RecordedEvent {
 
     /// The properties' members, without the braces.
     pub fn members(&self) -> &str {
-        members_of(&self.properties)
+        self.properties.members()
     }
 
     /// The properties' names.
     pub fn keys(&self) -> impl Iterator<Item = &str> + Clone {
-        self.keys.iter().map(|k| &**k)
+        self.properties.keys()
     }
 
     /// The properties as a map again (for a sink that filters them).
     pub fn properties(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.properties).unwrap_or_default()
+        self.properties.to_map()
     }
 }
 
@@ -72,14 +69,6 @@ impl RecordedEvent {
 fn serialize_object(map: &Map<String, Value>) -> String {
     // Serializing a map of JSON values into a string cannot fail.
     serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
-}
-
-/// The members of a `{…}` object text.
-fn members_of(object: &str) -> &str {
-    object
-        .strip_prefix('{')
-        .and_then(|o| o.strip_suffix('}'))
-        .unwrap_or("")
 }
 
 /// Properties shared by many events, serialized once.
@@ -280,7 +269,7 @@ mod tests {
     fn event(props: Value) -> RecordedEvent {
         RecordedEvent::new(
             "he said \"hi\"\n".into(),
-            &props.as_object().cloned().unwrap_or_default(),
+            Properties::from_map(&props.as_object().cloned().unwrap_or_default()),
             UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             Uuid::nil(),
             Instant::now(),

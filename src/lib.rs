@@ -58,6 +58,7 @@ mod features;
 mod filter;
 mod identity;
 mod messages;
+mod properties;
 mod retry_delay;
 mod rng;
 mod runtime;
@@ -87,6 +88,7 @@ pub use messages::{
     RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown, SubscribeFeatures,
     WaitForCheckin,
 };
+pub use properties::Properties;
 pub use retry_delay::BackoffPolicy;
 pub use session::SessionPolicy;
 pub use state::StateLocation;

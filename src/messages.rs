@@ -20,6 +20,7 @@ use crate::checkin::{Checkin, CheckinRequest};
 use crate::error::WaitForCheckinError;
 use crate::event::{EncodedEvent, RecordedEvent};
 use crate::features::{Feature, FeatureSet};
+use crate::properties::Properties;
 use crate::snapshot::SystemSnapshot;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::transport::{DeliveryOutcome, TransportError};
@@ -33,7 +34,7 @@ pub struct Record {
     /// The event name (not empty, at most 200 bytes).
     pub name: String,
     /// The event's own properties; they win over every enriched property of the same name.
-    pub properties: Map<String, Value>,
+    pub properties: Properties,
     /// When it happened; [`Record::new`] takes the current time.
     pub timestamp: SystemTime,
 }
@@ -43,20 +44,20 @@ impl Record {
     pub fn new(name: impl Into<String>) -> Self {
         Record {
             name: name.into(),
-            properties: Map::new(),
+            properties: Properties::new(),
             timestamp: SystemTime::now(),
         }
     }
 
-    /// Adds one property.
+    /// Adds one property (replacing an earlier one of the same name).
     pub fn property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.properties.insert(key.into(), value.into());
+        self.properties.insert(key, value);
         self
     }
 
     /// Replaces the properties.
-    pub fn properties(mut self, properties: Map<String, Value>) -> Self {
-        self.properties = properties;
+    pub fn properties(mut self, properties: impl Into<Properties>) -> Self {
+        self.properties = properties.into();
         self
     }
 
