@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::checkin::CheckinRequest;
-use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, object_body};
+use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, object_body};
 use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
 use crate::identity::{Identity, new_id};
@@ -137,6 +137,8 @@ pub struct Collator {
     snapshot_failed_at: Option<Instant>,
     /// `None` when something it is built from changed.
     shared: Option<SharedProperties>,
+    /// The effective distinct id and its JSON text, shared by every event encoded for it.
+    distinct_id: Option<(String, Arc<str>)>,
     pending: VecDeque<Work>,
     flag_calls_seen: HashSet<(String, String, String)>,
     dropped: DropCounts,
@@ -167,6 +169,7 @@ impl Collator {
             snapshot_requested: false,
             snapshot_failed_at: None,
             shared: None,
+            distinct_id: None,
             pending: VecDeque::new(),
             flag_calls_seen: HashSet::new(),
             dropped: DropCounts::default(),
@@ -308,6 +311,19 @@ impl Collator {
         }
     }
 
+    /// The effective distinct id as a JSON string, made again only when it changed.
+    fn distinct_id_json(&mut self) -> Arc<str> {
+        let current = self.identity.effective_distinct_id();
+        match &self.distinct_id {
+            Some((raw, json)) if raw == current => json.clone(),
+            _ => {
+                let json: Arc<str> = Arc::from(json_string(current));
+                self.distinct_id = Some((current.to_string(), json.clone()));
+                json
+            }
+        }
+    }
+
     fn emit(&mut self, event: RecordedEvent) {
         if self.session.touch(event.received_at) {
             tracing::debug!(session = %self.session.id, "new session");
@@ -315,7 +331,7 @@ impl Collator {
             self.invalidate_shared();
             self.flag_calls_seen.clear();
         }
-        let distinct_id = self.identity.effective_distinct_id().to_string();
+        let distinct_id = self.distinct_id_json();
         self.shared();
         let Collator {
             shared,
@@ -328,22 +344,25 @@ impl Collator {
             return;
         };
         // Parsed back only if a sink filters what it sees, and then once for all such sinks.
-        let mut own: Option<Map<String, Value>> = None;
+        let own = lanes
+            .iter()
+            .any(|lane| !lane.filter.is_all())
+            .then(|| event.properties());
+        let fragment = full.for_event(event.keys());
         for lane in lanes {
             let encoded = if lane.filter.is_all() {
-                EncodedEvent::encode(&event, event.members(), event.keys(), &distinct_id, full)
+                EncodedEvent::encode(&event, event.members(), fragment.clone(), &distinct_id)
             } else {
                 let filter = &lane.filter;
                 let visible = lane
                     .shared
                     .get_or_insert_with(|| SharedProperties::new(filter.apply(full.map())));
-                let passing = filter.apply(own.get_or_insert_with(|| event.properties()));
+                let passing = filter.apply(own.as_ref().unwrap_or(&Map::new()));
                 EncodedEvent::encode(
                     &event,
                     &object_body(&passing),
-                    passing.keys().map(String::as_str),
+                    visible.for_event(passing.keys().map(String::as_str)),
                     &distinct_id,
-                    visible,
                 )
             };
             let size = encoded.encoded_len();

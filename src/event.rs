@@ -7,14 +7,14 @@
 //! and a batch body is a sequence of copies, with no serialization at send time.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::properties::Properties;
-use crate::timestamp::{push_rfc3339, rfc3339};
+use crate::timestamp::{RFC3339_LEN, rfc3339, rfc3339_bytes};
 
 /// An event as the Recorder accepted it, before enrichment.
 ///
@@ -93,7 +93,7 @@ impl SharedProperties {
     /// The fragment to use beside an event's own properties: the shared one, unless the event
     /// sets a key that is also shared, in which case the event's value wins and the key is left
     /// out of a copy made for this event alone, so the JSON never holds a key twice.
-    fn for_event<'a>(&self, own_keys: impl Iterator<Item = &'a str> + Clone) -> Arc<str> {
+    pub fn for_event<'a>(&self, own_keys: impl Iterator<Item = &'a str> + Clone) -> Arc<str> {
         if !own_keys.clone().any(|k| self.map.contains_key(k)) {
             return self.fragment.clone();
         }
@@ -107,51 +107,75 @@ impl SharedProperties {
     }
 }
 
-/// An event ready for the wire: `{"name":…,"distinct_id":…,"uuid":…,"timestamp":…,"properties":{…}}`.
+/// An event ready for the wire:
+/// `{"name":…,"distinct_id":…,"uuid":…,"timestamp":…,"properties":{…}}`.
+///
+/// It keeps only what is its own in one allocation (the name and its own properties, as JSON
+/// text) plus references to what it shares with other events (the distinct id, the shared
+/// properties); the rest of the text is written when a batch is encoded. A burst of events
+/// waiting in the Submitter's queue therefore costs a few dozen bytes each beyond their own
+/// properties.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedEvent {
     pub uuid: Uuid,
-    /// Everything up to and including `"properties":{`.
-    head: Box<str>,
+    /// Milliseconds since the Unix epoch.
+    timestamp_ms: u64,
+    /// The name as a JSON string followed by the event's own members (without braces); or,
+    /// read back from the spool, the whole event.
+    text: Box<str>,
+    /// Where the name ends in `text`; [`COMPLETE`] when `text` is the whole event.
+    name_end: u32,
+    /// The distinct id as a JSON string, shared by the events of one identity.
+    distinct_id: Option<Arc<str>>,
     /// Shared properties, without braces; may be empty.
-    shared: Arc<str>,
-    /// The event's own properties, without braces; may be empty.
-    own: Box<str>,
-    /// `head` is the whole event (read back from the spool): nothing is added around it.
-    complete: bool,
+    shared: Option<Arc<str>>,
 }
 
+/// `name_end` of an event read back from the spool.
+const COMPLETE: u32 = u32::MAX;
+
+const NAME_OPEN: &str = "{\"name\":";
+const DISTINCT_ID_OPEN: &str = ",\"distinct_id\":";
+const UUID_OPEN: &str = ",\"uuid\":\"";
+const TIMESTAMP_OPEN: &str = "\",\"timestamp\":\"";
+const PROPERTIES_OPEN: &str = "\",\"properties\":{";
+const CLOSE: &str = "}}";
+/// Bytes of the text around the variable parts, the uuid and the timestamp included.
+const FIXED_LEN: usize = NAME_OPEN.len()
+    + DISTINCT_ID_OPEN.len()
+    + UUID_OPEN.len()
+    + uuid::fmt::Hyphenated::LENGTH
+    + TIMESTAMP_OPEN.len()
+    + RFC3339_LEN
+    + PROPERTIES_OPEN.len()
+    + CLOSE.len();
+
 impl EncodedEvent {
-    /// Encodes `event` for `distinct_id` with the event's own properties (`members`, named
-    /// `keys`; possibly filtered) over the `shared` ones.
-    pub fn encode<'a>(
+    /// Encodes `event` with its own properties (`own`, the members of a JSON object, possibly
+    /// filtered) beside the `shared` fragment made for them ([`SharedProperties::for_event`]);
+    /// `distinct_id` is a JSON string ([`json_string`]).
+    pub fn encode(
         event: &RecordedEvent,
-        members: &str,
-        keys: impl Iterator<Item = &'a str> + Clone,
-        distinct_id: &str,
-        shared: &SharedProperties,
+        own: &str,
+        shared: Arc<str>,
+        distinct_id: &Arc<str>,
     ) -> Self {
-        let mut head = String::with_capacity(160 + event.name.len() + distinct_id.len());
-        head.push_str("{\"name\":");
-        push_json_string(&mut head, &event.name);
-        head.push_str(",\"distinct_id\":");
-        push_json_string(&mut head, distinct_id);
-        head.push_str(",\"uuid\":\"");
-        head.push_str(
-            event
-                .uuid
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer()),
-        );
-        head.push_str("\",\"timestamp\":\"");
-        push_rfc3339(&mut head, event.timestamp);
-        head.push_str("\",\"properties\":{");
+        let mut text = String::with_capacity(event.name.len() + 2 + own.len());
+        push_json_string(&mut text, &event.name);
+        let name_end = text.len();
+        text.push_str(own);
+        let timestamp_ms = event
+            .timestamp
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         EncodedEvent {
             uuid: event.uuid,
-            head: head.into_boxed_str(),
-            shared: shared.for_event(keys),
-            own: Box::from(members),
-            complete: false,
+            timestamp_ms,
+            // An event name is at most a few hundred bytes: the offset always fits.
+            name_end: u32::try_from(name_end).unwrap_or(COMPLETE - 1),
+            text: text.into_boxed_str(),
+            distinct_id: Some(distinct_id.clone()),
+            shared: (!shared.is_empty()).then_some(shared),
         }
     }
 
@@ -166,28 +190,42 @@ impl EncodedEvent {
             .unwrap_or_default();
         Some(EncodedEvent {
             uuid,
-            head: text.into_boxed_str(),
-            shared: Arc::from(""),
-            own: Box::from(""),
-            complete: true,
+            timestamp_ms: 0,
+            text: text.into_boxed_str(),
+            name_end: COMPLETE,
+            distinct_id: None,
+            shared: None,
         })
+    }
+
+    fn is_complete(&self) -> bool {
+        self.name_end == COMPLETE
+    }
+
+    fn shared(&self) -> &str {
+        self.shared.as_deref().unwrap_or("")
     }
 
     /// Length of the event's JSON.
     pub fn encoded_len(&self) -> usize {
-        if self.complete {
-            return self.head.len();
+        if self.is_complete() {
+            return self.text.len();
         }
-        self.head.len() + self.shared.len() + self.separator().len() + self.own.len() + 2
+        FIXED_LEN
+            + self.text.len()
+            + self.distinct_id.as_deref().map_or(2, str::len)
+            + self.shared().len()
+            + self.separator().len()
     }
 
-    /// Memory this event holds on its own (the shared fragment is counted once elsewhere).
+    /// Memory this event holds on its own (what it shares is counted once elsewhere).
     pub fn held_bytes(&self) -> usize {
-        self.head.len() + self.own.len() + std::mem::size_of::<Self>()
+        self.text.len() + std::mem::size_of::<Self>()
     }
 
     fn separator(&self) -> &'static str {
-        if self.shared.is_empty() || self.own.is_empty() {
+        let own = &self.text[self.name_end as usize..];
+        if self.shared().is_empty() || own.is_empty() {
             ""
         } else {
             ","
@@ -196,15 +234,38 @@ impl EncodedEvent {
 
     /// Appends the event's JSON to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.head.as_bytes());
-        if self.complete {
+        if self.is_complete() {
+            out.extend_from_slice(self.text.as_bytes());
             return;
         }
-        out.extend_from_slice(self.shared.as_bytes());
+        let (name, own) = self.text.split_at(self.name_end as usize);
+        out.extend_from_slice(NAME_OPEN.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(DISTINCT_ID_OPEN.as_bytes());
+        out.extend_from_slice(self.distinct_id.as_deref().unwrap_or("\"\"").as_bytes());
+        out.extend_from_slice(UUID_OPEN.as_bytes());
+        out.extend_from_slice(
+            self.uuid
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        out.extend_from_slice(TIMESTAMP_OPEN.as_bytes());
+        let at = UNIX_EPOCH + std::time::Duration::from_millis(self.timestamp_ms);
+        out.extend_from_slice(&rfc3339_bytes(at));
+        out.extend_from_slice(PROPERTIES_OPEN.as_bytes());
+        out.extend_from_slice(self.shared().as_bytes());
         out.extend_from_slice(self.separator().as_bytes());
-        out.extend_from_slice(self.own.as_bytes());
-        out.extend_from_slice(b"}}");
+        out.extend_from_slice(own.as_bytes());
+        out.extend_from_slice(CLOSE.as_bytes());
     }
+}
+
+/// `s` as a JSON string literal.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_string(&mut out, s);
+    out
 }
 
 /// The body of `POST /events/batch` (and one line of the File transport, without the newline):
@@ -264,7 +325,7 @@ pub(crate) fn push_json_string(out: &mut String, s: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     fn event(props: Value) -> RecordedEvent {
         RecordedEvent::new(
@@ -277,7 +338,8 @@ mod tests {
     }
 
     fn encode(ev: &RecordedEvent, shared: &SharedProperties) -> EncodedEvent {
-        EncodedEvent::encode(ev, ev.members(), ev.keys(), "user", shared)
+        let user = Arc::from(json_string("user"));
+        EncodedEvent::encode(ev, ev.members(), shared.for_event(ev.keys()), &user)
     }
 
     fn shared() -> SharedProperties {

@@ -88,7 +88,7 @@ pub use messages::{
     RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown, SubscribeFeatures,
     WaitForCheckin,
 };
-pub use properties::Properties;
+pub use properties::{Properties, PropertyNames};
 pub use retry_delay::BackoffPolicy;
 pub use session::SessionPolicy;
 pub use state::StateLocation;

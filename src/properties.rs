@@ -3,6 +3,10 @@
 //! A recorded event can wait in a mailbox behind a burst of others; as a map of JSON values it
 //! would cost several hundred bytes even with one property (a B-tree node), as text it costs
 //! what it says. The text is also exactly what goes on the wire, so it is written once.
+//!
+//! The names are read back from the text rather than kept beside it: one allocation per event
+//! instead of one per property. Only a name that JSON had to escape cannot be read back as it
+//! is; the rare event with one keeps all its names in a list of their own.
 
 use serde_json::{Map, Value};
 
@@ -13,7 +17,8 @@ use crate::event::push_json_string;
 pub struct Properties {
     /// `"a":1,"b":"x"` (the members of a JSON object, without braces).
     members: String,
-    keys: Vec<Box<str>>,
+    /// Every name, when one of them is escaped in `members`; empty otherwise.
+    escaped_names: Vec<Box<str>>,
 }
 
 impl Properties {
@@ -26,35 +31,38 @@ impl Properties {
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
-        if self.keys.iter().any(|k| **k == *key) {
+        if self.keys().any(|k| k == key) {
             // Rare: rebuild rather than edit text in place.
             let mut map = self.to_map();
             map.insert(key, value);
             *self = Properties::from_map(&map);
             return;
         }
-        if !self.members.is_empty() {
+        let needs_escape = key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+        if needs_escape && self.escaped_names.is_empty() {
+            self.escaped_names = self.keys().map(Box::from).collect();
+        }
+        if self.members.is_empty() {
+            // Room for a few small properties at once, instead of growing through 8, 16, 32…
+            self.members.reserve(64);
+        } else {
             self.members.push(',');
         }
         push_json_string(&mut self.members, &key);
         self.members.push(':');
-        // `Value`'s Display is its compact JSON text.
-        self.members.push_str(&value.to_string());
-        self.keys.push(key.into_boxed_str());
+        write_value(&mut self.members, &value);
+        if !self.escaped_names.is_empty() {
+            self.escaped_names.push(key.into_boxed_str());
+        }
     }
 
     /// The properties of `map`.
     pub fn from_map(map: &Map<String, Value>) -> Self {
-        let object = serde_json::to_string(map).unwrap_or_else(|_| "{}".into());
-        let members = object
-            .strip_prefix('{')
-            .and_then(|o| o.strip_suffix('}'))
-            .unwrap_or("")
-            .to_string();
-        Properties {
-            members,
-            keys: map.keys().map(|k| Box::from(k.as_str())).collect(),
+        let mut properties = Properties::new();
+        for (key, value) in map {
+            properties.insert(key.as_str(), value.clone());
         }
+        properties
     }
 
     /// The properties as a map.
@@ -63,24 +71,101 @@ impl Properties {
     }
 
     /// Their names, in the order they were set.
-    pub fn keys(&self) -> impl Iterator<Item = &str> + Clone {
-        self.keys.iter().map(|k| &**k)
+    pub fn keys(&self) -> PropertyNames<'_> {
+        PropertyNames(if self.escaped_names.is_empty() {
+            Names::Scan(self.members.as_str())
+        } else {
+            Names::Listed(self.escaped_names.iter())
+        })
     }
 
     /// How many there are.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys().count()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.members.is_empty()
     }
 
     /// The JSON members, `"a":1,"b":"x"`.
     pub(crate) fn members(&self) -> &str {
         &self.members
     }
+}
+
+/// Appends `value`'s compact JSON text.
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        // The common kinds directly: no intermediate string.
+        Value::String(s) => push_json_string(out, s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+        // `Value`'s Display is its compact JSON text.
+        other => {
+            use std::fmt::Write;
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// The names of a [`Properties`], in the order they were set.
+#[derive(Clone, Debug)]
+pub struct PropertyNames<'a>(Names<'a>);
+
+#[derive(Clone, Debug)]
+enum Names<'a> {
+    /// Read from the members' text, where no name is escaped.
+    Scan(&'a str),
+    /// Kept aside because one is escaped.
+    Listed(std::slice::Iter<'a, Box<str>>),
+}
+
+impl<'a> Iterator for PropertyNames<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match &mut self.0 {
+            Names::Listed(names) => names.next().map(|n| &**n),
+            Names::Scan(rest) => {
+                // `rest` is `"name":value,"name":value…`, names free of escapes.
+                let text = rest.strip_prefix('"')?;
+                let end = text.find('"')?;
+                let name = &text[..end];
+                let value = text[end + 1..].strip_prefix(':')?;
+                let after = value_end(value);
+                *rest = value[after..].strip_prefix(',').unwrap_or("");
+                Some(name)
+            }
+        }
+    }
+}
+
+/// Where the compact JSON value at the start of `text` ends.
+fn value_end(text: &str) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, b) in text.bytes().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => return i,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 impl From<Map<String, Value>> for Properties {
@@ -112,5 +197,32 @@ mod tests {
         assert_eq!(object, Value::Object(map.clone()));
         assert_eq!(Properties::from_map(&map).to_map(), map);
         assert!(Properties::new().members().is_empty());
+    }
+
+    #[test]
+    fn names_are_read_back_past_nested_values_and_punctuation_in_strings() {
+        let mut p = Properties::new();
+        p.insert("s", "a,b\",\"c\":1");
+        p.insert("o", json!({"x": [1, {"y": ","}], "z": "}"}));
+        p.insert("n", 1.5);
+        p.insert("last", Value::Null);
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["s", "o", "n", "last"]);
+        assert_eq!(p.len(), 4);
+        p.insert("o", false);
+        assert_eq!(p.to_map()["o"], json!(false));
+        assert_eq!(p.len(), 4);
+    }
+
+    #[test]
+    fn escaped_names_are_listed_as_set() {
+        let mut p = Properties::new();
+        p.insert("plain", 1);
+        p.insert("tab\there", 2);
+        p.insert("after", 3);
+        assert_eq!(
+            p.keys().collect::<Vec<_>>(),
+            ["plain", "tab\there", "after"]
+        );
+        assert_eq!(p.to_map()["tab\there"], json!(2));
     }
 }

@@ -15,6 +15,17 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` to `out` (no formatting machinery: this runs for
 /// every event).
 pub fn push_rfc3339(out: &mut String, t: SystemTime) {
+    let buf = rfc3339_bytes(t);
+    // Every byte is an ASCII digit or separator.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or("1970-01-01T00:00:00.000Z"));
+}
+
+/// Length of every timestamp this module writes.
+pub const RFC3339_LEN: usize = 24;
+
+/// `t` as the ASCII bytes `YYYY-MM-DDTHH:MM:SS.mmmZ` (years clamped to 0000..=9999, times before
+/// 1970 written as the epoch).
+pub fn rfc3339_bytes(t: SystemTime) -> [u8; RFC3339_LEN] {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let days = (secs / 86_400) as i64;
@@ -36,8 +47,7 @@ pub fn push_rfc3339(out: &mut String, t: SystemTime) {
     put(14, ((rem % 3600) / 60) as u32, 2);
     put(17, (rem % 60) as u32, 2);
     put(20, since.subsec_millis(), 3);
-    // Every byte is an ASCII digit or separator.
-    out.push_str(std::str::from_utf8(&buf).unwrap_or("1970-01-01T00:00:00.000Z"));
+    buf
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
