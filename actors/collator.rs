@@ -47,6 +47,7 @@ use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;
 use crate::stats::{DropCounts, FlushReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::turns::Turns;
 
 /// The name and version every event carries in `$lib` and `$lib_version`.
 pub(crate) const LIB_NAME: &str = "actix-telemetry";
@@ -143,6 +144,7 @@ pub struct Collator {
     flag_calls_seen: HashSet<(String, String, String)>,
     dropped: DropCounts,
     guard: Guard,
+    turns: Turns,
 }
 
 impl Collator {
@@ -174,6 +176,7 @@ impl Collator {
             flag_calls_seen: HashSet::new(),
             dropped: DropCounts::default(),
             guard: Guard::new(ActorKind::Collator),
+            turns: Turns::default(),
         }
     }
 
@@ -552,6 +555,7 @@ impl Handler<Enrich> for Collator {
 
     fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx));
+        self.turns.tick(ctx);
     }
 }
 

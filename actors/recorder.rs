@@ -36,6 +36,7 @@ use crate::messages::*;
 use crate::rng::UuidV7Source;
 use crate::stats::{DropCounts, FlushReport, ShutdownReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::turns::Turns;
 
 /// Longest accepted event name, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 200;
@@ -80,6 +81,7 @@ pub struct Recorder {
     dropped: DropCounts,
     shutting_down: bool,
     guard: Guard,
+    turns: Turns,
 }
 
 impl Recorder {
@@ -97,6 +99,7 @@ impl Recorder {
             dropped: DropCounts::default(),
             shutting_down: false,
             guard: Guard::new(ActorKind::Recorder),
+            turns: Turns::default(),
         }
     }
 
@@ -329,6 +332,7 @@ impl Handler<Record> for Recorder {
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| act.record(msg));
+        self.turns.tick(ctx);
     }
 }
 

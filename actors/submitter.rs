@@ -3,7 +3,9 @@
 //! - Owns: every event between the Collator and the backend's acknowledgement — the queue, the
 //!   batches waiting for a retry and the batches in flight — plus the retry delay and the
 //!   flushes waiting for their events.
-//! - Takes: `Enqueue` and `ForwardFlush` from the Collator, `ReportCounters`.
+//! - Takes: `Enqueue` and `ForwardFlush` from the Collator, `ReportCounters`, and
+//!   `BatchOutcome` (its own message: the Transport's answer to a batch, sent on by the task
+//!   that awaited it).
 //! - Sends: `DeliverBatch` to the Transport, and keeps each batch until its outcome arrives.
 //!
 //! Batches are cut by event count and body bytes, and by the flush interval for a partial one.
@@ -26,6 +28,7 @@ use crate::spool::{Replay, Spool, SpoolRef};
 use crate::stats::{DropCounts, FlushReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::DeliveryOutcome;
+use crate::turns::Turns;
 
 /// What to drop when the queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -168,6 +171,7 @@ pub struct Submitter {
     retries: u64,
     dropped: DropCounts,
     guard: Guard,
+    turns: Turns,
     /// Where queued events are kept durable, if anywhere.
     spool: Option<Spool>,
     /// The spool record of every held event that has one, by sequence number.
@@ -213,6 +217,7 @@ impl Submitter {
             retries: 0,
             dropped: DropCounts::default(),
             guard: Guard::new(ActorKind::Submitter),
+            turns: Turns::default(),
             spool,
             spooled: HashMap::new(),
             spool_flush_scheduled: false,
@@ -408,20 +413,25 @@ impl Submitter {
             events: batch.events.clone(),
         });
         self.in_flight.insert(id, batch);
-        request
-            .into_actor(self)
-            .map(move |outcome, act, ctx| {
-                let outcome = outcome.unwrap_or_else(|error| DeliveryOutcome::Retry {
+        // The outcome comes back as a message, not as a future of this actor's context: actix
+        // runs an actor's futures only once its mailbox is empty, so during a flood of
+        // `Enqueue` the outcomes would wait behind it and nothing would leave the queue. As
+        // messages they are handled in turn with the events.
+        let submitter = ctx.address();
+        actix::spawn(async move {
+            let outcome = request
+                .await
+                .unwrap_or_else(|error| DeliveryOutcome::Retry {
                     after: None,
                     reason: format!("transport unavailable: {error}"),
                 });
-                guarded(act, ctx, |act, ctx| act.on_outcome(id, outcome, ctx));
-            })
-            .spawn(ctx);
+            submitter.do_send(BatchOutcome { id, outcome });
+        });
     }
 
     fn on_outcome(&mut self, id: u64, outcome: DeliveryOutcome, ctx: &mut Context<Self>) {
-        // Unknown ids belong to batches a shutdown already gave up on.
+        // Unknown ids belong to batches a shutdown already gave up on, or that a restart put
+        // back in line.
         let Some(mut batch) = self.in_flight.remove(&id) else {
             return;
         };
@@ -678,9 +688,10 @@ impl Guarded for Submitter {
 impl Supervised for Submitter {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.guard.restarted();
-        // In-flight requests and timers were futures of the stopped context: they are gone, so
-        // their batches go back to the front of the line (a batch may be delivered twice, never
-        // lost), and the pause they would have ended ends now.
+        // Timers were futures of the stopped context: they are gone, and the pause they would
+        // have ended ends now. In-flight batches go back to the front of the line rather than
+        // wait for outcomes a panic may have come between (a batch may be delivered twice,
+        // never lost); a late outcome for one of them is ignored.
         let flying: Vec<Batch> = self.in_flight.drain().map(|(_, b)| b).collect();
         for batch in flying {
             self.retry.push_front(batch);
@@ -691,11 +702,30 @@ impl Supervised for Submitter {
     }
 }
 
+/// The Transport's answer for the batch sent as `id`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BatchOutcome {
+    id: u64,
+    outcome: DeliveryOutcome,
+}
+
+impl Handler<BatchOutcome> for Submitter {
+    type Result = ();
+
+    fn handle(&mut self, msg: BatchOutcome, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| {
+            act.on_outcome(msg.id, msg.outcome, ctx)
+        });
+    }
+}
+
 impl Handler<Enqueue> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, ctx| act.enqueue(msg.0, ctx));
+        self.turns.tick(ctx);
     }
 }
 

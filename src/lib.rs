@@ -71,6 +71,7 @@ mod stream;
 mod supervision;
 mod timestamp;
 pub mod transport;
+mod turns;
 
 pub use actors::recorder::Recorder;
 pub use actors::submitter::{OverflowPolicy, SubmitterConfig};

@@ -1,0 +1,35 @@
+//! Taking turns on the telemetry thread.
+//!
+//! All six actors share one thread, and actix handles an actor's whole mailbox before the
+//! thread runs anything else: during a flood of events the Recorder would pass the whole burst
+//! on before the Collator saw any of it, and the Collator before the Submitter, so the
+//! Submitter's queue would fill with the entire burst before a single batch left. An actor on
+//! the event path therefore steps aside after a run of messages: it waits on a future that is
+//! ready at its next poll, which ends the mailbox loop and puts the actor at the back of the
+//! thread's run queue. The stages then work as a pipeline, each a few hundred events behind
+//! the one before.
+
+use actix::prelude::*;
+
+/// Messages an actor handles in a row before it lets the others run.
+const RUN: u32 = 256;
+
+/// Counts an actor's messages and steps aside after every [`RUN`] of them.
+#[derive(Debug, Default)]
+pub(crate) struct Turns {
+    handled: u32,
+}
+
+impl Turns {
+    /// Call once per message handled.
+    pub fn tick<A>(&mut self, ctx: &mut Context<A>)
+    where
+        A: Actor<Context = Context<A>>,
+    {
+        self.handled += 1;
+        if self.handled >= RUN {
+            self.handled = 0;
+            ctx.wait(fut::wrap_future(tokio::task::yield_now()));
+        }
+    }
+}
