@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release --example loopback_backend
-//! cargo bench --bench record -- [caller|throughput|paced|burst|outage|file|all] [--runs N]
+//! cargo bench --bench record -- [caller|throughput|paced|burst|outage|file|spool|drain|all] [--runs N]
 //! ```
 //!
 //! - `caller`: what `Addr<Recorder>::do_send(Record)` costs the calling thread (target: median
@@ -16,6 +16,10 @@
 //! - `outage`: 1,000,000 events while the backend is down: the queue stays within its limits
 //!   and every event is accounted for (delivered, dropped by cause, or still queued).
 //! - `file`: events per second to a file.
+//! - `spool`: as `throughput`, with the durable spool on (in a fresh state directory), to
+//!   compare with `throughput`, where there is no state directory and so no spool.
+//! - `drain`: 1,000,000 events spooled while the backend is down, then a new runtime started on
+//!   the same state directory with the backend up: how long until all of them are delivered.
 //!
 //! Each run of each scenario is a fresh process (see `support/harness.rs`), so the peak resident
 //! set read from `/proc/self/status` belongs to that scenario alone. The runtime is built
@@ -40,13 +44,15 @@ use tokio::runtime::Runtime;
 use harness::{Check, Options, Over, Scenario, Target, emit};
 use loopback::LoopbackBackend;
 use pipeline::{
-    TempFile, emit_cpu, emit_distribution, emit_peak_memory, emit_stats, event, percentile,
-    record_all, runtime, shutdown, start, stats, wait_for_backend, wait_for_checkin,
+    TempDir, TempFile, emit_cpu, emit_distribution, emit_peak_memory, emit_stats, event,
+    percentile, record_all, runtime, shutdown, start, start_with, stats, wait_for_backend,
+    wait_for_checkin,
 };
 use procfs::CpuSplit;
 
 const BURST_EVENTS: u64 = 100_000;
 const OUTAGE_EVENTS: u64 = 1_000_000;
+const DRAIN_EVENTS: u64 = 1_000_000;
 /// The Submitter's default limits (`SubmitterConfig::default`), which the outage must respect.
 const DEFAULT_MAX_QUEUE_EVENTS: f64 = 200_000.0;
 const DEFAULT_MAX_QUEUE_BYTES: f64 = 48.0 * 1024.0 * 1024.0;
@@ -154,6 +160,36 @@ const SCENARIOS: &[Scenario] = &[
             from_issue: false,
         }],
     },
+    Scenario {
+        name: "spool",
+        summary: "as throughput, with the durable spool on",
+        run: spool,
+        targets: &[Target {
+            metric: "lost",
+            check: Check::Equals(0.0),
+            over: Over::EveryRun,
+            from_issue: false,
+        }],
+    },
+    Scenario {
+        name: "drain",
+        summary: "1,000,000 events spooled during an outage, delivered by the next run",
+        run: drain,
+        targets: &[
+            Target {
+                metric: "spooled_at_shutdown",
+                check: Check::Equals(DRAIN_EVENTS as f64),
+                over: Over::EveryRun,
+                from_issue: false,
+            },
+            Target {
+                metric: "lost",
+                check: Check::Equals(0.0),
+                over: Over::EveryRun,
+                from_issue: false,
+            },
+        ],
+    },
 ];
 
 fn main() -> ExitCode {
@@ -248,9 +284,17 @@ fn caller(options: &Options) -> Result<(), String> {
 // ─────────────────────────────────────── throughput ────────────────────────────────────────
 
 fn throughput(options: &Options) -> Result<(), String> {
+    measure_throughput(options, None)
+}
+
+/// `throughput`, spooling every event in `state` when there is one.
+fn measure_throughput(options: &Options, state: Option<&TempDir>) -> Result<(), String> {
     let n = options.events;
     let backend = LoopbackBackend::spawn()?;
-    let telemetry = start(backend.url())?;
+    let telemetry = match state {
+        Some(dir) => start_with(backend.url(), |b| b.state_dir(&dir.0))?,
+        None => start(backend.url())?,
+    };
     let recorder = telemetry.recorder().clone();
     let rt = runtime()?;
     wait_for_checkin(&rt, &recorder)?;
@@ -501,5 +545,95 @@ fn file(options: &Options) -> Result<(), String> {
     emit_peak_memory(0);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     drop(temp);
+    Ok(())
+}
+
+// ────────────────────────────────────────── spool ──────────────────────────────────────────
+
+fn spool(options: &Options) -> Result<(), String> {
+    let state = TempDir::new("spool")?;
+    measure_throughput(options, Some(&state))?;
+    // Everything was acknowledged: what is left on disk is the spool's empty bookkeeping.
+    emit("state_dir_bytes_after", state.size() as f64, "B");
+    Ok(())
+}
+
+// ────────────────────────────────────────── drain ──────────────────────────────────────────
+
+/// Limits raised so that the whole outage fits in the queue and the spool: the defaults
+/// (200,000 events, 48 MiB in memory, 128 MiB on disk) would drop most of it, by design.
+fn drain_limits(builder: actix_telemetry::Builder, state: &TempDir) -> actix_telemetry::Builder {
+    builder
+        .state_dir(&state.0)
+        .max_queue_events(2 * DRAIN_EVENTS as usize)
+        .max_queue_bytes(4 << 30)
+        .spool_max_bytes(4 << 30)
+}
+
+fn drain(_options: &Options) -> Result<(), String> {
+    let state = TempDir::new("drain")?;
+    let rt = runtime()?;
+
+    // 1. The backend is down: every event ends up spooled, and stays there at shutdown.
+    let down = loopback::closed_port_url()?;
+    let telemetry = start_with(&down, |b| drain_limits(b, &state))?;
+    let recorder = telemetry.recorder().clone();
+    let started = Instant::now();
+    record_all(&recorder, DRAIN_EVENTS);
+    loop {
+        let s = stats(&rt, &recorder)?;
+        if s.queue_depth + s.dropped.total() >= DRAIN_EVENTS {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(format!("only {} of {DRAIN_EVENTS} queued", s.queue_depth));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    emit("spool_time", started.elapsed().as_secs_f64(), "s");
+    let report = rt.block_on(telemetry.shutdown(Duration::from_millis(500)));
+    emit("spooled_at_shutdown", report.flush.spooled as f64, "events");
+    emit("dropped_at_shutdown", report.flush.dropped as f64, "events");
+    let spool_bytes = state.size();
+    emit("spool_bytes", spool_bytes as f64, "B");
+    emit(
+        "spool_bytes_per_event",
+        spool_bytes as f64 / DRAIN_EVENTS as f64,
+        "B",
+    );
+    let baseline = procfs::status_kib("VmRSS").unwrap_or(0);
+
+    // 2. The next run, with the backend up, delivers what the spool holds.
+    let backend = LoopbackBackend::spawn()?;
+    let before = backend.stats()?;
+    let backend_cpu0 = backend.cpu_seconds().unwrap_or(0.0);
+    let cpu0 = CpuSplit::now();
+    let started = Instant::now();
+    let telemetry = start_with(backend.url(), |b| drain_limits(b, &state))?;
+    let recorder = telemetry.recorder().clone();
+    let arrival = wait_for_backend(&backend, &rt, &recorder, before.events + DRAIN_EVENTS)?;
+    let cpu = CpuSplit::now().since(&cpu0);
+    let backend_cpu = backend.cpu_seconds().unwrap_or(0.0) - backend_cpu0;
+    let received = arrival.stats.events - before.events;
+    let seconds = (arrival.at - started).as_secs_f64();
+    emit("drain_time", seconds, "s");
+    emit("events_per_s", received as f64 / seconds, "events/s");
+    emit("received", received as f64, "events");
+    emit(
+        "lost",
+        DRAIN_EVENTS.saturating_sub(received) as f64,
+        "events",
+    );
+    emit_stats(&stats(&rt, &recorder)?);
+    emit_cpu(&cpu, backend_cpu);
+    // The acknowledgements reach the spool within a fraction of a second; then its segments go.
+    let emptied = Instant::now();
+    while state.size() > 64 * 1024 && emptied.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    emit("spool_bytes_after_drain", state.size() as f64, "B");
+    // Peak over both phases; the second one's share is over the resident set it started from.
+    emit_peak_memory(baseline);
+    shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())
 }

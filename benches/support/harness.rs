@@ -40,9 +40,10 @@ impl Default for Options {
 const USAGE: &str = "\
 usage: cargo bench --bench record -- [SCENARIO...] [--runs N] [--events N] [--samples N]
 
-SCENARIO is one of caller, throughput, paced, burst, outage, file, or all (the default).
+SCENARIO is one of caller, throughput, paced, burst, outage, file, spool, drain, or all
+(the default).
   --runs N     repetitions of each scenario, each in a fresh process (default 3)
-  --events N   events of the throughput, paced and file scenarios (default 500000)
+  --events N   events of the throughput, paced, file and spool scenarios (default 500000)
   --samples N  timed calls per variant in the caller scenario (default 200000)
 
 The backend runs as target/release/examples/loopback_backend (built on first use), or as

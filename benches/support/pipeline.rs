@@ -16,11 +16,21 @@ use crate::procfs::{self, CpuSplit};
 /// `DETSYS_IDS_TRANSPORT` or `DO_NOT_TRACK` on the machine must not redirect or disable what is
 /// being measured.
 pub fn start(endpoint: &str) -> Result<Telemetry, String> {
-    Builder::new()
-        .endpoint(endpoint)
-        .env(EnvSource::fixed(Vec::<(String, String)>::new()))
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+    start_with(endpoint, |builder| builder)
+}
+
+/// As [`start`], with some settings changed by `configure`.
+pub fn start_with(
+    endpoint: &str,
+    configure: impl FnOnce(Builder) -> Builder,
+) -> Result<Telemetry, String> {
+    configure(
+        Builder::new()
+            .endpoint(endpoint)
+            .env(EnvSource::fixed(Vec::<(String, String)>::new())),
+    )
+    .build()
+    .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// A runtime on the calling thread for the few awaits (flush, stats, shutdown); `do_send` itself
@@ -157,6 +167,50 @@ pub fn wait_for_backend(
         }
         // Short enough to time the end within 1 % of a multi-second run.
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh directory under the temporary directory, removed with everything in it when the
+/// scenario ends, however it ends.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> Result<TempDir, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "actix-telemetry-bench-{label}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    /// Bytes of the files below it.
+    pub fn size(&self) -> u64 {
+        fn walk(dir: &std::path::Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.0)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
