@@ -24,7 +24,7 @@ use actix::prelude::*;
 use crate::event::EncodedEvent;
 use crate::messages::{DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters};
 use crate::retry_delay::{BackoffPolicy, RetryDelay};
-use crate::spool::{Replay, Spool, SpoolRef};
+use crate::spool::{Spool, SpoolRef};
 use crate::stats::{DropCounts, FlushReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::transport::DeliveryOutcome;
@@ -178,6 +178,9 @@ pub struct Submitter {
     spooled: HashMap<u64, SpoolRef>,
     spool_flush_scheduled: bool,
     spool_corrupt: u64,
+    /// Records of an earlier run read back from the spool and not queued yet (at most one
+    /// segment's worth).
+    read_back: VecDeque<(SpoolRef, Vec<u8>)>,
 }
 
 /// How often acknowledgements reach the spool when no new event forces a write.
@@ -189,13 +192,9 @@ impl Submitter {
     pub(crate) fn new(
         config: SubmitterConfig,
         transport: Recipient<DeliverBatch>,
-        spool: Option<(Spool, Replay)>,
+        spool: Option<Spool>,
     ) -> Self {
         let delay = RetryDelay::new(&config.backoff);
-        let (spool, replay) = match spool {
-            Some((spool, replay)) => (Some(spool), replay),
-            None => (None, Replay::default()),
-        };
         let mut submitter = Submitter {
             config,
             transport,
@@ -221,16 +220,40 @@ impl Submitter {
             spool,
             spooled: HashMap::new(),
             spool_flush_scheduled: false,
-            spool_corrupt: replay.corrupt,
+            spool_corrupt: 0,
+            read_back: VecDeque::new(),
         };
-        submitter.replay(replay);
+        submitter.read_back_spool();
         submitter
     }
 
-    /// Queues the events a previous run left in the spool, to be sent at once.
-    fn replay(&mut self, replay: Replay) {
-        let count = replay.records.len();
-        for (at, json) in replay.records {
+    /// Queues events an earlier run left in the spool, to be sent at once, as far as they fit
+    /// in half the queue's limits: the other half stays free for new events, and nothing is
+    /// dropped to make room for the backlog. Called again whenever events leave the queue.
+    fn read_back_spool(&mut self) {
+        let mut queued = 0;
+        loop {
+            if self.read_back.is_empty() {
+                let Some(replay) = self.spool.as_mut().and_then(Spool::read_back) else {
+                    break;
+                };
+                self.spool_corrupt += replay.corrupt;
+                self.read_back.extend(replay.records);
+                continue;
+            }
+            let Some((_, json)) = self.read_back.front() else {
+                break;
+            };
+            let size = json.len() + std::mem::size_of::<EncodedEvent>() + SEQ_BYTES;
+            let room = self.held_events < self.config.max_queue_events / 2
+                && self.held_bytes + size <= self.config.max_queue_bytes / 2;
+            // An event larger than half the queue still goes, alone.
+            if !room && self.held_events > 0 {
+                break;
+            }
+            let Some((at, json)) = self.read_back.pop_front() else {
+                break;
+            };
             let Some(event) = EncodedEvent::from_spool(json) else {
                 self.spool_corrupt += 1;
                 if let Some(spool) = &mut self.spool {
@@ -240,13 +263,14 @@ impl Submitter {
             };
             if let Some(seq) = self.admit(event) {
                 self.spooled.insert(seq, at);
+                queued += 1;
             } else if let Some(spool) = &mut self.spool {
                 spool.ack(at);
             }
         }
-        if count > 0 {
-            tracing::info!(
-                events = count,
+        if queued > 0 {
+            tracing::debug!(
+                events = queued,
                 "delivering events spooled by an earlier run"
             );
             self.flush_through = self.next_seq - 1;
@@ -476,6 +500,7 @@ impl Submitter {
                 self.forget(&batch.seqs, batch.held_bytes, Resolution::Dropped);
             }
         }
+        self.read_back_spool();
         self.pump(ctx);
     }
 
@@ -628,11 +653,19 @@ impl Submitter {
         self.queue_encoded_bytes = 0;
         self.held_events = 0;
         self.held_bytes = 0;
-        let spooled = seqs.iter().filter(|s| self.spooled.contains_key(s)).count() as u64;
-        let dropped = seqs.len() as u64 - spooled;
+        let spooled_held = seqs.iter().filter(|s| self.spooled.contains_key(s)).count() as u64;
+        let dropped = seqs.len() as u64 - spooled_held;
+        // Read back but not queued yet: still in the spool, untouched.
+        let spooled = spooled_held + self.read_back.len() as u64;
+        self.read_back.clear();
         self.spooled.clear();
         self.dropped.shutdown += dropped;
         if let Some(spool) = &mut self.spool {
+            if spool.has_unread() {
+                tracing::info!(
+                    "events an earlier run spooled, not read back yet, stay for the next run"
+                );
+            }
             // The next run delivers these: make sure they are on the device.
             if let Err(error) = spool.flush() {
                 tracing::warn!(%error, "cannot write the spool at shutdown");
@@ -751,6 +784,7 @@ impl Handler<ReportCounters> for Submitter {
             queue_depth: self.held_events as u64,
             queue_bytes: self.held_bytes as u64,
             spooled: self.spool.as_ref().map_or(0, Spool::live),
+            spool_backlog_bytes: self.spool.as_ref().map_or(0, Spool::unread_bytes),
             spool_corrupt: self.spool_corrupt,
             spool_errors: self.spool.as_ref().map_or(0, |s| s.errors),
             spool_overflow: self.spool.as_ref().map_or(0, |s| s.overflowed),

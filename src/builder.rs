@@ -377,11 +377,7 @@ impl Builder {
 
     /// The spool of sink `name`, if spooling is on and there is a state directory; a spool that
     /// cannot be opened is logged and the sink runs without one.
-    fn open_spool(
-        &self,
-        state: Option<&StateDir>,
-        name: &str,
-    ) -> Option<(crate::spool::Spool, crate::spool::Replay)> {
+    fn open_spool(&self, state: Option<&StateDir>, name: &str) -> Option<crate::spool::Spool> {
         if !self.spool {
             return None;
         }

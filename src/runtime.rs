@@ -25,7 +25,7 @@ pub(crate) struct SinkParts {
     pub backend: Backend,
     pub queue: SubmitterConfig,
     pub filter: PropertyFilter,
-    pub spool: Option<(crate::spool::Spool, crate::spool::Replay)>,
+    pub spool: Option<crate::spool::Spool>,
 }
 
 /// Everything the pipeline actors are built from.

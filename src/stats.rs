@@ -81,8 +81,12 @@ pub struct Stats {
     pub checkin_failures: u64,
     /// Flags in check-in documents that were malformed and are not served.
     pub invalid_flags: u64,
-    /// Events in the spools, waiting for delivery (they survive a crash or restart).
+    /// Events in the spools, waiting for delivery (they survive a crash or restart); not
+    /// counting the backlog of [`spool_backlog_bytes`](Stats::spool_backlog_bytes).
     pub spooled: u64,
+    /// Bytes of spool segments an earlier run left that are not read back yet: they are read
+    /// back, and their events counted in `spooled`, as the queue has room for them.
+    pub spool_backlog_bytes: u64,
     /// Corrupt spool records skipped when reading the spools back.
     pub spool_corrupt: u64,
     /// Spool writes that failed (the events were kept in memory only).
@@ -142,6 +146,7 @@ impl Stats {
         self.invalid_flags += other.invalid_flags;
         self.stream_updates += other.stream_updates;
         self.spooled += other.spooled;
+        self.spool_backlog_bytes += other.spool_backlog_bytes;
         self.spool_corrupt += other.spool_corrupt;
         self.spool_errors += other.spool_errors;
         self.spool_overflow += other.spool_overflow;

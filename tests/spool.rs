@@ -123,3 +123,53 @@ async fn a_corrupt_record_is_skipped_and_counted() {
     telemetry.shutdown(WAIT).await;
     assert_eq!(seqs(&healthy), BTreeSet::from([0, 1, 3, 4]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_queue_is_read_back_as_room_frees_and_all_delivered() {
+    let dir = TempDir::new("spool-backlog");
+    let state = dir.join("state");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // Over two segments' worth, so the backlog is read back in several steps.
+    const EVENTS: u64 = 12_000;
+    let padding = "p".repeat(600);
+    let telemetry = builder(&format!("http://{closed}"))
+        .state_dir(&state)
+        .build()
+        .unwrap();
+    for i in 0..EVENTS {
+        telemetry.recorder().do_send(
+            Record::new("spooled")
+                .property("seq", i)
+                .property("padding", padding.as_str()),
+        );
+    }
+    let report = telemetry.shutdown(Duration::from_millis(500)).await;
+    assert_eq!(report.flush.spooled, EVENTS, "{report:?}");
+
+    // The next run may hold only 1,000 events in memory: the old code queued the whole
+    // backlog at start and dropped nine tenths of it to the overflow policy.
+    let healthy = Backend::start(Responder::ok()).await;
+    let telemetry = builder(&healthy.url())
+        .state_dir(&state)
+        .max_queue_events(1_000)
+        .build()
+        .unwrap();
+    let stats = telemetry.recorder().send(GetStats).await.unwrap();
+    assert!(
+        stats.queue_depth <= 1_000,
+        "the backlog was queued at once: {stats:?}"
+    );
+    assert!(
+        healthy.wait_for_events(EVENTS as usize, WAIT).await,
+        "only {} of {EVENTS} arrived",
+        seqs(&healthy).len()
+    );
+    assert_eq!(seqs(&healthy), (0..EVENTS).collect());
+    let stats = telemetry.recorder().send(GetStats).await.unwrap();
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+    assert_eq!(stats.spool_backlog_bytes, 0, "{stats:?}");
+    telemetry.shutdown(WAIT).await;
+}

@@ -4,8 +4,10 @@
 //!
 //! Layout: numbered segment files (`seg-<n>.log`) of checksummed records (see [`record`]), each
 //! with an ack log (`seg-<n>.acks`, the little-endian `u32` indices of its records that are
-//! done). A segment whose records are all done is deleted. At start every live record is read
-//! back and queued again; a corrupt record is skipped and counted. Records reach the operating
+//! done). A segment whose records are all done is deleted. A spool left by an earlier run is
+//! read back one segment at a time, as the Submitter's queue has room for it, so a large
+//! backlog neither delays the start nor has to fit in memory at once; a corrupt record is
+//! skipped and counted. Records reach the operating
 //! system at the end of each turn of the Submitter's mailbox (so they survive the process being
 //! killed) and are synced to the device every second (so they survive power loss).
 //!
@@ -16,7 +18,7 @@
 
 pub(crate) mod record;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,11 +36,20 @@ pub(crate) struct SpoolRef {
 #[derive(Debug)]
 struct Segment {
     records: u32,
+    /// Records not yet acknowledged; unknown (0) until an earlier run's segment is read back.
     live: u32,
     bytes: u64,
 }
 
-/// What opening a spool found.
+/// A segment an earlier run left, not read back yet.
+#[derive(Debug)]
+struct Unread {
+    id: u64,
+    /// Indices of its records that are done.
+    acked: HashSet<u32>,
+}
+
+/// Records of one segment of an earlier run, read back.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
     /// Live records, oldest first.
@@ -58,6 +69,8 @@ pub(crate) struct Spool {
     pending: Vec<u8>,
     /// Ack indices not yet written, per segment.
     pending_acks: BTreeMap<u64, Vec<u8>>,
+    /// Segments of earlier runs still to be read back, oldest first.
+    unread: VecDeque<Unread>,
     total_bytes: u64,
     /// Held for the spool's lifetime: one process per spool directory.
     _lock: File,
@@ -84,8 +97,9 @@ fn segment_id(name: &str) -> Option<u64> {
 }
 
 impl Spool {
-    /// Opens (creating it if needed) the spool in `dir`, reading back every live record.
-    pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<(Spool, Replay)> {
+    /// Opens (creating it if needed) the spool in `dir`. The segments an earlier run left are
+    /// only listed here; [`read_back`](Spool::read_back) reads them.
+    pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Spool> {
         crate::state::create_private_dir(dir)?;
         let lock = OpenOptions::new()
             .create(true)
@@ -110,46 +124,82 @@ impl Spool {
             current: None,
             pending: Vec::new(),
             pending_acks: BTreeMap::new(),
+            unread: VecDeque::new(),
             total_bytes: 0,
             _lock: lock,
             overflowed: 0,
             errors: 0,
         };
-        let mut replay = Replay::default();
         for id in ids {
-            let bytes = fs::read(segment_path(dir, id))?;
-            let decoded = record::decode(&bytes);
-            replay.corrupt += decoded.corrupt;
-            let acked: std::collections::HashSet<u32> = fs::read(acks_path(dir, id))
+            let bytes = fs::metadata(segment_path(dir, id))?.len();
+            let acked = fs::read(acks_path(dir, id))
                 .unwrap_or_default()
                 .chunks_exact(4)
                 .filter_map(|c| c.try_into().ok().map(u32::from_le_bytes))
                 .collect();
-            let mut live = 0;
-            for (index, payload) in decoded.records.into_iter().enumerate() {
-                let index = index as u32;
-                if !acked.contains(&index) {
-                    live += 1;
-                    replay
-                        .records
-                        .push((SpoolRef { segment: id, index }, payload));
-                }
-            }
-            if live == 0 {
-                spool.delete_files(id);
-                continue;
-            }
-            spool.total_bytes += bytes.len() as u64;
+            spool.total_bytes += bytes;
             spool.segments.insert(
                 id,
                 Segment {
                     records: u32::MAX, // closed: nothing is appended to an old segment
-                    live,
-                    bytes: bytes.len() as u64,
+                    live: 0,
+                    bytes,
                 },
             );
+            spool.unread.push_back(Unread { id, acked });
         }
-        Ok((spool, replay))
+        Ok(spool)
+    }
+
+    /// Bytes of the segments of an earlier run still to be read back.
+    pub fn unread_bytes(&self) -> u64 {
+        self.unread
+            .iter()
+            .filter_map(|u| self.segments.get(&u.id))
+            .map(|s| s.bytes)
+            .sum()
+    }
+
+    /// Whether segments of an earlier run are still to be read back.
+    pub fn has_unread(&self) -> bool {
+        !self.unread.is_empty()
+    }
+
+    /// Reads back the oldest segment an earlier run left: its live records, to be queued
+    /// again. `None` when there is none left. A segment that cannot be read is skipped (and
+    /// kept on disk for a later run).
+    pub fn read_back(&mut self) -> Option<Replay> {
+        let Unread { id, acked } = self.unread.pop_front()?;
+        let bytes = match fs::read(segment_path(&self.dir, id)) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%error, segment = id, "cannot read a spool segment back");
+                self.segments.remove(&id);
+                return Some(Replay::default());
+            }
+        };
+        let decoded = record::decode(&bytes);
+        let mut replay = Replay {
+            records: Vec::with_capacity(decoded.records.len()),
+            corrupt: decoded.corrupt,
+        };
+        for (index, payload) in decoded.records.into_iter().enumerate() {
+            let index = index as u32;
+            if !acked.contains(&index) {
+                replay
+                    .records
+                    .push((SpoolRef { segment: id, index }, payload));
+            }
+        }
+        match self.segments.get_mut(&id) {
+            Some(segment) if !replay.records.is_empty() => {
+                segment.live = replay.records.len() as u32;
+            }
+            // Nothing left to deliver, or removed for the size limit meanwhile.
+            Some(_) => self.remove_segment(id),
+            None => replay.records.clear(),
+        }
+        Some(replay)
     }
 
     /// Events whose records are live.
@@ -295,7 +345,14 @@ impl Spool {
                 }
                 continue;
             };
-            lost += u64::from(self.segments.get(&oldest).map_or(0, |s| s.live));
+            if self.unread.front().is_some_and(|u| u.id == oldest) {
+                // Read it to count what it held: every drop is counted.
+                lost += self
+                    .read_back()
+                    .map_or(0, |replay| replay.records.len() as u64);
+            } else {
+                lost += u64::from(self.segments.get(&oldest).map_or(0, |s| s.live));
+            }
             self.remove_segment(oldest);
         }
         self.overflowed += lost;
@@ -325,6 +382,13 @@ impl Spool {
 mod tests {
     use super::*;
 
+    /// Everything an earlier run left, read back segment by segment.
+    fn read_all(spool: &mut Spool) -> Vec<(SpoolRef, Vec<u8>)> {
+        std::iter::from_fn(|| spool.read_back())
+            .flat_map(|r| r.records)
+            .collect()
+    }
+
     fn temp() -> PathBuf {
         std::env::temp_dir().join(format!(
             "actix-telemetry-spool-{}-{}",
@@ -337,8 +401,8 @@ mod tests {
     fn unacked_records_come_back_and_acked_segments_go() {
         let dir = temp();
         {
-            let (mut spool, replay) = Spool::open(&dir, 1 << 30).unwrap();
-            assert!(replay.records.is_empty());
+            let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+            assert!(read_all(&mut spool).is_empty());
             let refs: Vec<SpoolRef> = (0..5)
                 .map(|i| spool.append(format!("event-{i}").as_bytes()).unwrap())
                 .collect();
@@ -347,20 +411,22 @@ mod tests {
             spool.flush().unwrap();
             assert_eq!(spool.live(), 3);
         }
-        let (mut spool, replay) = Spool::open(&dir, 1 << 30).unwrap();
-        let payloads: Vec<String> = replay
-            .records
+        let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+        assert!(spool.has_unread());
+        let records = read_all(&mut spool);
+        assert!(!spool.has_unread());
+        let payloads: Vec<String> = records
             .iter()
             .map(|(_, p)| String::from_utf8(p.clone()).unwrap())
             .collect();
         assert_eq!(payloads, ["event-0", "event-2", "event-4"]);
-        for (at, _) in &replay.records {
+        for (at, _) in &records {
             spool.ack(*at);
         }
         spool.flush().unwrap();
         drop(spool);
-        let (_spool, replay) = Spool::open(&dir, 1 << 30).unwrap();
-        assert!(replay.records.is_empty());
+        let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+        assert!(read_all(&mut spool).is_empty());
         let logs = fs::read_dir(&dir)
             .unwrap()
             .filter(|e| {
@@ -378,7 +444,7 @@ mod tests {
     #[test]
     fn one_process_per_spool() {
         let dir = temp();
-        let (_first, _) = Spool::open(&dir, 1 << 30).unwrap();
+        let _first = Spool::open(&dir, 1 << 30).unwrap();
         let second = Spool::open(&dir, 1 << 30);
         assert!(second.is_err());
         fs::remove_dir_all(dir).unwrap();
@@ -387,7 +453,7 @@ mod tests {
     #[test]
     fn the_size_limit_removes_the_oldest_segments() {
         let dir = temp();
-        let (mut spool, _) = Spool::open(&dir, 6 * 1024 * 1024).unwrap();
+        let mut spool = Spool::open(&dir, 6 * 1024 * 1024).unwrap();
         let payload = vec![b'x'; 1024];
         for _ in 0..8 * 1024 {
             spool.append(&payload);
@@ -397,6 +463,35 @@ mod tests {
         assert!(spool.total_bytes <= 6 * 1024 * 1024);
         assert!(spool.overflowed > 0);
         assert_eq!(spool.live() + spool.overflowed, 8 * 1024);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn segments_of_an_earlier_run_are_read_back_one_at_a_time_and_count_when_cut() {
+        let dir = temp();
+        let payload = vec![b'y'; 1024];
+        {
+            let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+            for _ in 0..3 * 4096 {
+                spool.append(&payload);
+            }
+            spool.flush().unwrap();
+        }
+        let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+        let first = spool.read_back().unwrap();
+        assert!(!first.records.is_empty() && first.records.len() < 3 * 4096);
+        assert!(spool.has_unread());
+        // Past the size limit, the unread segments go, and what they held is counted.
+        spool.max_bytes = 0;
+        spool.enforce_limit();
+        assert!(!spool.has_unread());
+        // The segment read back is in memory and counted as no longer durable; the unread
+        // ones are counted as they go.
+        assert_eq!(
+            spool.overflowed,
+            3 * 4096,
+            "every record removed is counted"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 }
