@@ -106,10 +106,7 @@ async fn every_event_survives_backend_chaos_and_actor_panics() {
         zone.hosts.push((host, Ipv4Addr::LOCALHOST));
     }
     let dns = Dns::start(&zone).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     let telemetry = Builder::new()
         .env(actix_telemetry::env::EnvSource::fixed(Vec::<(
             String,

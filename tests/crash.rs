@@ -45,10 +45,7 @@ async fn crash_child() {
 async fn events_recorded_before_sigkill_arrive_after_a_restart() {
     let dir = TempDir::new("crash");
     let state = dir.join("state");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "crash_child",

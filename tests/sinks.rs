@@ -84,10 +84,7 @@ async fn a_dead_sink_never_delays_a_healthy_one() {
         flush_interval: Duration::from_millis(50),
         ..SubmitterConfig::default()
     };
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     let telemetry = builder(&healthy.url())
         .flush_interval(Duration::from_millis(50))
         .request_timeout(Duration::from_secs(30))

@@ -88,10 +88,7 @@ async fn a_shutdown_deadline_leaves_events_spooled_for_the_next_run() {
 async fn a_corrupt_record_is_skipped_and_counted() {
     let dir = TempDir::new("spool-corrupt");
     let state = dir.join("state");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     let telemetry = start(&format!("http://{closed}"), &state);
     record(&telemetry, 0..5);
     let report = telemetry.shutdown(Duration::from_millis(200)).await;
@@ -128,10 +125,7 @@ async fn a_corrupt_record_is_skipped_and_counted() {
 async fn a_backlog_larger_than_the_queue_is_read_back_as_room_frees_and_all_delivered() {
     let dir = TempDir::new("spool-backlog");
     let state = dir.join("state");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     // Over two segments' worth, so the backlog is read back in several steps.
     const EVENTS: u64 = 12_000;
     let padding = "p".repeat(600);

@@ -96,10 +96,7 @@ fn an_endpoint_that_cannot_be_opened_fails_the_build() {
 fn no_endpoint_means_srv_discovery() {
     support::init_tracing();
     // Loopback only: a name server and a fallback that nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     let settings = actix_telemetry::SrvSettings {
         name_server: Some(closed),
         fallback: url::Url::parse(&format!("http://{closed}")).unwrap(),

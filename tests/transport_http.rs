@@ -425,11 +425,7 @@ async fn oversized_and_invalid_events_are_counted_and_nothing_else_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_backend_is_retried_then_counted() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_addr().port();
     let telemetry = builder(&format!("http://127.0.0.1:{port}"))
         .max_attempts(Some(3))
         .build()

@@ -17,11 +17,7 @@ const RECORD: &str = "_ids._tcp.example.test.";
 const WAIT: Duration = Duration::from_secs(15);
 
 fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    closed_addr().port()
 }
 
 /// A zone where `nodeN.example.test` (N from 1) is target N at `ports[N-1]` with priority

@@ -48,6 +48,15 @@ pub fn builder_with_env<K: Into<String>, V: Into<String>>(
         })
 }
 
+/// A loopback address nobody listens on: bound, read and released, so a connection to it is
+/// refused at once (a backend that is down, not one that hangs).
+#[allow(dead_code)]
+pub fn closed_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+}
+
 /// The `uuid` of every event, in order.
 #[allow(dead_code)]
 pub fn uuids(events: &[serde_json::Value]) -> Vec<String> {
