@@ -139,6 +139,11 @@ impl ConfigurationProxy {
             act.checking_in = false;
             guarded(act, ctx, |act, ctx| {
                 match result {
+                    // Polled while the stream was down, answered after it came back: the
+                    // stream's versions are newer than this document, which must not undo them.
+                    Ok(_) if act.stream_live => {
+                        tracing::debug!("ignoring a polled check-in: the stream is live again");
+                    }
                     Ok(checkin) => act.apply(checkin),
                     Err(error) => {
                         act.failures += 1;

@@ -222,3 +222,50 @@ async fn subscribers_hear_only_real_changes_from_the_stream() {
     );
     telemetry.shutdown(WAIT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_in_polled_while_the_stream_was_down_does_not_undo_the_stream() {
+    // Check-ins answer slowly with a document the stream has since replaced.
+    const SLOW: Duration = Duration::from_millis(400);
+    let backend = Backend::start(Responder::new(|req, _| match req.path_only() {
+        CHECK_IN => {
+            Reply::json(200, &json!({"options": {"polled": {"variant": "old"}}})).delayed(SLOW)
+        }
+        _ => Reply::ok(),
+    }))
+    .await;
+    let sse = SseServer::start().await;
+    let telemetry = start(&sse, &backend).await;
+    let recorder = telemetry.recorder().clone();
+    assert!(sse.wait_for_streams(1, WAIT).await);
+    sse.send("put", &json!({"options": {"x": {"variant": 1}}}));
+    flags_until(&recorder, |f| f.flag("x").is_some()).await;
+
+    // The stream goes down and stays down until a polled check-in is under way.
+    sse.refuse_with(Some(503));
+    sse.drop_stream();
+    let polled = tokio::time::timeout(WAIT, async {
+        while backend.requests_to(CHECK_IN).is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        polled.is_ok(),
+        "no check-in was polled while the stream was down"
+    );
+    sse.refuse_with(None);
+    assert!(sse.wait_for_streams(2, WAIT).await);
+    sse.send("put", &json!({"options": {"y": {"variant": 2}}}));
+    flags_until(&recorder, |f| f.flag("y").is_some()).await;
+
+    // The polled answer arrives now, older than what the stream said.
+    tokio::time::sleep(SLOW + Duration::from_millis(200)).await;
+    let flags = recorder.send(GetFeatures).await.unwrap();
+    assert!(flags.flag("y").is_some(), "the stream's flags were undone");
+    assert!(
+        flags.flag("polled").is_none(),
+        "a stale poll replaced the stream"
+    );
+    telemetry.shutdown(WAIT).await;
+}
