@@ -180,7 +180,7 @@ pub struct Submitter {
     spool_corrupt: u64,
     /// Records of an earlier run read back from the spool and not queued yet (at most one
     /// segment's worth).
-    read_back: VecDeque<(SpoolRef, Vec<u8>)>,
+    read_back: VecDeque<(SpoolRef, EncodedEvent)>,
 }
 
 /// How often acknowledgements reach the spool when no new event forces a write.
@@ -238,28 +238,31 @@ impl Submitter {
                     break;
                 };
                 self.spool_corrupt += replay.corrupt;
-                self.read_back.extend(replay.records);
+                for (at, json) in replay.records {
+                    match EncodedEvent::from_spool(json) {
+                        Some(event) => self.read_back.push_back((at, event)),
+                        None => {
+                            self.spool_corrupt += 1;
+                            if let Some(spool) = &mut self.spool {
+                                spool.ack(at);
+                            }
+                        }
+                    }
+                }
                 continue;
             }
-            let Some((_, json)) = self.read_back.front() else {
+            let Some((_, event)) = self.read_back.front() else {
                 break;
             };
-            let size = json.len() + std::mem::size_of::<EncodedEvent>() + SEQ_BYTES;
+            let size = event.held_bytes() + SEQ_BYTES;
             let room = self.held_events < self.config.max_queue_events / 2
                 && self.held_bytes + size <= self.config.max_queue_bytes / 2;
             // An event larger than half the queue still goes, alone.
             if !room && self.held_events > 0 {
                 break;
             }
-            let Some((at, json)) = self.read_back.pop_front() else {
+            let Some((at, event)) = self.read_back.pop_front() else {
                 break;
-            };
-            let Some(event) = EncodedEvent::from_spool(json) else {
-                self.spool_corrupt += 1;
-                if let Some(spool) = &mut self.spool {
-                    spool.ack(at);
-                }
-                continue;
             };
             if let Some(seq) = self.admit(event) {
                 self.spooled.insert(seq, at);

@@ -58,12 +58,13 @@ const DEFAULT_MAX_QUEUE_EVENTS: f64 = 200_000.0;
 const DEFAULT_MAX_QUEUE_BYTES: f64 = 48.0 * 1024.0 * 1024.0;
 
 /// A check of our own (not a target of the issue): every event recorded reached the backend.
-const NOTHING_LOST: &[Target] = &[Target {
+const NONE_LOST: Target = Target {
     metric: "lost",
     check: Check::Equals(0.0),
     over: Over::EveryRun,
     from_issue: false,
-}];
+};
+const NOTHING_LOST: &[Target] = &[NONE_LOST];
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -175,12 +176,7 @@ const SCENARIOS: &[Scenario] = &[
                 over: Over::EveryRun,
                 from_issue: false,
             },
-            Target {
-                metric: "lost",
-                check: Check::Equals(0.0),
-                over: Over::EveryRun,
-                from_issue: false,
-            },
+            NONE_LOST,
         ],
     },
 ];

@@ -118,21 +118,28 @@ impl SharedProperties {
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedEvent {
     pub uuid: Uuid,
-    /// Milliseconds since the Unix epoch.
-    timestamp_ms: u64,
     /// The name as a JSON string followed by the event's own members (without braces); or,
-    /// read back from the spool, the whole event.
+    /// for an event read back from the spool, the whole event.
     text: Box<str>,
-    /// Where the name ends in `text`; [`COMPLETE`] when `text` is the whole event.
-    name_end: u32,
-    /// The distinct id as a JSON string, shared by the events of one identity.
-    distinct_id: Option<Arc<str>>,
-    /// Shared properties, without braces; may be empty.
-    shared: Option<Arc<str>>,
+    form: Form,
 }
 
-/// `name_end` of an event read back from the spool.
-const COMPLETE: u32 = u32::MAX;
+#[derive(Debug, Clone)]
+enum Form {
+    /// Encoded by this run: the rest of the JSON is written around `text` when a batch is.
+    Parts {
+        /// Milliseconds since the Unix epoch.
+        timestamp_ms: u64,
+        /// Where the name ends in `text`.
+        name_end: u32,
+        /// The distinct id as a JSON string, shared by the events of one identity.
+        distinct_id: Arc<str>,
+        /// Shared properties, without braces; `None` when there are none.
+        shared: Option<Arc<str>>,
+    },
+    /// Read back from the spool: `text` is the whole event, written out as it is.
+    Whole,
+}
 
 const NAME_OPEN: &str = "{\"name\":";
 const DISTINCT_ID_OPEN: &str = ",\"distinct_id\":";
@@ -162,7 +169,8 @@ impl EncodedEvent {
     ) -> Self {
         let mut text = String::with_capacity(event.name.len() + 2 + own.len());
         push_json_string(&mut text, &event.name);
-        let name_end = text.len();
+        // An event name is at most a few hundred bytes: the offset always fits.
+        let name_end = u32::try_from(text.len()).unwrap_or(u32::MAX);
         text.push_str(own);
         let timestamp_ms = event
             .timestamp
@@ -170,12 +178,13 @@ impl EncodedEvent {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         EncodedEvent {
             uuid: event.uuid,
-            timestamp_ms,
-            // An event name is at most a few hundred bytes: the offset always fits.
-            name_end: u32::try_from(name_end).unwrap_or(COMPLETE - 1),
             text: text.into_boxed_str(),
-            distinct_id: Some(distinct_id.clone()),
-            shared: (!shared.is_empty()).then_some(shared),
+            form: Form::Parts {
+                timestamp_ms,
+                name_end,
+                distinct_id: distinct_id.clone(),
+                shared: (!shared.is_empty()).then_some(shared),
+            },
         }
     }
 
@@ -190,32 +199,30 @@ impl EncodedEvent {
             .unwrap_or_default();
         Some(EncodedEvent {
             uuid,
-            timestamp_ms: 0,
             text: text.into_boxed_str(),
-            name_end: COMPLETE,
-            distinct_id: None,
-            shared: None,
+            form: Form::Whole,
         })
-    }
-
-    fn is_complete(&self) -> bool {
-        self.name_end == COMPLETE
-    }
-
-    fn shared(&self) -> &str {
-        self.shared.as_deref().unwrap_or("")
     }
 
     /// Length of the event's JSON.
     pub fn encoded_len(&self) -> usize {
-        if self.is_complete() {
-            return self.text.len();
+        match &self.form {
+            Form::Whole => self.text.len(),
+            Form::Parts {
+                name_end,
+                distinct_id,
+                shared,
+                ..
+            } => {
+                let shared = shared.as_deref().unwrap_or("");
+                let own = &self.text[*name_end as usize..];
+                FIXED_LEN
+                    + self.text.len()
+                    + distinct_id.len()
+                    + shared.len()
+                    + separator(shared, own).len()
+            }
         }
-        FIXED_LEN
-            + self.text.len()
-            + self.distinct_id.as_deref().map_or(2, str::len)
-            + self.shared().len()
-            + self.separator().len()
     }
 
     /// Memory this event holds on its own (what it shares is counted once elsewhere).
@@ -223,26 +230,24 @@ impl EncodedEvent {
         self.text.len() + std::mem::size_of::<Self>()
     }
 
-    fn separator(&self) -> &'static str {
-        let own = &self.text[self.name_end as usize..];
-        if self.shared().is_empty() || own.is_empty() {
-            ""
-        } else {
-            ","
-        }
-    }
-
     /// Appends the event's JSON to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        if self.is_complete() {
+        let Form::Parts {
+            timestamp_ms,
+            name_end,
+            distinct_id,
+            shared,
+        } = &self.form
+        else {
             out.extend_from_slice(self.text.as_bytes());
             return;
-        }
-        let (name, own) = self.text.split_at(self.name_end as usize);
+        };
+        let (name, own) = self.text.split_at(*name_end as usize);
+        let shared = shared.as_deref().unwrap_or("");
         out.extend_from_slice(NAME_OPEN.as_bytes());
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(DISTINCT_ID_OPEN.as_bytes());
-        out.extend_from_slice(self.distinct_id.as_deref().unwrap_or("\"\"").as_bytes());
+        out.extend_from_slice(distinct_id.as_bytes());
         out.extend_from_slice(UUID_OPEN.as_bytes());
         out.extend_from_slice(
             self.uuid
@@ -251,13 +256,22 @@ impl EncodedEvent {
                 .as_bytes(),
         );
         out.extend_from_slice(TIMESTAMP_OPEN.as_bytes());
-        let at = UNIX_EPOCH + std::time::Duration::from_millis(self.timestamp_ms);
+        let at = UNIX_EPOCH + std::time::Duration::from_millis(*timestamp_ms);
         out.extend_from_slice(&rfc3339_bytes(at));
         out.extend_from_slice(PROPERTIES_OPEN.as_bytes());
-        out.extend_from_slice(self.shared().as_bytes());
-        out.extend_from_slice(self.separator().as_bytes());
+        out.extend_from_slice(shared.as_bytes());
+        out.extend_from_slice(separator(shared, own).as_bytes());
         out.extend_from_slice(own.as_bytes());
         out.extend_from_slice(CLOSE.as_bytes());
+    }
+}
+
+/// What goes between the shared and the own members of one object.
+fn separator(shared: &str, own: &str) -> &'static str {
+    if shared.is_empty() || own.is_empty() {
+        ""
+    } else {
+        ","
     }
 }
 

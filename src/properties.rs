@@ -17,8 +17,9 @@ use crate::event::push_json_string;
 pub struct Properties {
     /// `"a":1,"b":"x"` (the members of a JSON object, without braces).
     members: String,
-    /// Every name, when one of them is escaped in `members`; empty otherwise.
-    escaped_names: Vec<Box<str>>,
+    /// Every name, once one of them is escaped in `members`; `None` while they can be read
+    /// back from it.
+    escaped_names: Option<Vec<Box<str>>>,
 }
 
 impl Properties {
@@ -38,31 +39,42 @@ impl Properties {
             *self = Properties::from_map(&map);
             return;
         }
-        let needs_escape = key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
-        if needs_escape && self.escaped_names.is_empty() {
-            self.escaped_names = self.keys().map(Box::from).collect();
+        self.push_member(&key, &value);
+    }
+
+    /// The properties of `map` (whose names are unique already).
+    pub fn from_map(map: &Map<String, Value>) -> Self {
+        let mut properties = Properties::new();
+        for (key, value) in map {
+            properties.push_member(key, value);
         }
-        if self.members.is_empty() {
+        properties
+    }
+
+    /// Appends `"key":value`; `key` is not among the names yet.
+    fn push_member(&mut self, key: &str, value: &Value) {
+        let before = self.members.len();
+        if before == 0 {
             // Room for a few small properties at once, instead of growing through 8, 16, 32…
             self.members.reserve(64);
         } else {
             self.members.push(',');
         }
-        push_json_string(&mut self.members, &key);
+        let name_at = self.members.len();
+        push_json_string(&mut self.members, key);
+        let escaped = self.members.len() - name_at != key.len() + 2;
+        if escaped && self.escaped_names.is_none() {
+            // From now on the names are listed: those before this one, read from the text.
+            let earlier: Vec<Box<str>> = PropertyNames(Names::Scan(&self.members[..before]))
+                .map(Box::from)
+                .collect();
+            self.escaped_names = Some(earlier);
+        }
         self.members.push(':');
-        write_value(&mut self.members, &value);
-        if !self.escaped_names.is_empty() {
-            self.escaped_names.push(key.into_boxed_str());
+        write_value(&mut self.members, value);
+        if let Some(names) = &mut self.escaped_names {
+            names.push(Box::from(key));
         }
-    }
-
-    /// The properties of `map`.
-    pub fn from_map(map: &Map<String, Value>) -> Self {
-        let mut properties = Properties::new();
-        for (key, value) in map {
-            properties.insert(key.as_str(), value.clone());
-        }
-        properties
     }
 
     /// The properties as a map.
@@ -72,10 +84,9 @@ impl Properties {
 
     /// Their names, in the order they were set.
     pub fn keys(&self) -> PropertyNames<'_> {
-        PropertyNames(if self.escaped_names.is_empty() {
-            Names::Scan(self.members.as_str())
-        } else {
-            Names::Listed(self.escaped_names.iter())
+        PropertyNames(match &self.escaped_names {
+            None => Names::Scan(self.members.as_str()),
+            Some(names) => Names::Listed(names.iter()),
         })
     }
 
@@ -224,5 +235,10 @@ mod tests {
             ["plain", "tab\there", "after"]
         );
         assert_eq!(p.to_map()["tab\there"], json!(2));
+
+        let mut first = Properties::new();
+        first.insert("quote\"first", 1);
+        first.insert("next", 2);
+        assert_eq!(first.keys().collect::<Vec<_>>(), ["quote\"first", "next"]);
     }
 }

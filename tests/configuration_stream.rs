@@ -35,6 +35,16 @@ async fn start(sse: &SseServer, backend: &Backend) -> Telemetry {
         .unwrap()
 }
 
+/// A runtime whose stream is connected and has set flag `x`.
+async fn streaming_flag_x(backend: &Backend) -> (SseServer, Telemetry) {
+    let sse = SseServer::start().await;
+    let telemetry = start(&sse, backend).await;
+    assert!(sse.wait_for_streams(1, WAIT).await);
+    sse.send("put", &json!({"options": {"x": {"variant": 1}}}));
+    flags_until(telemetry.recorder(), |f| f.flag("x").is_some()).await;
+    (sse, telemetry)
+}
+
 /// Waits until the flags satisfy `pred`.
 async fn flags_until(
     recorder: &Addr<Recorder>,
@@ -113,12 +123,8 @@ async fn messages_apply_in_version_order_and_put_replaces_the_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_a_drop_and_on_request() {
     let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
-    let sse = SseServer::start().await;
-    let telemetry = start(&sse, &backend).await;
+    let (sse, telemetry) = streaming_flag_x(&backend).await;
     let recorder = telemetry.recorder().clone();
-    assert!(sse.wait_for_streams(1, WAIT).await);
-    sse.send("put", &json!({"options": {"x": {"variant": 1}}}));
-    flags_until(&recorder, |f| f.flag("x").is_some()).await;
 
     sse.drop_stream();
     assert!(
@@ -234,12 +240,8 @@ async fn a_check_in_polled_while_the_stream_was_down_does_not_undo_the_stream() 
         _ => Reply::ok(),
     }))
     .await;
-    let sse = SseServer::start().await;
-    let telemetry = start(&sse, &backend).await;
+    let (sse, telemetry) = streaming_flag_x(&backend).await;
     let recorder = telemetry.recorder().clone();
-    assert!(sse.wait_for_streams(1, WAIT).await);
-    sse.send("put", &json!({"options": {"x": {"variant": 1}}}));
-    flags_until(&recorder, |f| f.flag("x").is_some()).await;
 
     // The stream goes down and stays down until a polled check-in is under way.
     sse.refuse_with(Some(503));

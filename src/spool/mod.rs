@@ -174,7 +174,10 @@ impl Spool {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(%error, segment = id, "cannot read a spool segment back");
-                self.segments.remove(&id);
+                // Forgotten by this run, left on disk for the next.
+                if let Some(segment) = self.segments.remove(&id) {
+                    self.total_bytes = self.total_bytes.saturating_sub(segment.bytes);
+                }
                 return Some(Replay::default());
             }
         };
