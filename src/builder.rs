@@ -253,14 +253,30 @@ impl Builder {
         self
     }
 
-    /// Give up on a batch after this many failed attempts; `None` keeps retrying until the
-    /// queue overflows (default 12).
+    /// Without a spool, give up on a batch after this many failed attempts; `None` keeps
+    /// retrying until the queue overflows (default 12). A sink with a spool retries transient
+    /// failures until an event is older than [`max_event_age`](Builder::max_event_age).
     pub fn max_attempts(mut self, n: Option<u32>) -> Self {
         self.submitter.max_attempts = n;
         self
     }
 
-    /// How retry delays grow (default 0.5 s doubling to 60 s, ±50 % jitter).
+    /// With a spool, how old an event may get while its backend fails before it is dropped
+    /// (counted as `expired`; default 7 days).
+    pub fn max_event_age(mut self, age: Duration) -> Self {
+        self.submitter.max_event_age = age;
+        self
+    }
+
+    /// With a spool, how long a sink whose backend refused a whole batch (401, 403, 404)
+    /// waits before it tries again, keeping its events (default 5 minutes).
+    pub fn refused_retry_interval(mut self, interval: Duration) -> Self {
+        self.submitter.refused_retry_interval = interval;
+        self
+    }
+
+    /// How the pause between probes of a failing backend grows (default 0.5 s doubling to
+    /// 60 s, ±50 % jitter; never more than a quarter of the outage so far).
     pub fn backoff(mut self, policy: BackoffPolicy) -> Self {
         self.submitter.backoff = policy;
         self
@@ -529,6 +545,11 @@ fn validate_queue(s: &SubmitterConfig, max_event_bytes: usize) -> Result<(), Str
             "flush_interval must not be zero",
         ),
         (s.max_attempts == Some(0), "max_attempts must be at least 1"),
+        (s.max_event_age.is_zero(), "max_event_age must not be zero"),
+        (
+            s.refused_retry_interval.is_zero(),
+            "refused_retry_interval must not be zero",
+        ),
     ];
     match checks.into_iter().find(|(bad, _)| *bad) {
         Some((_, reason)) => Err(reason.into()),

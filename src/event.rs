@@ -204,6 +204,20 @@ impl EncodedEvent {
         })
     }
 
+    /// When the event happened, in milliseconds since the epoch (`None` if an event read back
+    /// from the spool does not say).
+    pub fn timestamp_ms(&self) -> Option<u64> {
+        match &self.form {
+            Form::Parts { timestamp_ms, .. } => Some(*timestamp_ms),
+            // The first occurrence is the event's own: the name and the distinct id before it
+            // are JSON strings, whose quotes are escaped.
+            Form::Whole => {
+                let at = self.text.find(TIMESTAMP_OPEN)? + TIMESTAMP_OPEN.len();
+                crate::timestamp::parse_rfc3339_ms(self.text.as_bytes().get(at..)?)
+            }
+        }
+    }
+
     /// Length of the event's JSON.
     pub fn encoded_len(&self) -> usize {
         match &self.form {

@@ -51,6 +51,7 @@ pub mod actors;
 mod builder;
 mod checkin;
 pub mod correlation;
+mod delivery;
 pub mod env;
 mod error;
 mod event;

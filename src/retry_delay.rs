@@ -37,6 +37,8 @@ impl Default for BackoffPolicy {
 pub struct RetryDelay {
     inner: backoff::ExponentialBackoff,
     max: Duration,
+    initial: Duration,
+    jitter: f64,
 }
 
 impl RetryDelay {
@@ -53,7 +55,22 @@ impl RetryDelay {
             ..backoff::ExponentialBackoff::default()
         };
         let max = policy.max.mul_f64(1.0 + policy.jitter.clamp(0.0, 1.0));
-        RetryDelay { inner, max }
+        RetryDelay {
+            inner,
+            max,
+            initial: policy.initial,
+            jitter: policy.jitter.clamp(0.0, 1.0),
+        }
+    }
+
+    /// The first delay of the sequence (before jitter).
+    pub fn initial(&self) -> Duration {
+        self.initial
+    }
+
+    /// The jitter factor, within 0..=1.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
     }
 
     /// The next delay in the sequence.

@@ -32,6 +32,12 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A number in `0.0..1.0`.
+    pub fn unit(&mut self) -> f64 {
+        // The top 53 bits fill an f64's mantissa exactly.
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n

@@ -21,6 +21,13 @@ pub struct DropCounts {
     /// Still undelivered when a shutdown deadline passed and not spooled, or recorded after
     /// shutdown began.
     pub shutdown: u64,
+    /// Older than the sink's `max_event_age` (with a spool) when it would have been retried or
+    /// read back.
+    pub expired: u64,
+    /// Kept on disk only (memory was full) and the spool write failed (a full disk, EIO).
+    pub spool_failed: u64,
+    /// Kept on disk only and removed by the spool's size limit before it was read back.
+    pub spool_full: u64,
 }
 
 impl DropCounts {
@@ -34,6 +41,9 @@ impl DropCounts {
             + self.refused
             + self.retries_exhausted
             + self.shutdown
+            + self.expired
+            + self.spool_failed
+            + self.spool_full
     }
 
     /// Adds every field of `other` to this one.
@@ -46,6 +56,9 @@ impl DropCounts {
         self.refused += other.refused;
         self.retries_exhausted += other.retries_exhausted;
         self.shutdown += other.shutdown;
+        self.expired += other.expired;
+        self.spool_failed += other.spool_failed;
+        self.spool_full += other.spool_full;
     }
 }
 
@@ -94,6 +107,17 @@ pub struct Stats {
     /// Events whose spool records were removed to keep a spool within its size limit (still
     /// in memory, no longer durable).
     pub spool_overflow: u64,
+    /// Of `spooled`, events on disk only: memory was full, so they wait on disk to be read
+    /// back in order (they are not in `queue_depth`).
+    pub spool_disk_only: u64,
+    /// Events an earlier run left in the spool, taken in by this run (they are not in
+    /// `accepted`).
+    pub recovered: u64,
+    /// Sinks paused because their backend refused a whole batch (401, 403, 404); they keep
+    /// their events and try again on a long interval.
+    pub sinks_paused: u64,
+    /// Sinks whose backend is failing right now (one probe at a time until it answers).
+    pub sinks_failing: u64,
     /// Configuration stream messages applied.
     pub stream_updates: u64,
     /// Configuration stream messages skipped as malformed.
@@ -151,5 +175,9 @@ impl Stats {
         self.spool_errors += other.spool_errors;
         self.spool_overflow += other.spool_overflow;
         self.stream_errors += other.stream_errors;
+        self.spool_disk_only += other.spool_disk_only;
+        self.recovered += other.recovered;
+        self.sinks_paused += other.sinks_paused;
+        self.sinks_failing += other.sinks_failing;
     }
 }

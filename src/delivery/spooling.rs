@@ -1,0 +1,278 @@
+//! A sink's side of its durable spool: which held events have a record on disk, events kept on
+//! disk only while memory is full (read back in order), what an earlier run left, and what
+//! the spool could not keep.
+//!
+//! The spool itself ([`crate::spool`]) knows files and records; this knows events. Every event
+//! it is told about ends in exactly one place: held in memory with a record (`spooled`),
+//! on disk only (`disk_only`, spilled or read back and not yet in memory), or dropped and
+//! counted (a write that failed, a size limit that removed it before it was read back).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::event::EncodedEvent;
+use crate::spool::{Spool, SpoolRef};
+use crate::stats::Stats;
+
+/// An event read back from the spool, on its way into memory.
+#[derive(Debug)]
+pub(crate) struct ReadBack {
+    pub at: SpoolRef,
+    pub event: EncodedEvent,
+}
+
+/// One warning when spool writes start failing and a total when they work again, not one
+/// line per mailbox turn.
+#[derive(Debug, Default)]
+struct WriteTrouble {
+    failing_since_events: Option<u64>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Spooling {
+    spool: Option<Spool>,
+    /// The record of every held event that has one, by sequence number.
+    spooled: HashMap<u64, SpoolRef>,
+    /// Records appended but not written yet, by sequence number (memory-held ones) or as
+    /// spilled ones, so that a failed write knows whose they were.
+    spilled_pending: HashSet<SpoolRef>,
+    /// Read back, not in memory yet (at most one segment's worth).
+    read_back: VecDeque<(SpoolRef, EncodedEvent, bool)>,
+    /// Segments below this id were left by an earlier run.
+    first_own_segment: Option<u64>,
+    /// Events on disk only: spilled, or read back and not in memory yet.
+    disk_only: u64,
+    /// Events of an earlier run taken into memory (or dropped as too old).
+    recovered: u64,
+    /// Corrupt records skipped when reading back.
+    corrupt: u64,
+    /// Events whose records did not reach the disk, over this run.
+    unwritten: u64,
+    trouble: WriteTrouble,
+}
+
+impl Spooling {
+    pub fn new(spool: Option<Spool>) -> Self {
+        Spooling {
+            first_own_segment: spool.as_ref().map(Spool::next_segment_id),
+            spool,
+            spooled: HashMap::new(),
+            spilled_pending: HashSet::new(),
+            read_back: VecDeque::new(),
+            disk_only: 0,
+            recovered: 0,
+            corrupt: 0,
+            unwritten: 0,
+            trouble: WriteTrouble::default(),
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    /// Whether new events must go to disk only to keep their order behind spilled ones.
+    pub fn must_spill(&self) -> bool {
+        !self.read_back.is_empty() || self.spool.as_ref().is_some_and(Spool::is_spilling)
+    }
+
+    /// Keeps `event`, which memory has no room for, on disk only.
+    pub fn spill(&mut self, event: &EncodedEvent) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        spool.spill();
+        let at = spool.append(&event_json(event));
+        self.spilled_pending.insert(at);
+        self.disk_only += 1;
+    }
+
+    /// Gives held event `seq` a record on disk.
+    pub fn record(&mut self, seq: u64, event: &EncodedEvent) {
+        if let Some(spool) = &mut self.spool {
+            let at = spool.append(&event_json(event));
+            self.spooled.insert(seq, at);
+        }
+    }
+
+    /// The next event to take into memory from the spool, oldest first.
+    pub fn next_read_back(&mut self) -> Option<ReadBack> {
+        if self.read_back.is_empty() {
+            self.fill_read_back();
+        }
+        let (at, event, own) = self.read_back.pop_front()?;
+        if own {
+            self.disk_only = self.disk_only.saturating_sub(1);
+        } else {
+            self.recovered += 1;
+        }
+        Some(ReadBack { at, event })
+    }
+
+    fn fill_read_back(&mut self) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        // Segments that hold nothing live are skipped; stop at the first that has something.
+        while let Some(replay) = spool.read_back() {
+            self.corrupt += replay.corrupt;
+            for (at, json) in replay.records {
+                let own = self
+                    .first_own_segment
+                    .is_some_and(|first| at.segment >= first);
+                match EncodedEvent::from_spool(json) {
+                    Some(event) => self.read_back.push_back((at, event, own)),
+                    None => {
+                        // Not an event any more: counted as corrupt, and so not disk-only.
+                        self.corrupt += 1;
+                        if own {
+                            self.disk_only = self.disk_only.saturating_sub(1);
+                        }
+                        spool.ack(at);
+                    }
+                }
+            }
+            if !self.read_back.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Read-back event `at` is now held in memory as `seq`.
+    pub fn held_from_disk(&mut self, seq: u64, at: SpoolRef) {
+        self.spooled.insert(seq, at);
+    }
+
+    /// Read-back event `at` was dropped before it reached memory.
+    pub fn release_read_back(&mut self, at: SpoolRef) {
+        if let Some(spool) = &mut self.spool {
+            spool.ack(at);
+        }
+    }
+
+    /// Held events that left for good: their records are done.
+    pub fn release(&mut self, seqs: &[u64]) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        for seq in seqs {
+            if let Some(at) = self.spooled.remove(seq) {
+                spool.ack(at);
+            }
+        }
+    }
+
+    /// Writes what is buffered and keeps the spool within its size limit. Returns how many
+    /// disk-only events were lost doing so (to be counted as dropped).
+    pub fn write(&mut self) -> u64 {
+        let Some(spool) = &mut self.spool else {
+            return 0;
+        };
+        let mut lost_disk_only = 0;
+        match spool.flush() {
+            Ok(()) => {
+                if let Some(failures) = self.trouble.failing_since_events.take() {
+                    tracing::warn!(
+                        target: "actix_telemetry::spool",
+                        events_not_durable = self.unwritten - failures,
+                        "spool writes work again"
+                    );
+                }
+            }
+            Err(failure) => {
+                if self.trouble.failing_since_events.is_none() {
+                    self.trouble.failing_since_events = Some(self.unwritten);
+                    tracing::warn!(
+                        target: "actix_telemetry::spool",
+                        error = %failure.error,
+                        "cannot write the spool; events stay in memory only, or are dropped when memory is full"
+                    );
+                }
+                self.unwritten += failure.lost.len() as u64;
+                let lost: HashSet<SpoolRef> = failure.lost.into_iter().collect();
+                self.spooled.retain(|_, at| !lost.contains(at));
+                lost_disk_only += self.spilled_pending.intersection(&lost).count() as u64;
+            }
+        }
+        self.spilled_pending.clear();
+        let removed = spool.enforce_limit();
+        if !removed.segments.is_empty() {
+            let gone: HashSet<u64> = removed.segments.into_iter().collect();
+            self.spooled.retain(|_, at| !gone.contains(&at.segment));
+            tracing::debug!(target: "actix_telemetry::spool", "spool full: its oldest records are removed");
+        }
+        lost_disk_only += removed.unread_lost;
+        self.disk_only = self.disk_only.saturating_sub(lost_disk_only);
+        lost_disk_only
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.spool.as_ref().is_some_and(Spool::is_dirty)
+    }
+
+    pub fn sync_handle(&self) -> Option<std::fs::File> {
+        self.spool.as_ref().and_then(Spool::sync_handle)
+    }
+
+    /// Syncs the spool to the device now (at shutdown: the next run delivers from it).
+    pub fn sync_now(&self) {
+        if let Some(file) = self.sync_handle()
+            && let Err(error) = file.sync_data()
+        {
+            tracing::warn!(target: "actix_telemetry::spool", %error, "cannot sync the spool at shutdown");
+        }
+    }
+
+    /// At a shutdown deadline, of the held events `seqs`: how many have a record on disk,
+    /// and how many more events are on disk only. Everything stays on disk for the next run.
+    pub fn abandon(&mut self, seqs: &[u64]) -> (u64, u64) {
+        let held = seqs.iter().filter(|s| self.spooled.contains_key(s)).count() as u64;
+        let own_read_back = self.read_back.iter().filter(|(_, _, own)| *own).count() as u64;
+        let earlier_read_back = self.read_back.len() as u64 - own_read_back;
+        // Earlier-run events read back but not taken in stay in the spool, untouched.
+        let disk_only = self.disk_only + earlier_read_back;
+        self.read_back.clear();
+        self.spooled.clear();
+        self.disk_only = 0;
+        if self.spool.as_ref().is_some_and(Spool::has_unread) {
+            tracing::info!(
+                target: "actix_telemetry::spool",
+                "events spooled by an earlier run and not read back yet stay for the next run"
+            );
+        }
+        (held, disk_only)
+    }
+
+    #[cfg(test)]
+    pub fn disk_only(&self) -> u64 {
+        self.disk_only
+    }
+
+    #[cfg(test)]
+    pub fn recovered(&self) -> u64 {
+        self.recovered
+    }
+
+    /// The spool's counters, as a part of a sink's [`Stats`].
+    pub fn stats(&self) -> Stats {
+        let Some(spool) = &self.spool else {
+            return Stats::default();
+        };
+        Stats {
+            spooled: spool.live(),
+            spool_disk_only: self.disk_only,
+            recovered: self.recovered,
+            spool_backlog_bytes: spool.unread_bytes(),
+            spool_corrupt: self.corrupt,
+            spool_errors: spool.errors,
+            spool_overflow: spool.overflowed,
+            ..Stats::default()
+        }
+    }
+}
+
+fn event_json(event: &EncodedEvent) -> Vec<u8> {
+    let mut json = Vec::with_capacity(event.encoded_len());
+    event.write_to(&mut json);
+    json
+}

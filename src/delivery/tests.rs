@@ -1,0 +1,286 @@
+//! Unit tests of a sink's delivery state, without actix.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proptest::prelude::*;
+use tokio::time::Instant;
+
+use super::*;
+use crate::retry_delay::BackoffPolicy;
+use crate::timestamp::rfc3339;
+
+fn event_at(i: u64, at: SystemTime) -> EncodedEvent {
+    let json = format!(
+        r#"{{"name":"e{i}","distinct_id":"d","uuid":"00000000-0000-7000-8000-{i:012}","timestamp":"{}","properties":{{}}}}"#,
+        rfc3339(at)
+    );
+    EncodedEvent::from_spool(json.into_bytes()).expect("UTF-8")
+}
+
+fn event(i: u64) -> EncodedEvent {
+    event_at(i, SystemTime::now())
+}
+
+fn config() -> SubmitterConfig {
+    SubmitterConfig {
+        max_batch_events: 10,
+        max_in_flight: 4,
+        max_attempts: Some(3),
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+            multiplier: 2.0,
+            jitter: 0.0,
+        },
+        ..SubmitterConfig::default()
+    }
+}
+
+fn retry() -> DeliveryOutcome {
+    DeliveryOutcome::Retry {
+        after: None,
+        reason: "test".into(),
+    }
+}
+
+fn temp_spool(label: &str) -> (Spool, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "actix-telemetry-delivery-{label}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7()
+    ));
+    (Spool::open(&dir, 1 << 30).expect("a spool"), dir)
+}
+
+fn assert_balanced(core: &SinkCore) {
+    let (taken, accounted) = core.balance();
+    assert_eq!(taken, accounted, "{core:#?}");
+}
+
+#[test]
+fn an_outage_pauses_then_probes_one_batch_at_a_time_then_resumes_at_full_speed() {
+    let mut core = SinkCore::new(config(), None);
+    for i in 0..100 {
+        core.enqueue(event(i));
+    }
+    let t0 = Instant::now();
+    let first: Vec<Outgoing> = std::iter::from_fn(|| core.next_batch(t0)).collect();
+    assert_eq!(first.len(), 4, "full speed while healthy");
+    for out in &first {
+        core.on_outcome(out.id, retry(), t0);
+    }
+    // Four failures of batches that were in flight together: one pause, not four doublings.
+    assert_eq!(core.resume_at(), Some(t0 + Duration::from_millis(100)));
+    assert!(core.next_batch(t0).is_none());
+    let t1 = t0 + Duration::from_millis(100);
+    let probe = core.next_batch(t1).expect("a probe");
+    assert!(core.next_batch(t1).is_none(), "one probe at a time");
+    core.on_outcome(probe.id, DeliveryOutcome::Delivered, t1);
+    let after: Vec<Outgoing> = std::iter::from_fn(|| core.next_batch(t1)).collect();
+    assert_eq!(
+        after.len(),
+        4,
+        "full speed at once after the probe answered"
+    );
+    assert_balanced(&core);
+}
+
+#[test]
+fn without_a_spool_attempts_are_bounded() {
+    let mut core = SinkCore::new(config(), None);
+    core.enqueue(event(1));
+    core.release_partial();
+    let mut now = Instant::now();
+    for _ in 0..3 {
+        now = core.resume_at().unwrap_or(now);
+        let out = core.next_batch(now).expect("a batch");
+        core.on_outcome(out.id, retry(), now);
+    }
+    assert_eq!(core.stats().dropped.retries_exhausted, 1);
+    assert_balanced(&core);
+}
+
+#[test]
+fn with_a_spool_transient_failures_are_retried_until_the_age_limit() {
+    let (spool, dir) = temp_spool("age");
+    let mut core = SinkCore::new(
+        SubmitterConfig {
+            max_event_age: Duration::from_secs(3600),
+            ..config()
+        },
+        Some(spool),
+    );
+    core.enqueue(event(1));
+    core.enqueue(event_at(2, SystemTime::now() - Duration::from_secs(7200)));
+    core.release_partial();
+    let mut now = Instant::now();
+    for _ in 0..20 {
+        now = core.resume_at().unwrap_or(now);
+        let out = core.next_batch(now).expect("a batch");
+        core.on_outcome(out.id, retry(), now);
+    }
+    let stats = core.stats();
+    assert_eq!(stats.dropped.retries_exhausted, 0);
+    assert_eq!(
+        stats.dropped.expired, 1,
+        "the old event outlived the age limit"
+    );
+    assert_eq!(stats.queue_depth, 1, "the young one is still held");
+    assert_balanced(&core);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_refusal_pauses_a_spooled_sink_and_keeps_its_events() {
+    let (spool, dir) = temp_spool("refused");
+    let mut core = SinkCore::new(config(), Some(spool));
+    for i in 0..5 {
+        core.enqueue(event(i));
+    }
+    core.release_partial();
+    let t0 = Instant::now();
+    let out = core.next_batch(t0).expect("a batch");
+    core.on_outcome(out.id, DeliveryOutcome::Refused { status: 401 }, t0);
+    let stats = core.stats();
+    assert_eq!(stats.sinks_paused, 1);
+    assert_eq!(stats.dropped.total(), 0);
+    assert_eq!(stats.queue_depth, 5);
+    assert!(core.next_batch(t0 + Duration::from_secs(299)).is_none());
+    let later = t0 + DEFAULT_REFUSED_RETRY;
+    let probe = core
+        .next_batch(later)
+        .expect("a probe after the long interval");
+    core.on_outcome(probe.id, DeliveryOutcome::Delivered, later);
+    let stats = core.stats();
+    assert_eq!((stats.delivered, stats.sinks_paused), (5, 0));
+    assert_balanced(&core);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn without_a_spool_a_refusal_drops_the_batch() {
+    let mut core = SinkCore::new(config(), None);
+    core.enqueue(event(1));
+    core.release_partial();
+    let t0 = Instant::now();
+    let out = core.next_batch(t0).expect("a batch");
+    core.on_outcome(out.id, DeliveryOutcome::Refused { status: 403 }, t0);
+    assert_eq!(core.stats().dropped.refused, 1);
+    assert_balanced(&core);
+}
+
+#[test]
+fn timestamps_of_read_back_events_are_seen() {
+    let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+    assert_eq!(event_at(1, at).timestamp_ms(), Some(1_700_000_000_123));
+}
+
+/// One step of a random run.
+#[derive(Clone, Debug)]
+enum Step {
+    Enqueue(u8),
+    Release,
+    Send,
+    Answer { pick: u8, how: u8 },
+    Restart,
+    Flush,
+    Expire,
+    WriteSpool,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => any::<u8>().prop_map(Step::Enqueue),
+        1 => Just(Step::Release),
+        3 => Just(Step::Send),
+        4 => (any::<u8>(), any::<u8>()).prop_map(|(pick, how)| Step::Answer { pick, how }),
+        1 => Just(Step::Restart),
+        1 => Just(Step::Flush),
+        1 => Just(Step::Expire),
+        1 => Just(Step::WriteSpool),
+    ]
+}
+
+fn outcome(how: u8) -> DeliveryOutcome {
+    match how % 6 {
+        0 | 1 => DeliveryOutcome::Delivered,
+        2 => retry(),
+        3 => DeliveryOutcome::Rejected { status: 400 },
+        4 => DeliveryOutcome::TooLarge,
+        _ => DeliveryOutcome::Refused { status: 401 },
+    }
+}
+
+fn run(steps: &[Step], spool: Option<Spool>) {
+    let mut core = SinkCore::new(
+        SubmitterConfig {
+            max_batch_events: 4,
+            max_queue_events: 12,
+            max_in_flight: 2,
+            ..config()
+        },
+        spool,
+    );
+    let mut now = Instant::now();
+    let mut flying: Vec<u64> = Vec::new();
+    let mut flushes = Vec::new();
+    let mut n = 0;
+    for step in steps {
+        match step {
+            Step::Enqueue(k) => {
+                for _ in 0..=(k % 8) {
+                    n += 1;
+                    core.enqueue(event(n));
+                }
+            }
+            Step::Release => core.release_partial(),
+            Step::Send => {
+                now = core.resume_at().unwrap_or(now).max(now);
+                flying.extend(std::iter::from_fn(|| core.next_batch(now)).map(|o| o.id));
+            }
+            Step::Answer { pick, how } if !flying.is_empty() => {
+                let id = flying.swap_remove(usize::from(*pick) % flying.len());
+                core.on_outcome(id, outcome(*how), now);
+            }
+            Step::Answer { .. } => {}
+            Step::Restart => {
+                core.restarted();
+                flying.clear();
+            }
+            Step::Flush => {
+                let (reply, answer) = oneshot::channel();
+                flushes.push((core.start_flush(false, reply), answer));
+            }
+            Step::Expire => {
+                if let Some((id, _)) = flushes.first() {
+                    core.expire_flush(*id);
+                }
+            }
+            Step::WriteSpool => core.write_spool(),
+        }
+        let (taken, accounted) = core.balance();
+        prop_assert_eq_sync(taken, accounted, step);
+        let stats = core.stats();
+        assert_eq!(stats.queue_depth, core.held_events as u64);
+    }
+}
+
+fn prop_assert_eq_sync(taken: u64, accounted: u64, step: &Step) {
+    assert_eq!(taken, accounted, "unbalanced after {step:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn every_event_is_delivered_dropped_or_held(steps in prop::collection::vec(step(), 1..120)) {
+        run(&steps, None);
+    }
+
+    #[test]
+    fn every_event_is_delivered_dropped_held_or_on_disk(steps in prop::collection::vec(step(), 1..120)) {
+        let (spool, dir) = temp_spool("prop");
+        run(&steps, Some(spool));
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
