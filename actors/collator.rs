@@ -527,10 +527,12 @@ impl Actor for Collator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Read the host once up front so the first events do not wait for it.
-        self.request_snapshot(ctx);
-        // Generated ids are kept, so the next run is the same installation.
-        self.save_identity();
+        guarded(self, ctx, |act, ctx| {
+            // Read the host once up front so the first events do not wait for it.
+            act.request_snapshot(ctx);
+            // Generated ids are kept, so the next run is the same installation.
+            act.save_identity();
+        });
     }
 }
 

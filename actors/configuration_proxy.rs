@@ -32,7 +32,7 @@ use crate::state::Saver;
 use crate::stats::Stats;
 use crate::stream::update::{StreamUpdate, VersionedFlags};
 use crate::stream::{StreamSettings, spawn_reader};
-use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
 use crate::transport::HttpSettings;
 use crate::transport::TransportError;
 
@@ -122,7 +122,11 @@ impl ConfigurationProxy {
         self.checking_in = true;
         let collator = self.collator.clone();
         let transport = self.transport.clone();
-        async move {
+        let fault = self.guard.take_task_fault();
+        caught(async move {
+            if fault {
+                panic!("fault injected into a check-in");
+            }
             let request = collator
                 .send(CheckinIdentity)
                 .await
@@ -133,10 +137,16 @@ impl ConfigurationProxy {
                 .send(FetchCheckin(request))
                 .await
                 .map_err(|_| TransportError::Stopping)?
-        }
+        })
         .into_actor(self)
         .map(|result, act, ctx| {
+            // Reset first, whatever happened: a check-in that never ends would block all
+            // later ones.
             act.checking_in = false;
+            let result = result.unwrap_or_else(|panic| {
+                act.guard.tasks.record("a check-in", &panic);
+                Err(TransportError::Panicked(panic))
+            });
             guarded(act, ctx, |act, ctx| {
                 match result {
                     // Polled while the stream was down, answered after it came back: the
@@ -188,6 +198,7 @@ impl ConfigurationProxy {
             http.clone(),
             self.collator.clone(),
             ctx.address().recipient(),
+            self.guard.tasks.clone(),
         ));
     }
 
@@ -269,6 +280,12 @@ impl Actor for ConfigurationProxy {
     }
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        guarded(self, ctx, Self::start);
+    }
+}
+
+impl ConfigurationProxy {
+    fn start(&mut self, ctx: &mut Context<Self>) {
         // Timers and futures do not survive a restart, so they are (re)made here.
         self.checking_in = false;
         self.scheduled = false;

@@ -201,6 +201,19 @@ impl Actor for Submitter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        guarded(self, ctx, Self::start);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.core.write_spool();
+    }
+}
+
+impl Submitter {
+    fn start(&mut self, ctx: &mut Context<Self>) {
+        // What an earlier run spooled starts coming back (here, not in `new`: reading files
+        // runs supervised).
+        self.core.read_back();
         // Timers do not survive a restart, so they are set here rather than in `new`.
         ctx.run_interval(self.core.flush_interval(), |act, ctx| {
             act.core.release_partial();
@@ -219,10 +232,6 @@ impl Actor for Submitter {
             });
         }
         self.pump(ctx);
-    }
-
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.core.write_spool();
     }
 }
 

@@ -83,8 +83,14 @@ impl Handler<TakeSnapshot> for SystemSnapshotter {
                 act.static_facts = Some(snapshot.static_facts.clone());
                 Some(snapshot)
             }
-            Err(error) => {
+            Err(error) if error.is_panic() => {
                 // A panic while reading the host surfaces here, off the actor thread.
+                act.guard
+                    .tasks
+                    .record("reading host facts", &error.to_string());
+                None
+            }
+            Err(error) => {
                 tracing::warn!(%error, "reading host facts failed");
                 None
             }

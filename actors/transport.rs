@@ -20,7 +20,7 @@ use actix::prelude::*;
 use crate::checkin::Checkin;
 use crate::messages::{CheckinSourceChanged, DeliverBatch, FetchCheckin, ReportCounters};
 use crate::stats::Stats;
-use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
 use crate::transport::{Backend, DeliveryOutcome, TransportError};
 
 /// Consecutive failed network requests after which the backend is rebuilt.
@@ -87,14 +87,27 @@ impl Handler<DeliverBatch> for Transport {
                 reason: "the transport is restarting".into(),
             }));
         };
+        let fault = self.guard.take_task_fault();
         Box::pin(
-            async move { backend.deliver(msg.events).await }
-                .into_actor(self)
-                .map(|outcome, act, ctx| {
-                    let ok = !matches!(outcome, DeliveryOutcome::Retry { .. });
-                    guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
-                    outcome
-                }),
+            caught(async move {
+                if fault {
+                    panic!("fault injected into a delivery");
+                }
+                backend.deliver(msg.events).await
+            })
+            .into_actor(self)
+            .map(|outcome, act, ctx| {
+                let outcome = outcome.unwrap_or_else(|panic| {
+                    act.guard.tasks.record("a delivery", &panic);
+                    DeliveryOutcome::Retry {
+                        after: None,
+                        reason: format!("the delivery panicked: {panic}"),
+                    }
+                });
+                let ok = !matches!(outcome, DeliveryOutcome::Retry { .. });
+                guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
+                outcome
+            }),
         )
     }
 }
@@ -106,14 +119,24 @@ impl Handler<FetchCheckin> for Transport {
         let Some(backend) = guarded(self, ctx, |act, _| act.backend.clone()) else {
             return Box::pin(fut::ready(Err(TransportError::Stopping)));
         };
+        let fault = self.guard.take_task_fault();
         Box::pin(
-            async move { backend.check_in(&msg.0).await }
-                .into_actor(self)
-                .map(|result, act, ctx| {
-                    let ok = !matches!(result, Err(TransportError::Http(_)));
-                    guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
-                    result
-                }),
+            caught(async move {
+                if fault {
+                    panic!("fault injected into a check-in");
+                }
+                backend.check_in(&msg.0).await
+            })
+            .into_actor(self)
+            .map(|result, act, ctx| {
+                let result = result.unwrap_or_else(|panic| {
+                    act.guard.tasks.record("a check-in", &panic);
+                    Err(TransportError::Panicked(panic))
+                });
+                let ok = !matches!(result, Err(TransportError::Http(_)));
+                guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
+                result
+            }),
         )
     }
 }
@@ -123,11 +146,17 @@ impl Handler<CheckinSourceChanged> for Transport {
 
     fn handle(&mut self, _msg: CheckinSourceChanged, ctx: &mut Context<Self>) -> Self::Result {
         let backend = guarded(self, ctx, |act, _| act.backend.clone());
+        let tasks = self.guard.tasks.clone();
         Box::pin(async move {
-            match backend {
-                Some(backend) => backend.checkin_changed().await,
-                None => false,
-            }
+            let Some(backend) = backend else {
+                return false;
+            };
+            caught(backend.checkin_changed())
+                .await
+                .unwrap_or_else(|panic| {
+                    tasks.record("a look at the check-in source", &panic);
+                    false
+                })
         })
     }
 }

@@ -108,7 +108,9 @@ async fn with_a_spool_a_long_run_of_failures_gives_nothing_up() {
     .await;
     let telemetry = builder(&backend.url())
         .state_dir(dir.join("state"))
-        .max_batch_events(5)
+        // One batch, so that the failures in a row are all its own.
+        .max_batch_events(50)
+        .max_in_flight(1)
         .build()
         .unwrap();
     record(&telemetry, 50);

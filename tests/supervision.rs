@@ -118,3 +118,72 @@ async fn a_crash_loop_exhausts_the_budget_and_the_actor_runs_degraded() {
     assert_eq!(delivered_seqs(&backend), (0..loops + 10).collect());
     telemetry.shutdown(WAIT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_delivery_is_caught_counted_and_the_batch_retried() {
+    let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
+    let telemetry = start(&backend).await;
+    let recorder = telemetry.recorder().clone();
+    recorder.do_send(InjectFault {
+        actor: ActorKind::Transport,
+        fault: Fault::PanicInTask,
+    });
+    record(&telemetry, 0..20);
+    let report = recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert_eq!((report.delivered, report.pending), (20, 0), "{report:?}");
+    record(&telemetry, 20..40);
+    let report = recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert_eq!(
+        report.delivered, 20,
+        "the Transport stopped working: {report:?}"
+    );
+    assert_eq!(delivered_seqs(&backend), (0..40).collect());
+    let stats = recorder.send(GetStats).await.unwrap();
+    assert_eq!(stats.panics, 1, "{stats:?}");
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_check_in_leaves_later_check_ins_working() {
+    let backend = Backend::start(Responder::with_checkin(
+        json!({"options": {"beta": {"variant": true}}}),
+    ))
+    .await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    // Wait for the check-in at start, then make the next one panic inside its future.
+    assert!(backend.wait_for_requests_to(CHECK_IN, 1, WAIT).await);
+    recorder.do_send(InjectFault {
+        actor: ActorKind::ConfigurationProxy,
+        fault: Fault::PanicInTask,
+    });
+    recorder.do_send(RefreshConfiguration);
+    let panicked = async {
+        loop {
+            let stats = recorder.send(GetStats).await.unwrap();
+            if stats.panics > 0 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let stats = tokio::time::timeout(WAIT, panicked)
+        .await
+        .expect("no panic counted");
+    let checkins_before = stats.checkins;
+    // A check-in stuck "running" would swallow this one.
+    recorder.do_send(RefreshConfiguration);
+    let later = async {
+        loop {
+            let stats = recorder.send(GetStats).await.unwrap();
+            if stats.checkins > checkins_before {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let stats = tokio::time::timeout(WAIT, later)
+        .await
+        .expect("no check-in after the panicked one");
+    assert_eq!((stats.panics, stats.restarts), (1, 0), "{stats:?}");
+}

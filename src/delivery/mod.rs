@@ -73,7 +73,7 @@ pub(crate) struct SinkCore {
 impl SinkCore {
     pub fn new(config: SubmitterConfig, spool: Option<Spool>) -> Self {
         let health = SinkHealth::new(&config.backoff, config.refused_retry_interval);
-        let mut core = SinkCore {
+        SinkCore {
             config,
             queue: VecDeque::new(),
             queue_encoded_bytes: 0,
@@ -92,9 +92,7 @@ impl SinkCore {
             batches_delivered: 0,
             retries: 0,
             dropped: DropCounts::default(),
-        };
-        core.read_back();
-        core
+        }
     }
 
     /// How often a partial batch is sent.
@@ -174,7 +172,7 @@ impl SinkCore {
 
     /// Moves events back from the spool into memory while half the queue's limits are free:
     /// the other half stays for new events, and nothing is dropped to make room.
-    fn read_back(&mut self) {
+    pub fn read_back(&mut self) {
         let oldest_ms = self.oldest_allowed_ms();
         loop {
             let room = self.held_events < self.config.max_queue_events / 2

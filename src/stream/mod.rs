@@ -22,6 +22,7 @@ use self::update::StreamUpdate;
 use crate::actors::collator::Collator;
 use crate::messages::{CheckinIdentity, StreamEvent};
 use crate::retry_delay::{BackoffPolicy, RetryDelay};
+use crate::supervision::{TaskPanics, caught};
 use crate::transport::HttpSettings;
 
 /// Where and how to stream configuration.
@@ -58,8 +59,28 @@ pub(crate) fn spawn_reader(
     http: HttpSettings,
     collator: Addr<Collator>,
     proxy: Recipient<StreamEvent>,
+    panics: TaskPanics,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(read_stream(settings, http, collator, proxy))
+    tokio::spawn(async move {
+        let mut delay = RetryDelay::new(&settings.backoff);
+        // A panic in the reader (a bug) is caught and counted, and the reader starts over
+        // after a pause: the ConfigurationProxy polls meanwhile, as for any disconnection.
+        while let Err(panic) = caught(read_stream(
+            settings.clone(),
+            http.clone(),
+            collator.clone(),
+            proxy.clone(),
+        ))
+        .await
+        {
+            panics.record("the configuration stream reader", &panic);
+            let wait = delay.next_delay();
+            proxy.do_send(StreamEvent::Disconnected(format!(
+                "the stream reader panicked; restarting it in {wait:?}"
+            )));
+            tokio::time::sleep(wait).await;
+        }
+    })
 }
 
 async fn read_stream(

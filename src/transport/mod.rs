@@ -117,6 +117,9 @@ pub enum TransportError {
     /// A blocking task was cancelled because the runtime is stopping.
     #[error("the transport is stopping")]
     Stopping,
+    /// The check-in panicked (a bug); it was caught and counted in `Stats::panics`.
+    #[error("the check-in panicked: {0}")]
+    Panicked(String),
 }
 
 /// A configured backend. Cheap to clone: clones share the connection pool or the open file.

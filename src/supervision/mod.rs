@@ -11,6 +11,8 @@
 //! then costs only the message that caused it), is reported as degraded in
 //! [`Stats::degraded`](crate::Stats), and an error is logged once.
 
+mod caught;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,6 +20,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::time::Instant;
+
+pub(crate) use caught::{TaskPanics, caught};
 
 /// Panic restarts allowed within [`RESTART_WINDOW`] before an actor is degraded.
 pub const MAX_RESTARTS: usize = 10;
@@ -103,6 +107,9 @@ pub enum Fault {
     /// Stop itself when the next message arrives, as on a poisoned client: the supervisor
     /// restarts it and it rebuilds what it owns.
     Stop,
+    /// Panic inside the next future or task the actor starts (a delivery, a check-in, a
+    /// snapshot, a flush's aggregation), outside any handler.
+    PanicInTask,
 }
 
 /// Supervision state every actor carries.
@@ -113,8 +120,12 @@ pub(crate) struct Guard {
     pub panics: u64,
     pub degraded: bool,
     recent: VecDeque<Instant>,
+    /// Panics caught in this actor's futures and tasks.
+    pub tasks: TaskPanics,
     #[cfg(feature = "fault-injection")]
     pub armed: Option<Fault>,
+    #[cfg(feature = "fault-injection")]
+    task_fault: bool,
 }
 
 impl Guard {
@@ -125,9 +136,27 @@ impl Guard {
             panics: 0,
             degraded: false,
             recent: VecDeque::new(),
+            tasks: TaskPanics::new(actor),
             #[cfg(feature = "fault-injection")]
             armed: None,
+            #[cfg(feature = "fault-injection")]
+            task_fault: false,
         }
+    }
+
+    /// Whether the next future this actor starts must panic (feature `fault-injection`);
+    /// always false otherwise.
+    pub fn take_task_fault(&mut self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            if let Some(Fault::PanicInTask) = self.armed {
+                self.armed = None;
+                return true;
+            }
+            std::mem::take(&mut self.task_fault)
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        false
     }
 
     /// Counts a restart (called from `Supervised::restarting`).
@@ -144,7 +173,7 @@ impl Guard {
         }
         crate::Stats {
             restarts: self.restarts,
-            panics: self.panics,
+            panics: self.panics + self.tasks.count(),
             degraded,
             ..crate::Stats::default()
         }
@@ -204,6 +233,7 @@ fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) {
             tracing::warn!(%actor, "injected stop");
             ctx.stop();
         }
+        Fault::PanicInTask => act.guard().task_fault = true,
     }
 }
 
@@ -212,11 +242,7 @@ fn after_panic<A: Guarded>(
     ctx: &mut Context<A>,
     payload: &(dyn std::any::Any + Send),
 ) {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into());
+    let message = caught::panic_message(payload);
     let guard = act.guard();
     guard.panics += 1;
     if guard.allow_restart(Instant::now()) {
