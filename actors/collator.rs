@@ -143,6 +143,8 @@ pub struct Collator {
     pending: VecDeque<Work>,
     flag_calls_seen: HashSet<(String, String, String)>,
     dropped: DropCounts,
+    /// `$feature_flag_called` events made (reads that were not repeats).
+    flag_events: u64,
     guard: Guard,
     turns: Turns,
 }
@@ -175,6 +177,7 @@ impl Collator {
             pending: VecDeque::new(),
             flag_calls_seen: HashSet::new(),
             dropped: DropCounts::default(),
+            flag_events: 0,
             guard: Guard::new(ActorKind::Collator),
             turns: Turns::default(),
         }
@@ -486,6 +489,9 @@ impl Collator {
             self.flag_calls_seen.clear();
         }
         self.flag_calls_seen.insert(key);
+        // Only a read that makes an event is an accepted event (the Recorder does not count
+        // flag reads: it cannot know which are repeats).
+        self.flag_events += 1;
         let mut properties = Map::new();
         properties.insert("$feature_flag".into(), call.flag.into());
         properties.insert("$feature_flag_response".into(), call.response);
@@ -613,6 +619,7 @@ impl Handler<ReportCounters> for Collator {
 
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(Stats {
+            accepted: self.flag_events,
             dropped: self.dropped,
             ..self.guard.stats()
         })

@@ -146,7 +146,9 @@ impl Recorder {
 
     /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
     fn flag_read(&mut self, flag: &str, response: Value, default_used: Option<Miss>) {
-        if !self.accepting() {
+        // Not counted as accepted here: most reads repeat an earlier one and make no event.
+        // The Collator counts the ones that do.
+        if self.shutting_down || self.pipeline.is_none() {
             return;
         }
         let stamp = self.stamp(SystemTime::now());

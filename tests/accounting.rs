@@ -1,0 +1,134 @@
+//! The counters balance: at any quiet moment every accepted event is delivered, dropped (by
+//! cause) or still held, whatever mix of records, flag reads, flushes, backend failures and
+//! actor panics came before; repeated flag reads, which make no event, are not accepted events.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_telemetry::{ActorKind, Fault, Flush, GetStats, GetVariant, InjectFault, Record, Stats};
+use proptest::prelude::*;
+use serde_json::json;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Debug)]
+enum Op {
+    Record(u8),
+    ReadFlag(bool),
+    Flush,
+    Panic(usize),
+    Backend(bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1u8..60).prop_map(Op::Record),
+        2 => any::<bool>().prop_map(Op::ReadFlag),
+        1 => Just(Op::Flush),
+        1 => (0..ActorKind::ALL.len()).prop_map(Op::Panic),
+        1 => any::<bool>().prop_map(Op::Backend),
+    ]
+}
+
+fn balance(stats: &Stats) -> (u64, u64) {
+    (
+        stats.accepted + stats.recovered,
+        stats.delivered + stats.dropped.total() + stats.queue_depth + stats.spool_disk_only,
+    )
+}
+
+async fn run(ops: Vec<Op>) {
+    let up = Arc::new(AtomicBool::new(true));
+    let serving = up.clone();
+    let checkin = json!({"options": {"beta": {"variant": "on"}, "gamma": {"variant": true}}});
+    let backend = Backend::start(Responder::new(move |req, _| {
+        match (req.path_only(), serving.load(Ordering::SeqCst)) {
+            (CHECK_IN, _) => Reply::json(200, &checkin),
+            (_, true) => Reply::ok(),
+            (_, false) => Reply::status(503),
+        }
+    }))
+    .await;
+    let telemetry = builder(&backend.url())
+        .max_batch_events(16)
+        .max_queue_events(200)
+        .max_attempts(Some(3))
+        .build()
+        .unwrap();
+    let recorder = telemetry.recorder().clone();
+    for op in ops {
+        match op {
+            Op::Record(n) => {
+                for i in 0..n {
+                    recorder.do_send(Record::new("mixed").property("i", i));
+                }
+            }
+            Op::ReadFlag(beta) => {
+                let name = if beta { "beta" } else { "gamma" };
+                let _ = recorder
+                    .send(GetVariant::<serde_json::Value>::new(name))
+                    .await;
+            }
+            Op::Flush => {
+                let _ = recorder
+                    .send(Flush::within(Duration::from_millis(50)))
+                    .await;
+            }
+            Op::Panic(actor) => recorder.do_send(InjectFault {
+                actor: ActorKind::ALL[actor],
+                fault: Fault::Panic,
+            }),
+            Op::Backend(serving) => up.store(serving, Ordering::SeqCst),
+        }
+    }
+    up.store(true, Ordering::SeqCst);
+    let report = recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert_eq!(report.pending, 0, "{report:?}");
+    let stats = recorder.send(GetStats).await.unwrap();
+    let (taken, accounted) = balance(&stats);
+    assert_eq!(taken, accounted, "{stats:?}");
+    assert_eq!(stats.queue_depth, 0, "{stats:?}");
+    telemetry.shutdown(Duration::from_secs(5)).await;
+}
+
+proptest! {
+    // Each case starts a runtime and a backend: a small budget keeps the suite quick.
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn accepted_equals_delivered_plus_dropped_plus_held(ops in prop::collection::vec(op(), 1..25)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(run(ops));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_flag_reads_are_not_accepted_events() {
+    let backend = Backend::start(Responder::with_checkin(
+        json!({"options": {"beta": {"variant": "on"}}}),
+    ))
+    .await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    for _ in 0..100 {
+        let _ = recorder
+            .send(GetVariant::<String>::new("beta"))
+            .await
+            .unwrap();
+    }
+    let report = recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert_eq!(report.pending, 0);
+    let stats = recorder.send(GetStats).await.unwrap();
+    let (taken, accounted) = balance(&stats);
+    assert_eq!(taken, accounted, "{stats:?}");
+    // At most one evaluation event per distinct answer seen (before and after the check-in).
+    assert!(stats.accepted <= 2, "{stats:?}");
+}
