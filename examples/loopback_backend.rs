@@ -2,13 +2,14 @@
 //! work off the measured process.
 //!
 //! ```text
-//! cargo run --release --example loopback_backend -- [--port N] [--threads N] [--distinct-uuids] [--ignore-stdin]
+//! cargo run --release --example loopback_backend -- [--port N] [--threads N] [--distinct-uuids] [--flaky] [--ignore-stdin]
 //! ```
 //!
 //! Prints `listening http://127.0.0.1:PORT` once ready, counts requests and events without
 //! keeping them, and answers `GET /stats` with `{"events":N,"requests":N,"body_bytes":N}`.
 //! Exits when stdin closes (so it dies with the process that spawned it through a pipe) or when
 //! killed; `--ignore-stdin` keeps it running when started with stdin closed or at /dev/null.
+//! `--flaky` fails every other event batch, alternately with 500 and with 429 `Retry-After: 1`.
 
 #[path = "../tests/support/backend.rs"]
 mod backend;
@@ -17,12 +18,13 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use backend::{Backend, Responder};
+use backend::{Backend, Reply, Responder};
 
 struct Args {
     port: u16,
     threads: usize,
     distinct_uuids: bool,
+    flaky: bool,
     ignore_stdin: bool,
 }
 
@@ -31,6 +33,7 @@ fn parse_args() -> Result<Args, String> {
         port: 0,
         threads: 1,
         distinct_uuids: false,
+        flaky: false,
         ignore_stdin: false,
     };
     let mut it = std::env::args().skip(1);
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--distinct-uuids" => args.distinct_uuids = true,
+            "--flaky" => args.flaky = true,
             "--ignore-stdin" => args.ignore_stdin = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -63,7 +67,7 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("loopback_backend: {message}");
             eprintln!(
-                "usage: loopback_backend [--port N] [--threads N] [--distinct-uuids] [--ignore-stdin]"
+                "usage: loopback_backend [--port N] [--threads N] [--distinct-uuids] [--flaky] [--ignore-stdin]"
             );
             return ExitCode::from(2);
         }
@@ -82,9 +86,29 @@ fn main() -> ExitCode {
     runtime.block_on(run(args))
 }
 
+/// Every other event batch fails: first with 500, the next failure with 429 and a
+/// `Retry-After` of one second, and so on.
+fn flaky() -> Responder {
+    let batches = std::sync::atomic::AtomicU64::new(0);
+    Responder::new(move |req, _| {
+        if req.path_only() != backend::EVENTS_BATCH {
+            return Reply::json(200, &serde_json::json!({"options": {}}));
+        }
+        match batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4 {
+            1 => Reply::status(500),
+            3 => Reply::status(429).with_header("retry-after", "1"),
+            _ => Reply::ok(),
+        }
+    })
+}
+
 async fn run(args: Args) -> ExitCode {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-    let responder = Responder::with_checkin(serde_json::json!({"options": {}}));
+    let responder = if args.flaky {
+        flaky()
+    } else {
+        Responder::with_checkin(serde_json::json!({"options": {}}))
+    };
     let backend = match Backend::start_counting_only_on(addr, responder, args.distinct_uuids).await
     {
         Ok(backend) => backend,

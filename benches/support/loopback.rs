@@ -15,6 +15,8 @@ pub struct BackendStats {
     pub requests: u64,
     /// Request bodies as received, so zstd-compressed.
     pub body_bytes: u64,
+    /// Distinct event uuids, when the backend was started with `--distinct-uuids`.
+    pub distinct_uuids: u64,
 }
 
 /// A running `loopback_backend`; it exits when this value is dropped.
@@ -30,8 +32,14 @@ pub struct LoopbackBackend {
 impl LoopbackBackend {
     /// Starts the backend and waits until it listens.
     pub fn spawn() -> Result<LoopbackBackend, String> {
+        LoopbackBackend::spawn_with(&[])
+    }
+
+    /// Starts the backend with these arguments (see `examples/loopback_backend.rs`).
+    pub fn spawn_with(args: &[&str]) -> Result<LoopbackBackend, String> {
         let binary = locate_binary()?;
         let mut child = Command::new(&binary)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -96,6 +104,7 @@ impl LoopbackBackend {
             events: field("events"),
             requests: field("requests"),
             body_bytes: field("body_bytes"),
+            distinct_uuids: field("distinct_uuids"),
         })
     }
 }

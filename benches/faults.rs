@@ -1,0 +1,227 @@
+//! Benchmarks of delivery under ordinary faults, against the targets of the fault issue.
+//!
+//! ```text
+//! cargo build --release --example loopback_backend
+//! cargo bench --bench faults -- [recovery|flaky|all] [--runs N]
+//! ```
+//!
+//! - `recovery`: 10,000 events/s for 45 s, the backend down for the first 30 s, the spool on
+//!   and every other setting at its default. Targets: nothing lost (duplicates reported), the
+//!   first delivery within 10 s of the backend coming back, the outage's backlog delivered
+//!   within 20 s of it.
+//! - `flaky`: 10,000 events/s for 20 s to a backend that fails every other batch, alternately
+//!   with 500 and with 429 `Retry-After: 1`; then a flush. Target: nothing lost (duplicates
+//!   reported); the time the flush took is reported.
+//!
+//! Both run the backend as its own process (`examples/loopback_backend.rs`, counting distinct
+//! uuids) and the runtime on its own thread, as in a plain tokio or synchronous program.
+
+// Shared with the `record` benchmark, which uses more of it.
+#[allow(dead_code)]
+#[path = "support/harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "support/loopback.rs"]
+mod loopback;
+#[allow(dead_code)]
+#[path = "support/pipeline.rs"]
+mod pipeline;
+#[allow(dead_code)]
+#[path = "support/procfs.rs"]
+mod procfs;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use actix_telemetry::{Flush, Recorder};
+
+use harness::{Check, Options, Over, Scenario, Target, emit};
+use loopback::LoopbackBackend;
+use pipeline::{
+    TempDir, emit_peak_memory, emit_stats, event, runtime, shutdown, start_with, stats,
+};
+
+const RATE: u64 = 10_000;
+const OUTAGE: Duration = Duration::from_secs(30);
+const RECOVERY_RECORDING: Duration = Duration::from_secs(45);
+const FLAKY_RECORDING: Duration = Duration::from_secs(20);
+
+const NONE_LOST: Target = Target {
+    metric: "lost",
+    check: Check::Equals(0.0),
+    over: Over::EveryRun,
+    from_issue: true,
+};
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "recovery",
+        summary: "10,000 events/s, backend down for the first 30 s, spool on, defaults",
+        run: recovery,
+        targets: &[
+            NONE_LOST,
+            Target {
+                metric: "first_delivery_after_recovery",
+                check: Check::AtMost(10.0),
+                over: Over::EveryRun,
+                from_issue: true,
+            },
+            Target {
+                metric: "backlog_delivered_after_recovery",
+                check: Check::AtMost(20.0),
+                over: Over::EveryRun,
+                from_issue: true,
+            },
+        ],
+    },
+    Scenario {
+        name: "flaky",
+        summary: "10,000 events/s for 20 s, every other batch failing (500, 429 Retry-After: 1)",
+        run: flaky,
+        targets: &[NONE_LOST],
+    },
+];
+
+fn main() -> ExitCode {
+    harness::main(SCENARIOS)
+}
+
+/// Records `RATE` events a second on a thread of its own for `length`; the count so far is
+/// readable while it runs.
+fn record_paced(
+    recorder: Addr<Recorder>,
+    length: Duration,
+) -> (std::thread::JoinHandle<()>, Arc<AtomicU64>) {
+    let recorded = Arc::new(AtomicU64::new(0));
+    let count = recorded.clone();
+    let handle = std::thread::spawn(move || {
+        let started = Instant::now();
+        let tick = Duration::from_millis(10);
+        let per_tick = RATE / 100;
+        let mut next = started;
+        let mut i = 0;
+        while started.elapsed() < length {
+            for _ in 0..per_tick {
+                recorder.do_send(event(i));
+                i += 1;
+            }
+            count.store(i, Ordering::Relaxed);
+            next += tick;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    (handle, recorded)
+}
+
+fn port_of(url: &str) -> Result<String, String> {
+    url.rsplit(':')
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| format!("no port in {url}"))
+}
+
+/// Flushes with a long deadline and reports what the backend and the runtime counted.
+fn settle_and_report(
+    backend: &LoopbackBackend,
+    recorder: &Addr<Recorder>,
+    recorded: u64,
+) -> Result<(), String> {
+    let rt = runtime()?;
+    let flush_started = Instant::now();
+    let report = rt
+        .block_on(recorder.send(Flush::within(Duration::from_secs(600))))
+        .map_err(|e| format!("Flush: {e}"))?;
+    emit("flush_time", flush_started.elapsed().as_secs_f64(), "s");
+    emit("flush_pending", report.pending as f64, "events");
+    let seen = backend.stats()?;
+    emit("recorded", recorded as f64, "events");
+    emit("distinct_delivered", seen.distinct_uuids as f64, "events");
+    emit(
+        "duplicates",
+        seen.events.saturating_sub(seen.distinct_uuids) as f64,
+        "events",
+    );
+    emit(
+        "lost",
+        recorded.saturating_sub(seen.distinct_uuids) as f64,
+        "events",
+    );
+    emit_stats(&stats(&rt, recorder)?);
+    Ok(())
+}
+
+// ──────────────────────────────────────── recovery ─────────────────────────────────────────
+
+fn recovery(_options: &Options) -> Result<(), String> {
+    let baseline = procfs::status_kib("VmHWM").unwrap_or(0);
+    let state = TempDir::new("faults-recovery")?;
+    let url = loopback::closed_port_url()?;
+    let port = port_of(&url)?;
+    let telemetry = start_with(&url, |b| b.state_dir(state.0.join("state")))?;
+    let recorder = telemetry.recorder().clone();
+    let started = Instant::now();
+    let (recording, recorded) = record_paced(recorder.clone(), RECOVERY_RECORDING);
+
+    std::thread::sleep(OUTAGE.saturating_sub(started.elapsed()));
+    let backlog = recorded.load(Ordering::Relaxed);
+    let backend = LoopbackBackend::spawn_with(&["--port", &port, "--distinct-uuids"])?;
+    let recovered_at = Instant::now();
+    emit(
+        "outage",
+        recovered_at.duration_since(started).as_secs_f64(),
+        "s",
+    );
+    emit("backlog", backlog as f64, "events");
+
+    let mut first = None;
+    let mut backlog_done = None;
+    while backlog_done.is_none() && recovered_at.elapsed() < Duration::from_secs(120) {
+        let seen = backend.stats()?;
+        if first.is_none() && seen.events > 0 {
+            first = Some(recovered_at.elapsed());
+        }
+        if seen.distinct_uuids >= backlog {
+            backlog_done = Some(recovered_at.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let never = Duration::from_secs(u64::MAX / 4);
+    emit(
+        "first_delivery_after_recovery",
+        first.unwrap_or(never).as_secs_f64(),
+        "s",
+    );
+    emit(
+        "backlog_delivered_after_recovery",
+        backlog_done.unwrap_or(never).as_secs_f64(),
+        "s",
+    );
+    recording
+        .join()
+        .map_err(|_| "the recording thread panicked".to_string())?;
+    settle_and_report(&backend, &recorder, recorded.load(Ordering::Relaxed))?;
+    emit_peak_memory(baseline);
+    shutdown(&runtime()?, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+// ───────────────────────────────────────── flaky ───────────────────────────────────────────
+
+fn flaky(_options: &Options) -> Result<(), String> {
+    let baseline = procfs::status_kib("VmHWM").unwrap_or(0);
+    let state = TempDir::new("faults-flaky")?;
+    let backend = LoopbackBackend::spawn_with(&["--flaky", "--distinct-uuids"])?;
+    let telemetry = start_with(backend.url(), |b| b.state_dir(state.0.join("state")))?;
+    let recorder = telemetry.recorder().clone();
+    let (recording, recorded) = record_paced(recorder.clone(), FLAKY_RECORDING);
+    recording
+        .join()
+        .map_err(|_| "the recording thread panicked".to_string())?;
+    settle_and_report(&backend, &recorder, recorded.load(Ordering::Relaxed))?;
+    emit_peak_memory(baseline);
+    shutdown(&runtime()?, telemetry, Duration::from_secs(5));
+    Ok(())
+}
