@@ -19,6 +19,8 @@ struct PendingFlush {
     id: u64,
     /// Covers the events with sequence numbers up to this one.
     upto: u64,
+    /// And the events spilled to disk before it began: the first `spill_mark` of them.
+    spill_mark: u64,
     report: FlushReport,
     drop_at_timeout: bool,
     reply: Option<oneshot::Sender<FlushReport>>,
@@ -28,6 +30,7 @@ struct PendingFlush {
 #[derive(Debug)]
 pub(crate) struct Expired {
     pub upto: u64,
+    pub spill_mark: u64,
     pub report: FlushReport,
     pub drop_at_timeout: bool,
     pub reply: Option<oneshot::Sender<FlushReport>>,
@@ -45,6 +48,7 @@ impl Flushes {
     pub fn add(
         &mut self,
         upto: u64,
+        spill_mark: u64,
         drop_at_timeout: bool,
         reply: oneshot::Sender<FlushReport>,
     ) -> u64 {
@@ -53,6 +57,7 @@ impl Flushes {
         self.pending.push(PendingFlush {
             id,
             upto,
+            spill_mark,
             report: FlushReport::default(),
             drop_at_timeout,
             reply: Some(reply),
@@ -75,11 +80,21 @@ impl Flushes {
         }
     }
 
+    /// A spilled event came back into memory as `seq`; it is the `settled`-th spilled event
+    /// to settle. Every flush that began after it was spilled now waits for `seq`.
+    pub fn spilled_came_back(&mut self, seq: u64, settled: u64) {
+        for flush in &mut self.pending {
+            if settled <= flush.spill_mark {
+                flush.upto = flush.upto.max(seq);
+            }
+        }
+    }
+
     /// Answers the flushes none of whose events is held any more (`oldest`: the oldest
-    /// sequence number still held).
-    pub fn answer_completed(&mut self, oldest: Option<u64>) {
+    /// sequence number still held; `own_settled`: how many spilled events are settled).
+    pub fn answer_completed(&mut self, oldest: Option<u64>, own_settled: u64) {
         self.pending.retain_mut(|flush| {
-            let done = oldest.is_none_or(|o| o > flush.upto);
+            let done = oldest.is_none_or(|o| o > flush.upto) && own_settled >= flush.spill_mark;
             if done && let Some(reply) = flush.reply.take() {
                 let _ = reply.send(flush.report);
             }
@@ -93,6 +108,7 @@ impl Flushes {
         let flush = self.pending.swap_remove(index);
         Some(Expired {
             upto: flush.upto,
+            spill_mark: flush.spill_mark,
             report: flush.report,
             drop_at_timeout: flush.drop_at_timeout,
             reply: flush.reply,

@@ -204,6 +204,10 @@ impl SinkCore {
                 event: event.event,
             });
             self.spooling.held_from_disk(seq, event.at);
+            if event.own {
+                self.flushes
+                    .spilled_came_back(seq, self.spooling.own_settled());
+            }
             // Read-back events go at once: they have waited long enough.
             self.flush_through = seq;
         }
@@ -405,7 +409,8 @@ impl SinkCore {
     fn answer_completed_flushes(&mut self) {
         if !self.flushes.is_empty() {
             let oldest = self.oldest_held();
-            self.flushes.answer_completed(oldest);
+            self.flushes
+                .answer_completed(oldest, self.spooling.own_settled());
         }
     }
 
@@ -430,7 +435,8 @@ impl SinkCore {
         self.read_back();
         let upto = self.next_seq - 1;
         self.flush_through = self.flush_through.max(upto);
-        let id = self.flushes.add(upto, drop_at_timeout, reply);
+        let spill_mark = self.spooling.spilled_total();
+        let id = self.flushes.add(upto, spill_mark, drop_at_timeout, reply);
         self.answer_completed_flushes();
         id
     }
@@ -441,7 +447,8 @@ impl SinkCore {
         let Some(mut flush) = self.flushes.expire(id) else {
             return;
         };
-        flush.report.pending = self.held_up_to(flush.upto);
+        flush.report.pending = self.held_up_to(flush.upto)
+            + flush.spill_mark.saturating_sub(self.spooling.own_settled());
         if flush.drop_at_timeout {
             let (spooled, dropped) = self.abandon_everything();
             flush.report.spooled = spooled;
@@ -490,7 +497,11 @@ impl SinkCore {
     /// Hands what the spool buffered to the operating system (at the end of a mailbox turn).
     pub fn write_spool(&mut self) {
         let lost = self.spooling.write();
-        self.dropped.spool_failed += lost;
+        if lost.failed + lost.full > 0 {
+            self.dropped.spool_failed += lost.failed;
+            self.dropped.spool_full += lost.full;
+            self.answer_completed_flushes();
+        }
     }
 
     /// Whether the spool has buffered records or acknowledgements.

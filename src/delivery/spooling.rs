@@ -18,6 +18,17 @@ use crate::stats::Stats;
 pub(crate) struct ReadBack {
     pub at: SpoolRef,
     pub event: EncodedEvent,
+    /// Spilled by this run (as opposed to left by an earlier one).
+    pub own: bool,
+}
+
+/// Disk-only events a write of the spool lost.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Lost {
+    /// The write failed (a full disk, EIO).
+    pub failed: u64,
+    /// The size limit removed them before they were read back.
+    pub full: u64,
 }
 
 /// One warning when spool writes start failing and a total when they work again, not one
@@ -42,6 +53,11 @@ pub(crate) struct Spooling {
     first_own_segment: Option<u64>,
     /// Events on disk only: spilled, or read back and not in memory yet.
     disk_only: u64,
+    /// Events spilled by this run so far.
+    spilled_total: u64,
+    /// Of those, how many came back into memory or were lost: spilled events come back in
+    /// order, so the first `own_settled` spilled events are settled.
+    own_settled: u64,
     /// Events of an earlier run taken into memory (or dropped as too old).
     recovered: u64,
     /// Corrupt records skipped when reading back.
@@ -60,6 +76,8 @@ impl Spooling {
             spilled_pending: HashSet::new(),
             read_back: VecDeque::new(),
             disk_only: 0,
+            spilled_total: 0,
+            own_settled: 0,
             recovered: 0,
             corrupt: 0,
             unwritten: 0,
@@ -73,7 +91,18 @@ impl Spooling {
 
     /// Whether new events must go to disk only to keep their order behind spilled ones.
     pub fn must_spill(&self) -> bool {
-        !self.read_back.is_empty() || self.spool.as_ref().is_some_and(Spool::is_spilling)
+        self.read_back.front().is_some_and(|(_, _, own)| *own)
+            || self.spool.as_ref().is_some_and(Spool::is_spilling)
+    }
+
+    /// Events spilled by this run so far.
+    pub fn spilled_total(&self) -> u64 {
+        self.spilled_total
+    }
+
+    /// How many of the events spilled by this run are settled (back in memory, or lost).
+    pub fn own_settled(&self) -> u64 {
+        self.own_settled
     }
 
     /// Keeps `event`, which memory has no room for, on disk only.
@@ -85,6 +114,7 @@ impl Spooling {
         let at = spool.append(&event_json(event));
         self.spilled_pending.insert(at);
         self.disk_only += 1;
+        self.spilled_total += 1;
     }
 
     /// Gives held event `seq` a record on disk.
@@ -102,11 +132,11 @@ impl Spooling {
         }
         let (at, event, own) = self.read_back.pop_front()?;
         if own {
-            self.disk_only = self.disk_only.saturating_sub(1);
+            self.settle_own(1);
         } else {
             self.recovered += 1;
         }
-        Some(ReadBack { at, event })
+        Some(ReadBack { at, event, own })
     }
 
     fn fill_read_back(&mut self) {
@@ -127,6 +157,7 @@ impl Spooling {
                         self.corrupt += 1;
                         if own {
                             self.disk_only = self.disk_only.saturating_sub(1);
+                            self.own_settled += 1;
                         }
                         spool.ack(at);
                     }
@@ -163,12 +194,13 @@ impl Spooling {
     }
 
     /// Writes what is buffered and keeps the spool within its size limit. Returns how many
-    /// disk-only events were lost doing so (to be counted as dropped).
-    pub fn write(&mut self) -> u64 {
+    /// disk-only events were lost doing so (to be counted as dropped): to a failed write, and
+    /// to the size limit.
+    pub fn write(&mut self) -> Lost {
         let Some(spool) = &mut self.spool else {
-            return 0;
+            return Lost::default();
         };
-        let mut lost_disk_only = 0;
+        let mut lost = Lost::default();
         match spool.flush() {
             Ok(()) => {
                 if let Some(failures) = self.trouble.failing_since_events.take() {
@@ -189,9 +221,9 @@ impl Spooling {
                     );
                 }
                 self.unwritten += failure.lost.len() as u64;
-                let lost: HashSet<SpoolRef> = failure.lost.into_iter().collect();
-                self.spooled.retain(|_, at| !lost.contains(at));
-                lost_disk_only += self.spilled_pending.intersection(&lost).count() as u64;
+                let gone: HashSet<SpoolRef> = failure.lost.into_iter().collect();
+                self.spooled.retain(|_, at| !gone.contains(at));
+                lost.failed = self.spilled_pending.intersection(&gone).count() as u64;
             }
         }
         self.spilled_pending.clear();
@@ -201,9 +233,15 @@ impl Spooling {
             self.spooled.retain(|_, at| !gone.contains(&at.segment));
             tracing::debug!(target: "actix_telemetry::spool", "spool full: its oldest records are removed");
         }
-        lost_disk_only += removed.unread_lost;
-        self.disk_only = self.disk_only.saturating_sub(lost_disk_only);
-        lost_disk_only
+        lost.full = removed.unread_lost;
+        self.settle_own(lost.failed + lost.full);
+        lost
+    }
+
+    /// `n` spilled events left the disk-only state (read back, or lost).
+    fn settle_own(&mut self, n: u64) {
+        self.disk_only = self.disk_only.saturating_sub(n);
+        self.own_settled = (self.own_settled + n).min(self.spilled_total);
     }
 
     pub fn is_dirty(&self) -> bool {
