@@ -15,7 +15,7 @@
 //! a batch answered 400 or 413 is split in halves until the poison event stands alone, and that
 //! one is dropped and counted while the rest is delivered.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -306,15 +306,18 @@ impl Submitter {
         };
         let mut json = Vec::with_capacity(queued.event.encoded_len());
         queued.event.write_to(&mut json);
-        if let Some(at) = spool.append(&json) {
-            self.spooled.insert(seq, at);
-        }
-        let lost = spool.enforce_limit();
-        if lost > 0 {
+        self.spooled.insert(seq, spool.append(&json));
+        let removed = spool.enforce_limit();
+        if !removed.segments.is_empty() || removed.unread_lost > 0 {
             tracing::warn!(
-                events = lost,
+                segments = removed.segments.len(),
+                unread_lost = removed.unread_lost,
                 "spool full: the oldest spooled events are in memory only now"
             );
+            self.spooled
+                .retain(|_, at| !removed.segments.contains(&at.segment));
+            // Never read back, so held nowhere else: lost.
+            self.dropped.overflow += removed.unread_lost;
         }
         self.schedule_spool_flush(ctx);
     }
@@ -334,9 +337,12 @@ impl Submitter {
 
     fn flush_spool(&mut self) {
         if let Some(spool) = &mut self.spool
-            && let Err(error) = spool.flush()
+            && let Err(failure) = spool.flush()
         {
-            tracing::warn!(%error, "cannot write the spool; events stay in memory");
+            tracing::warn!(error = %failure, "cannot write the spool; events stay in memory");
+            // Not spooled after all: they are in memory only.
+            let lost: HashSet<SpoolRef> = failure.lost.into_iter().collect();
+            self.spooled.retain(|_, at| !lost.contains(at));
         }
     }
 
@@ -656,6 +662,9 @@ impl Submitter {
         self.queue_encoded_bytes = 0;
         self.held_events = 0;
         self.held_bytes = 0;
+        // The next run delivers what is spooled: written first, so that a failed write
+        // counts as dropped rather than spooled.
+        self.flush_spool();
         let spooled_held = seqs.iter().filter(|s| self.spooled.contains_key(s)).count() as u64;
         let dropped = seqs.len() as u64 - spooled_held;
         // Read back but not queued yet: still in the spool, untouched.
@@ -670,9 +679,6 @@ impl Submitter {
                 );
             }
             // The next run delivers these: make sure they are on the device.
-            if let Err(error) = spool.flush() {
-                tracing::warn!(%error, "cannot write the spool at shutdown");
-            }
             if let Some(file) = spool.sync_handle()
                 && let Err(error) = file.sync_data()
             {
