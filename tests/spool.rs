@@ -158,8 +158,11 @@ async fn a_backlog_larger_than_the_queue_is_read_back_as_room_frees_and_all_deli
     // Over two segments' worth, so the backlog is read back in several steps.
     const EVENTS: u64 = 12_000;
     let padding = "p".repeat(600);
+    // Retried without end: on a busy machine the first batch could otherwise use up its
+    // attempts before the deadline, and be dropped rather than spooled.
     let telemetry = builder(&format!("http://{closed}"))
         .state_dir(&state)
+        .max_attempts(None)
         .build()
         .unwrap();
     for i in 0..EVENTS {
