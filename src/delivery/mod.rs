@@ -478,11 +478,11 @@ impl SinkCore {
         self.held_bytes = 0;
         // Write what is pending first, so that "spooled" counts only what is on disk.
         self.write_spool();
-        let (spooled_held, disk_only) = self.spooling.abandon(&seqs);
-        let dropped = seqs.len() as u64 - spooled_held;
+        let left = self.spooling.abandon(&seqs);
+        let dropped = seqs.len() as u64 - left.held_spooled + left.lost;
         self.dropped.shutdown += dropped;
         self.spooling.sync_now();
-        let spooled = spooled_held + disk_only;
+        let spooled = left.held_spooled + left.disk_only;
         if spooled + dropped > 0 {
             tracing::warn!(
                 target: "actix_telemetry::delivery",

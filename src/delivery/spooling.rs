@@ -22,6 +22,28 @@ pub(crate) struct ReadBack {
     pub own: bool,
 }
 
+/// What a shutdown deadline left, from the spool's side.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Abandoned {
+    /// Held in memory, with a record on disk.
+    pub held_spooled: u64,
+    /// On disk only.
+    pub disk_only: u64,
+    /// Read back, not taken in, and on disk no more.
+    pub lost: u64,
+}
+
+/// An event read back and not in memory yet.
+#[derive(Debug)]
+struct Buffered {
+    at: SpoolRef,
+    event: EncodedEvent,
+    /// Spilled by this run.
+    own: bool,
+    /// Its record is still on disk (the size limit may have removed its segment since).
+    durable: bool,
+}
+
 /// Disk-only events a write of the spool lost.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Lost {
@@ -48,7 +70,7 @@ pub(crate) struct Spooling {
     /// spilled ones, so that a failed write knows whose they were.
     spilled_pending: HashSet<SpoolRef>,
     /// Read back, not in memory yet (at most one segment's worth).
-    read_back: VecDeque<(SpoolRef, EncodedEvent, bool)>,
+    read_back: VecDeque<Buffered>,
     /// Segments below this id were left by an earlier run.
     first_own_segment: Option<u64>,
     /// Events on disk only: spilled, or read back and not in memory yet.
@@ -91,7 +113,7 @@ impl Spooling {
 
     /// Whether new events must go to disk only to keep their order behind spilled ones.
     pub fn must_spill(&self) -> bool {
-        self.read_back.front().is_some_and(|(_, _, own)| *own)
+        self.read_back.front().is_some_and(|b| b.own)
             || self.spool.as_ref().is_some_and(Spool::is_spilling)
     }
 
@@ -130,7 +152,7 @@ impl Spooling {
         if self.read_back.is_empty() {
             self.fill_read_back();
         }
-        let (at, event, own) = self.read_back.pop_front()?;
+        let Buffered { at, event, own, .. } = self.read_back.pop_front()?;
         if own {
             self.settle_own(1);
         } else {
@@ -151,7 +173,12 @@ impl Spooling {
                     .first_own_segment
                     .is_some_and(|first| at.segment >= first);
                 match EncodedEvent::from_spool(json) {
-                    Some(event) => self.read_back.push_back((at, event, own)),
+                    Some(event) => self.read_back.push_back(Buffered {
+                        at,
+                        event,
+                        own,
+                        durable: true,
+                    }),
                     None => {
                         // Not an event any more: counted as corrupt, and so not disk-only.
                         self.corrupt += 1;
@@ -231,10 +258,16 @@ impl Spooling {
         if !removed.segments.is_empty() {
             let gone: HashSet<u64> = removed.segments.into_iter().collect();
             self.spooled.retain(|_, at| !gone.contains(&at.segment));
+            for entry in &mut self.read_back {
+                entry.durable &= !gone.contains(&entry.at.segment);
+            }
             tracing::debug!(target: "actix_telemetry::spool", "spool full: its oldest records are removed");
         }
-        lost.full = removed.unread_lost;
-        self.settle_own(lost.failed + lost.full);
+        // Disk-only events of this run, and (taken in and lost at once, so the accounting
+        // balances) an earlier run's events that were never read back.
+        lost.full = removed.unread_lost + removed.earlier_lost;
+        self.recovered += removed.earlier_lost;
+        self.settle_own(lost.failed + removed.unread_lost);
         lost
     }
 
@@ -261,24 +294,40 @@ impl Spooling {
         }
     }
 
-    /// At a shutdown deadline, of the held events `seqs`: how many have a record on disk,
-    /// and how many more events are on disk only. Everything stays on disk for the next run.
-    pub fn abandon(&mut self, seqs: &[u64]) -> (u64, u64) {
-        let held = seqs.iter().filter(|s| self.spooled.contains_key(s)).count() as u64;
-        let own_read_back = self.read_back.iter().filter(|(_, _, own)| *own).count() as u64;
-        let earlier_read_back = self.read_back.len() as u64 - own_read_back;
-        // Earlier-run events read back but not taken in stay in the spool, untouched.
-        let disk_only = self.disk_only + earlier_read_back;
+    /// At a shutdown deadline, of the held events `seqs`: how many have a record on disk; how
+    /// many more events are on disk only; how many read back but not taken in are on disk no
+    /// more (their segment went to the size limit) and so are lost. Everything on disk stays
+    /// there for the next run.
+    pub fn abandon(&mut self, seqs: &[u64]) -> Abandoned {
+        let held_spooled = seqs.iter().filter(|s| self.spooled.contains_key(s)).count() as u64;
+        let count = |own: bool, durable: bool| {
+            self.read_back
+                .iter()
+                .filter(|b| b.own == own && b.durable == durable)
+                .count() as u64
+        };
+        let (own_gone, earlier_gone, earlier_kept) =
+            (count(true, false), count(false, false), count(false, true));
+        let abandoned = Abandoned {
+            held_spooled,
+            disk_only: self.disk_only.saturating_sub(own_gone) + earlier_kept,
+            lost: own_gone + earlier_gone,
+        };
+        // Earlier-run events read back are taken in now, as spooled or lost, so the counts
+        // balance.
+        self.recovered += earlier_gone + earlier_kept;
         self.read_back.clear();
         self.spooled.clear();
-        self.disk_only = 0;
+        // What stays on disk is on disk only now; nothing spilled is waited for any more.
+        self.disk_only = abandoned.held_spooled + abandoned.disk_only;
+        self.own_settled = self.spilled_total;
         if self.spool.as_ref().is_some_and(Spool::has_unread) {
             tracing::info!(
                 target: "actix_telemetry::spool",
                 "events spooled by an earlier run and not read back yet stay for the next run"
             );
         }
-        (held, disk_only)
+        abandoned
     }
 
     #[cfg(test)]

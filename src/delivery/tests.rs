@@ -186,6 +186,7 @@ enum Step {
     Flush,
     Expire,
     WriteSpool,
+    Shutdown,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -198,6 +199,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Flush),
         1 => Just(Step::Expire),
         1 => Just(Step::WriteSpool),
+        1 => Just(Step::Shutdown),
     ]
 }
 
@@ -257,6 +259,12 @@ fn run(steps: &[Step], spool: Option<Spool>) {
                 }
             }
             Step::WriteSpool => core.write_spool(),
+            Step::Shutdown => {
+                let (reply, _answer) = oneshot::channel();
+                let id = core.start_flush(true, reply);
+                core.expire_flush(id);
+                flying.clear();
+            }
         }
         let (taken, accounted) = core.balance();
         prop_assert_eq_sync(taken, accounted, step);
