@@ -59,20 +59,10 @@ pub(crate) struct Pipeline {
     pub snapshotter: Addr<SystemSnapshotter>,
 }
 
-/// What to stop once a shutdown has reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Host {
-    /// The runtime owns its actix `System` on a private thread: stop the system.
-    PrivateSystem,
-    /// The runtime lives on its own `Arbiter` in the application's system: stop the arbiter.
-    Arbiter,
-}
-
 /// The application's handle on the runtime. See the module documentation.
 #[derive(Debug)]
 pub struct Recorder {
     pipeline: Option<Pipeline>,
-    host: Host,
     uuids: UuidV7Source,
     features: Arc<FeatureSet>,
     features_tx: watch::Sender<Arc<FeatureSet>>,
@@ -87,10 +77,9 @@ pub struct Recorder {
 impl Recorder {
     /// `features` are the flags to serve until the first check-in of this run (the last good
     /// ones from disk, or none); they do not count as a check-in for `WaitForCheckin`.
-    pub(crate) fn new(pipeline: Option<Pipeline>, host: Host, features: Arc<FeatureSet>) -> Self {
+    pub(crate) fn new(pipeline: Option<Pipeline>, features: Arc<FeatureSet>) -> Self {
         Recorder {
             pipeline,
-            host,
             uuids: UuidV7Source::new(),
             features_tx: watch::Sender::new(features.clone()),
             features,
@@ -231,13 +220,10 @@ impl Recorder {
         }
     }
 
+    /// The runtime always owns its `System` (see `src/runtime.rs`): stopping it stops the
+    /// actors and their thread.
     fn stop_host(&self) {
-        match self.host {
-            Host::PrivateSystem => System::current().stop(),
-            Host::Arbiter => {
-                Arbiter::current().stop();
-            }
-        }
+        System::current().stop();
     }
 }
 

@@ -413,8 +413,9 @@ impl Builder {
         self.disabled || disabled_by_env || do_not_track
     }
 
-    /// Starts the runtime: inside a running actix `System` on a new `Arbiter`, otherwise on a
-    /// private thread. Returns at once: the first check-in happens in the background.
+    /// Starts the runtime on a private actix `System` on a thread of its own (also inside a
+    /// running actix `System`, such as actix-web's, which may stop before the runtime has
+    /// delivered what it holds). Returns at once: the first check-in happens in the background.
     ///
     /// Errors are about configuration only: an invalid endpoint, a file endpoint that cannot
     /// be opened, an invalid setting. A malformed correlation document is not an error: it is

@@ -11,7 +11,7 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
-fn inside_an_actix_system_on_its_own_arbiter() {
+fn inside_an_actix_system_on_a_system_of_its_own() {
     let dir = TempDir::new("embed-actix");
     let out = dir.join("events.jsonl");
     let system = actix::System::new();
@@ -84,4 +84,32 @@ fn dropping_the_handle_shuts_down_and_delivers() {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("the event was not delivered after the handle was dropped");
+}
+
+#[test]
+fn stopping_the_application_system_leaves_the_runtime_to_its_shutdown() {
+    let dir = TempDir::new("embed-system-stopped");
+    let out = dir.join("events.jsonl");
+    let system = actix::System::new();
+    let report = system.block_on(async {
+        let telemetry = builder(out.to_str().unwrap())
+            .flush_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        for i in 0..10 {
+            telemetry
+                .recorder()
+                .do_send(Record::new("queued").property("i", i));
+        }
+        // What actix-web does on SIGINT or SIGTERM once its server has stopped, before the
+        // application gets to shut the telemetry down.
+        actix::System::current().stop();
+        actix::clock::sleep(Duration::from_millis(50)).await;
+        telemetry.shutdown(WAIT).await
+    });
+    assert_eq!(report.flush.delivered, 10, "{report:?}");
+    assert_eq!(report.stats.delivered, 10, "{report:?}");
+    assert_eq!(report.stats.accepted, 10, "{report:?}");
+    let written = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(written.matches("\"queued\"").count(), 10, "{written}");
 }
