@@ -590,15 +590,18 @@ impl Submitter {
         let id = self.next_flush_id;
         self.next_flush_id += 1;
         self.flush_through = self.flush_through.max(upto);
-        if let Some(timeout) = request.timeout {
-            ctx.run_later(timeout, move |act, ctx| {
+        if let Some(deadline) = request.deadline {
+            // The deadline was set by the application: the time the request spent in mailboxes
+            // on its way here already counts against it.
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+            ctx.run_later(wait, move |act, ctx| {
                 guarded(act, ctx, |act, ctx| act.expire_flush(id, ctx));
             });
         }
         self.flushes.push(PendingFlush {
             id,
             upto,
-            report: FlushReport::default(),
+            report: FlushReport::answered(),
             drop_at_timeout: request.drop_at_timeout,
             reply: Some(request.reply),
         });

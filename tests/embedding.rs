@@ -1,5 +1,6 @@
 //! The runtime embedded three ways: inside a running actix `System` (as in actix-web), from a
-//! plain tokio program, and from synchronous code.
+//! plain tokio program, and from synchronous code; and what a shutdown reports when the
+//! application's system has stopped first, or the runtime is already gone.
 
 mod support;
 
@@ -107,9 +108,43 @@ fn stopping_the_application_system_leaves_the_runtime_to_its_shutdown() {
         actix::clock::sleep(Duration::from_millis(50)).await;
         telemetry.shutdown(WAIT).await
     });
+    assert!(report.complete, "{report:?}");
     assert_eq!(report.flush.delivered, 10, "{report:?}");
     assert_eq!(report.stats.delivered, 10, "{report:?}");
     assert_eq!(report.stats.accepted, 10, "{report:?}");
     let written = std::fs::read_to_string(&out).unwrap_or_default();
     assert_eq!(written.matches("\"queued\"").count(), 10, "{written}");
+}
+
+#[test]
+fn a_shutdown_nobody_answers_says_it_is_incomplete() {
+    let dir = TempDir::new("embed-gone");
+    let out = dir.join("events.jsonl");
+    let telemetry = builder(out.to_str().unwrap()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (first, second) = runtime.block_on(async {
+        recorder.do_send(Record::new("before"));
+        // Sent directly, it stops the runtime before the handle's own shutdown.
+        let first = recorder
+            .send(actix_telemetry::Shutdown::within(WAIT))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while recorder.connected() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the runtime did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (first, telemetry.shutdown(WAIT).await)
+    });
+    assert!(first.complete, "{first:?}");
+    assert_eq!(first.stats.delivered, 1, "{first:?}");
+    assert!(!second.complete, "{second:?}");
+    assert_eq!(second.stats.delivered, 0, "nothing is known: {second:?}");
 }

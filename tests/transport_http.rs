@@ -474,6 +474,7 @@ async fn a_redirected_batch_is_retried_not_delivered() {
         .send(Flush::within(Duration::from_millis(500)))
         .await
         .unwrap();
+    assert!(report.complete, "{report:?}");
     assert_eq!(report.delivered, 0, "{report:?}");
     assert_eq!(report.pending, 3, "{report:?}");
     assert!(backend.requests_to(EVENTS_BATCH).len() > 1);
@@ -520,4 +521,28 @@ async fn a_redirected_checkin_fails_and_applies_no_flags() {
         "no redirect is followed"
     );
     telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_deadline_runs_from_when_the_flush_was_made() {
+    let backend = Backend::start(Responder::new(|req, _| match req.path_only() {
+        EVENTS_BATCH => Reply::hang(),
+        _ => Reply::ok(),
+    }))
+    .await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    for _ in 0..3 {
+        recorder.do_send(Record::new("stuck"));
+    }
+    let timeout = Duration::from_millis(800);
+    let flush = Flush::within(timeout);
+    tokio::time::sleep(timeout).await;
+    // Its deadline has passed: it answers at once instead of waiting another `timeout`.
+    let sent = std::time::Instant::now();
+    let report = recorder.send(flush).await.unwrap();
+    assert!(sent.elapsed() < timeout * 3 / 4, "{:?}", sent.elapsed());
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.pending, 3, "{report:?}");
+    telemetry.shutdown(Duration::from_millis(100)).await;
 }
