@@ -381,7 +381,8 @@ impl Collator {
         }
     }
 
-    /// Sends the flush to every sink and answers with their reports added up.
+    /// Sends the flush to every sink and answers with their reports added up; a sink whose
+    /// answer was lost makes the whole report incomplete.
     fn flush_lanes(&self, request: FlushRequest) {
         if let [lane] = self.lanes.as_slice() {
             lane.submitter.do_send(ForwardFlush(request));
@@ -393,7 +394,7 @@ impl Collator {
             .map(|lane| {
                 let (reply, answer) = oneshot::channel();
                 lane.submitter.do_send(ForwardFlush(FlushRequest {
-                    timeout: request.timeout,
+                    deadline: request.deadline,
                     drop_at_timeout: request.drop_at_timeout,
                     reply,
                 }));
@@ -402,14 +403,9 @@ impl Collator {
             .collect();
         let reply = request.reply;
         tokio::spawn(async move {
-            let mut total = FlushReport::default();
+            let mut total = FlushReport::answered();
             for answer in answers {
-                if let Ok(report) = answer.await {
-                    total.delivered += report.delivered;
-                    total.dropped += report.dropped;
-                    total.pending += report.pending;
-                    total.spooled += report.spooled;
-                }
+                total.add(&answer.await.unwrap_or_else(|_| FlushReport::lost()));
             }
             let _ = reply.send(total);
         });

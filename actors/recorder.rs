@@ -6,7 +6,8 @@
 //! - Takes: every public message — `Record`, `SetFact`, `Identify`, `SetPersonProperties`,
 //!   `Alias`, `AddGroup`, `Reset`, `Flush`, `Shutdown`, `GetVariant`, `GetPayload`,
 //!   `GetFeature`, `IsEnabled`, `GetFeatures`, `WaitForCheckin`, `RefreshConfiguration`,
-//!   `SubscribeFeatures`, `GetStats` — and `CheckinCompleted` from the ConfigurationProxy.
+//!   `SubscribeFeatures`, `GetStats` — `CheckinCompleted` from the ConfigurationProxy, and
+//!   `ReportCounters` (its own share, asked by its shutdown once the final flush has answered).
 //! - Sends: `Enrich`, `ChangeIdentity`, `FeatureFlagCalled` and `ForwardFlush` to the
 //!   Collator; `RefreshNow` to the ConfigurationProxy; `ReportCounters` to every actor.
 //!
@@ -57,22 +58,23 @@ pub(crate) struct Pipeline {
     pub sinks: Vec<SinkActors>,
     pub configuration: Addr<ConfigurationProxy>,
     pub snapshotter: Addr<SystemSnapshotter>,
+    /// Writes identity and flags to the state directory, if there is one.
+    pub saver: Option<crate::state::Saver>,
 }
 
-/// What to stop once a shutdown has reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Host {
-    /// The runtime owns its actix `System` on a private thread: stop the system.
-    PrivateSystem,
-    /// The runtime lives on its own `Arbiter` in the application's system: stop the arbiter.
-    Arbiter,
-}
+/// How long a shutdown waits for state files still being written.
+const SAVE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long past a flush's deadline the Recorder still waits for its answer. The Submitter
+/// answers at the deadline; an answer this much later is taken as lost (the Submitter was
+/// restarted and its timer went with the old context, or the answer cannot get through), and
+/// the report says it is incomplete rather than leave the caller waiting.
+const LATE_ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// The application's handle on the runtime. See the module documentation.
 #[derive(Debug)]
 pub struct Recorder {
     pipeline: Option<Pipeline>,
-    host: Host,
     uuids: UuidV7Source,
     features: Arc<FeatureSet>,
     features_tx: watch::Sender<Arc<FeatureSet>>,
@@ -87,10 +89,9 @@ pub struct Recorder {
 impl Recorder {
     /// `features` are the flags to serve until the first check-in of this run (the last good
     /// ones from disk, or none); they do not count as a check-in for `WaitForCheckin`.
-    pub(crate) fn new(pipeline: Option<Pipeline>, host: Host, features: Arc<FeatureSet>) -> Self {
+    pub(crate) fn new(pipeline: Option<Pipeline>, features: Arc<FeatureSet>) -> Self {
         Recorder {
             pipeline,
-            host,
             uuids: UuidV7Source::new(),
             features_tx: watch::Sender::new(features.clone()),
             features,
@@ -189,57 +190,98 @@ impl Recorder {
 
     fn flush(
         &self,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
         drop_at_timeout: bool,
     ) -> oneshot::Receiver<FlushReport> {
         let (reply, answer) = oneshot::channel();
         match &self.pipeline {
             Some(p) => p.collator.do_send(ForwardFlush(FlushRequest {
-                timeout,
+                deadline,
                 drop_at_timeout,
                 reply,
             })),
             None => {
-                let _ = reply.send(FlushReport::default());
+                // No actor to wait for: nothing is queued when telemetry is off.
+                let _ = reply.send(FlushReport::answered());
             }
         }
         answer
     }
 
-    /// Gathers every actor's counters into one picture.
-    fn stats(&self) -> impl Future<Output = Stats> + use<> {
-        let own = Stats {
+    /// This actor's own share of the counters.
+    fn own_counters(&self) -> Stats {
+        Stats {
             accepted: self.accepted,
             dropped: self.dropped,
             ..self.guard.stats()
-        };
-        let pipeline = self.pipeline.clone();
-        async move {
-            let mut total = own;
-            if let Some(p) = pipeline {
-                let parts = [
-                    p.collator.send(ReportCounters).await,
-                    p.configuration.send(ReportCounters).await,
-                    p.snapshotter.send(ReportCounters).await,
-                ];
-                for part in parts.into_iter().flatten() {
-                    total.merge(&part);
-                }
-                for sink in &p.sinks {
-                    total.merge(&sink_stats(sink).await);
-                }
-            }
-            total
+        }
+    }
+}
+
+/// Waits for the answer to a flush sent with `deadline`. An answer that was lost (its sender
+/// dropped by an actor that restarted or stopped) or that is more than [`LATE_ANSWER_GRACE`]
+/// late is an incomplete report, never a zeroed success. `None`: the flush was never sent.
+async fn flush_answer(
+    answer: Option<oneshot::Receiver<FlushReport>>,
+    deadline: Option<Instant>,
+) -> FlushReport {
+    let Some(answer) = answer else {
+        return FlushReport::lost();
+    };
+    let answered = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline + LATE_ANSWER_GRACE, answer).await,
+        None => Ok(answer.await),
+    };
+    match answered {
+        Ok(Ok(report)) => report,
+        Ok(Err(_)) => {
+            tracing::warn!("a flush's answer was lost: an actor on its way restarted or stopped");
+            FlushReport::lost()
+        }
+        Err(_) => {
+            tracing::warn!(grace = ?LATE_ANSWER_GRACE, "no answer to a flush by its deadline");
+            FlushReport::lost()
+        }
+    }
+}
+
+/// Counters gathered from several actors, and whether each of them answered.
+struct Tally {
+    stats: Stats,
+    complete: bool,
+}
+
+impl Tally {
+    fn new(own: Stats) -> Self {
+        Tally {
+            stats: own,
+            complete: true,
         }
     }
 
-    fn stop_host(&self) {
-        match self.host {
-            Host::PrivateSystem => System::current().stop(),
-            Host::Arbiter => {
-                Arbiter::current().stop();
-            }
+    fn take(&mut self, part: Result<Stats, MailboxError>) {
+        match part {
+            Ok(part) => self.stats.merge(&part),
+            Err(_) => self.complete = false,
         }
+    }
+
+    /// Adds the share of every actor of `pipeline`.
+    async fn pipeline(&mut self, pipeline: Option<Pipeline>) {
+        let Some(p) = pipeline else {
+            return;
+        };
+        self.take(p.collator.send(ReportCounters).await);
+        self.take(p.configuration.send(ReportCounters).await);
+        self.take(p.snapshotter.send(ReportCounters).await);
+        for sink in &p.sinks {
+            self.sink(sink).await;
+        }
+    }
+
+    async fn sink(&mut self, sink: &SinkActors) {
+        self.take(sink.submitter.send(ReportCounters).await);
+        self.take(sink.transport.send(ReportCounters).await);
     }
 }
 
@@ -282,17 +324,9 @@ enum OnMiss {
 
 /// The counters of one sink's Submitter and Transport.
 async fn sink_stats(sink: &SinkActors) -> Stats {
-    let mut stats = Stats::default();
-    for part in [
-        sink.submitter.send(ReportCounters).await,
-        sink.transport.send(ReportCounters).await,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        stats.merge(&part);
-    }
-    stats
+    let mut tally = Tally::new(Stats::default());
+    tally.sink(sink).await;
+    tally.stats
 }
 
 /// The variant a read sees (`null` when there is none), for the evaluation event.
@@ -401,46 +435,40 @@ impl Handler<Flush> for Recorder {
     type Result = ResponseFuture<FlushReport>;
 
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
-        let answer = guarded(self, ctx, |act, _| act.flush(msg.timeout, false));
-        Box::pin(async move {
-            match answer {
-                Some(answer) => answer.await.unwrap_or_default(),
-                None => FlushReport::default(),
-            }
-        })
+        let answer = guarded(self, ctx, |act, _| act.flush(msg.deadline, false));
+        Box::pin(flush_answer(answer, msg.deadline))
     }
 }
 
 impl Handler<Shutdown> for Recorder {
-    type Result = ResponseActFuture<Self, ShutdownReport>;
+    type Result = ResponseFuture<ShutdownReport>;
 
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         let answer = guarded(self, ctx, |act, _| {
             act.shutting_down = true;
             act.flush(Some(msg.deadline), true)
         });
-        Box::pin(
-            async move {
-                match answer {
-                    Some(answer) => answer.await.unwrap_or_default(),
-                    None => FlushReport::default(),
-                }
+        let (recorder, pipeline) = (ctx.address(), self.pipeline.clone());
+        // A future of its own rather than of this actor's context: a restart of the Recorder
+        // drops its context's futures, and the answer with them.
+        Box::pin(async move {
+            let flush = flush_answer(answer, Some(msg.deadline)).await;
+            // Read after the flush, so that events refused meanwhile are counted.
+            let mut tally = Tally::new(Stats::default());
+            tally.take(recorder.send(ReportCounters).await);
+            let saver = pipeline.as_ref().and_then(|p| p.saver.clone());
+            tally.pipeline(pipeline).await;
+            // The identity and flags of this run reach the disk before the runtime goes (their
+            // writes are quick; the bound only guards against a hung disk).
+            if let Some(saver) = saver {
+                let _ = tokio::time::timeout(SAVE_GRACE, saver.settled()).await;
             }
-            .into_actor(self)
-            .then(|flush, act, _ctx| {
-                let stats = act.stats();
-                async move { (flush, stats.await) }.into_actor(act)
-            })
-            .map(|(flush, stats), _act, ctx| {
-                // Stop on the next turn of the loop, after this answer has gone out.
-                ctx.run_later(Duration::ZERO, |act, _ctx| act.stop_host());
-                ShutdownReport {
-                    flush,
-                    timed_out: flush.pending > 0,
-                    stats,
-                }
-            }),
-        )
+            // A request only: the system stops after this answer has gone out.
+            if let Some(system) = System::try_current() {
+                system.stop();
+            }
+            ShutdownReport::new(flush, tally.stats, tally.complete)
+        })
     }
 }
 
@@ -591,7 +619,20 @@ impl Handler<GetStats> for Recorder {
     type Result = ResponseFuture<Stats>;
 
     fn handle(&mut self, _msg: GetStats, _ctx: &mut Context<Self>) -> Self::Result {
-        Box::pin(self.stats())
+        let mut tally = Tally::new(self.own_counters());
+        let pipeline = self.pipeline.clone();
+        Box::pin(async move {
+            tally.pipeline(pipeline).await;
+            tally.stats
+        })
+    }
+}
+
+impl Handler<ReportCounters> for Recorder {
+    type Result = MessageResult<ReportCounters>;
+
+    fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.own_counters())
     }
 }
 

@@ -184,14 +184,21 @@ impl Submitter {
         }
     }
 
+    /// Answers flush `id` at `deadline`. The deadline was set by the application: the time
+    /// the request spent in mailboxes on its way here already counts against it.
+    fn expire_at(&mut self, id: u64, deadline: Instant, ctx: &mut Context<Self>) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        ctx.run_later(wait, move |act, ctx| {
+            guarded(act, ctx, |act, _| act.core.expire_flush(id));
+        });
+    }
+
     fn start_flush(&mut self, request: FlushRequest, ctx: &mut Context<Self>) {
         let id = self
             .core
-            .start_flush(request.drop_at_timeout, request.reply);
-        if let Some(timeout) = request.timeout {
-            ctx.run_later(timeout, move |act, ctx| {
-                guarded(act, ctx, |act, _| act.core.expire_flush(id));
-            });
+            .start_flush(request.deadline, request.drop_at_timeout, request.reply);
+        if let Some(deadline) = request.deadline {
+            self.expire_at(id, deadline, ctx);
         }
         self.pump(ctx);
     }
@@ -214,6 +221,10 @@ impl Submitter {
         // What an earlier run spooled starts coming back (here, not in `new`: reading files
         // runs supervised).
         self.core.read_back();
+        // Timers of a stopped context are gone: flushes still waiting get theirs again.
+        for (id, deadline) in self.core.flush_deadlines() {
+            self.expire_at(id, deadline, ctx);
+        }
         // Timers do not survive a restart, so they are set here rather than in `new`.
         ctx.run_interval(self.core.flush_interval(), |act, ctx| {
             act.core.release_partial();

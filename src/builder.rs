@@ -13,12 +13,12 @@ use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
 use crate::filter::PropertyFilter;
 use crate::identity::{ExplicitIds, Identity};
-use crate::messages::Shutdown;
+use crate::messages::{GetStats, Shutdown};
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, SinkParts, start};
 use crate::session::SessionPolicy;
 use crate::state::{Saver, StateDir, StateLocation};
-use crate::stats::ShutdownReport;
+use crate::stats::{FlushReport, ShutdownReport};
 use crate::stream::StreamSettings;
 use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
 
@@ -429,8 +429,9 @@ impl Builder {
         self.disabled || disabled_by_env || do_not_track
     }
 
-    /// Starts the runtime: inside a running actix `System` on a new `Arbiter`, otherwise on a
-    /// private thread. Returns at once: the first check-in happens in the background.
+    /// Starts the runtime on a private actix `System` on a thread of its own (also inside a
+    /// running actix `System`, such as actix-web's, which may stop before the runtime has
+    /// delivered what it holds). Returns at once: the first check-in happens in the background.
     ///
     /// Errors are about configuration only: an invalid endpoint, a file endpoint that cannot
     /// be opened, an invalid setting. A malformed correlation document is not an error: it is
@@ -602,23 +603,32 @@ impl Telemetry {
         self.correlation_error.as_ref()
     }
 
-    /// Stops accepting events, delivers what is queued within `deadline`, drops and counts the
-    /// rest, and stops the actors. Works from any runtime.
+    /// Stops accepting events, delivers what is queued within `deadline` (counted from this
+    /// call), drops and counts the rest, and stops the actors. Works from any runtime, also
+    /// after the application's actix `System` has stopped (as actix-web stops it on SIGINT
+    /// and SIGTERM).
+    ///
+    /// [`ShutdownReport::complete`] says whether every actor answered. If the Recorder does not
+    /// answer (the runtime had already stopped), the report is incomplete and holds the
+    /// counters that can still be read, if any.
     pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         self.shut_down = true;
-        self.recorder
-            .send(Shutdown { deadline })
-            .await
-            .unwrap_or_default()
+        match self.recorder.send(Shutdown::within(deadline)).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::warn!(%error, "the runtime did not answer the shutdown");
+                let stats = self.recorder.send(GetStats).await.ok();
+                ShutdownReport::new(FlushReport::lost(), stats.unwrap_or_default(), false)
+            }
+        }
     }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if !self.shut_down {
-            self.recorder.do_send(Shutdown {
-                deadline: DROP_SHUTDOWN_DEADLINE,
-            });
+            self.recorder
+                .do_send(Shutdown::within(DROP_SHUTDOWN_DEADLINE));
         }
     }
 }

@@ -160,35 +160,54 @@ pub struct AddGroup {
 pub struct Reset;
 
 /// Delivers every event recorded before it. Resolves when each is delivered or dropped, or
-/// when `timeout` passes (the rest are then reported `pending` and stay queued).
+/// when its deadline passes (the rest are then reported `pending` and stay queued).
+///
+/// The deadline is an instant, taken when the message is made ([`Flush::within`]): time spent
+/// in mailboxes on the way counts against it.
 #[derive(Clone, Copy, Debug, Default, Message)]
 #[rtype(result = "FlushReport")]
 pub struct Flush {
-    /// How long to wait at most; `None` waits until every event is delivered or dropped.
-    pub timeout: Option<Duration>,
+    /// When to stop waiting (a [`tokio::time::Instant`]); `None` waits until every event is
+    /// delivered or dropped.
+    pub deadline: Option<Instant>,
 }
 
 impl Flush {
     /// Waits until every earlier event is delivered or dropped.
     pub fn new() -> Self {
-        Flush { timeout: None }
+        Flush { deadline: None }
     }
 
-    /// Waits at most `timeout`.
+    /// Waits at most `timeout`, counted from now.
     pub fn within(timeout: Duration) -> Self {
+        Flush::until(Instant::now() + timeout)
+    }
+
+    /// Waits until `deadline` at most.
+    pub fn until(deadline: Instant) -> Self {
         Flush {
-            timeout: Some(timeout),
+            deadline: Some(deadline),
         }
     }
 }
 
-/// Stops accepting events, delivers what is queued within `deadline`, drops the rest (counted),
+/// Stops accepting events, delivers what is queued until `deadline`, drops the rest (counted),
 /// reports, and stops the runtime's actors.
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "ShutdownReport")]
 pub struct Shutdown {
-    /// How long delivery may take.
-    pub deadline: Duration,
+    /// When delivery must end (a [`tokio::time::Instant`]); [`Shutdown::within`] counts from
+    /// when the message is made.
+    pub deadline: Instant,
+}
+
+impl Shutdown {
+    /// Delivers for at most `timeout`, counted from now.
+    pub fn within(timeout: Duration) -> Self {
+        Shutdown {
+            deadline: Instant::now() + timeout,
+        }
+    }
 }
 
 /// Reads a flag's variant as `T` and records a `$feature_flag_called` event.
@@ -469,7 +488,8 @@ pub(crate) struct FeatureFlagCalled {
 /// A flush travelling Recorder → Collator → Submitter behind the events it covers.
 #[derive(Debug)]
 pub(crate) struct FlushRequest {
-    pub timeout: Option<Duration>,
+    /// When the flush stops waiting (taken when the application made it).
+    pub deadline: Option<Instant>,
     /// At the timeout, drop what is left (a shutdown) instead of leaving it queued.
     pub drop_at_timeout: bool,
     pub reply: oneshot::Sender<FlushReport>,

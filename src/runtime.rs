@@ -1,7 +1,12 @@
-//! Where the actors run: on a new `Arbiter` of the application's actix `System` when there is
-//! one (actix-web), otherwise on a private `System` on a thread of its own (a plain tokio or
-//! synchronous program). Either way a blocked application thread cannot stall them, and callers
-//! use the `Addr` from any thread or runtime.
+//! Where the actors run: always on a private actix `System` on a thread of their own, whether
+//! or not the application runs one (actix-web) — a blocked application thread cannot stall
+//! them, and callers use the `Addr` from any thread or runtime.
+//!
+//! Not on an `Arbiter` of the application's `System`: stopping that system stops each of its
+//! arbiters at once, and actix-web stops it on SIGINT and SIGTERM before `HttpServer::run`
+//! returns — so the queued events would be gone, and the Recorder with them, by the time the
+//! application calls `Telemetry::shutdown`. On a system of its own the runtime lives until its
+//! own shutdown stops it.
 
 use std::sync::mpsc;
 
@@ -9,7 +14,7 @@ use actix::prelude::*;
 
 use crate::actors::collator::{Collator, CollatorConfig, Lane};
 use crate::actors::configuration_proxy::ConfigurationProxy;
-use crate::actors::recorder::{Host, Pipeline, Recorder, SinkActors};
+use crate::actors::recorder::{Pipeline, Recorder, SinkActors};
 use crate::actors::submitter::{Submitter, SubmitterConfig};
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
@@ -44,13 +49,8 @@ pub(crate) struct PipelineParts {
     pub names: EnvNames,
 }
 
-/// An arbiter to run on, and what stops it.
-fn telemetry_arbiter() -> Result<(ArbiterHandle, Host), BuildError> {
-    if System::try_current().is_some() {
-        let arbiter = Arbiter::try_new().map_err(|e| BuildError::Runtime(e.to_string()))?;
-        // The arbiter's thread lives until it is stopped; dropping this value does not stop it.
-        return Ok((arbiter.handle(), Host::Arbiter));
-    }
+/// Starts the runtime's own `System` on a new thread; returns its arbiter to start actors on.
+fn telemetry_arbiter() -> Result<ArbiterHandle, BuildError> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("actix-telemetry".into())
@@ -62,19 +62,17 @@ fn telemetry_arbiter() -> Result<(ArbiterHandle, Host), BuildError> {
             }
         })
         .map_err(|e| BuildError::Runtime(e.to_string()))?;
-    let handle = rx
-        .recv()
-        .map_err(|_| BuildError::Runtime("the telemetry thread exited at start".into()))?;
-    Ok((handle, Host::PrivateSystem))
+    rx.recv()
+        .map_err(|_| BuildError::Runtime("the telemetry thread exited at start".into()))
 }
 
 /// Starts the six actors (or only the Recorder, when `parts` is `None`: telemetry disabled),
 /// each under a `Supervisor`, and returns the Recorder's address.
 pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, BuildError> {
-    let (arbiter, host) = telemetry_arbiter()?;
+    let arbiter = telemetry_arbiter()?;
     let Some(parts) = parts else {
         return Ok(Supervisor::start_in_arbiter(&arbiter, move |_| {
-            Recorder::new(None, host, Default::default())
+            Recorder::new(None, Default::default())
         }));
     };
     let mut sinks = Vec::new();
@@ -108,18 +106,20 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
     let stale = parts.stale_checkin.map(|c| std::sync::Arc::new(c.features));
     let initial_flags = stale.clone().unwrap_or_default();
     let saver = parts.saver;
+    let proxy_saver = saver.clone();
     let stream = parts.stream;
     let configuration = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        ConfigurationProxy::new(t, c, interval, stale, saver, stream)
+        ConfigurationProxy::new(t, c, interval, stale, proxy_saver, stream)
     });
     let pipeline = Pipeline {
         collator,
         sinks,
         configuration: configuration.clone(),
         snapshotter,
+        saver,
     };
     let recorder = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        Recorder::new(Some(pipeline), host, initial_flags)
+        Recorder::new(Some(pipeline), initial_flags)
     });
     configuration.do_send(ConnectRecorder(recorder.clone().recipient()));
     Ok(recorder)

@@ -255,6 +255,8 @@ pub(crate) struct Saver {
     dir: StateDir,
     next: std::sync::Arc<std::sync::atomic::AtomicU64>,
     written: std::sync::Arc<std::sync::Mutex<BTreeMap<&'static str, u64>>>,
+    /// Saves not finished yet, so that a shutdown can wait for them.
+    in_flight: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl Saver {
@@ -263,7 +265,15 @@ impl Saver {
             dir,
             next: Default::default(),
             written: Default::default(),
+            in_flight: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Resolves once every save started so far is on disk (or failed); a shutdown waits for
+    /// this so that the identity and flags of the run are not lost with the runtime.
+    pub async fn settled(&self) {
+        let mut in_flight = self.in_flight.subscribe();
+        let _ = in_flight.wait_for(|n| *n == 0).await;
     }
 
     /// Saves `identity` in the background.
@@ -282,7 +292,12 @@ impl Saver {
     fn save(&self, name: &'static str, bytes: Vec<u8>) {
         let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let (dir, written) = (self.dir.clone(), self.written.clone());
+        let in_flight = self.in_flight.clone();
+        in_flight.send_modify(|n| *n += 1);
+        // Counted down however the save ends, a panic included.
+        let done = SaveDone(in_flight);
         tokio::task::spawn_blocking(move || {
+            let _done = done;
             let mut written = written.lock().unwrap_or_else(|p| p.into_inner());
             if written.get(name).is_some_and(|w| *w >= number) {
                 return;
@@ -296,5 +311,14 @@ impl Saver {
                 }
             }
         });
+    }
+}
+
+/// Counts a save as finished when dropped.
+struct SaveDone(std::sync::Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for SaveDone {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }

@@ -125,7 +125,15 @@ pub struct Stats {
 }
 
 /// What happened to the events that were queued when a flush began.
+///
+/// `complete` says whether the numbers are the whole answer: it is false when an actor on the
+/// flush's way (the Collator, a sink's Submitter, the Recorder itself) could not answer — it
+/// was restarted after a panic lost the flush, its thread had stopped, or its answer had not
+/// come a short grace period after the deadline. The counters are then only what is known
+/// (nothing, for a lost answer): an incomplete report with zeros does not mean that nothing was
+/// left. The default report is such an incomplete, empty one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FlushReport {
     /// Acknowledged by the backend.
     pub delivered: u64,
@@ -136,10 +144,43 @@ pub struct FlushReport {
     /// Of the `pending` ones at a shutdown deadline: kept in the spool for the next run (the
     /// rest were dropped and counted in `Stats::dropped.shutdown`).
     pub spooled: u64,
+    /// Whether every actor the flush went through answered: only then are the counters above
+    /// the whole truth.
+    pub complete: bool,
+}
+
+impl FlushReport {
+    /// The answer of an actor that accounted for every event of the flush (so far none).
+    pub(crate) fn answered() -> Self {
+        FlushReport {
+            complete: true,
+            ..FlushReport::default()
+        }
+    }
+
+    /// What is known when an answer was lost or late: nothing.
+    pub(crate) fn lost() -> Self {
+        FlushReport::default()
+    }
+
+    /// Adds another sink's answer to this one: complete only if both are.
+    pub(crate) fn add(&mut self, other: &FlushReport) {
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.pending += other.pending;
+        self.spooled += other.spooled;
+        self.complete &= other.complete;
+    }
 }
 
 /// What a shutdown achieved.
+///
+/// `complete` is true only when every actor answered, the final flush
+/// ([`FlushReport::complete`]) and the counters alike. When it is false the report holds what
+/// could still be learnt: the counters of the actors that answered (all zeros when the
+/// runtime was already gone), and `flush` as far as it is known.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// The final flush of everything still queued. Of the events `pending` at the deadline,
     /// `spooled` stay in the spool for the next run; the rest were dropped and are counted in
@@ -149,6 +190,20 @@ pub struct ShutdownReport {
     pub timed_out: bool,
     /// The counters at the end.
     pub stats: Stats,
+    /// Whether every actor answered, so that `flush` and `stats` are the whole truth.
+    pub complete: bool,
+}
+
+impl ShutdownReport {
+    /// A report built from the final flush and the counters gathered after it.
+    pub(crate) fn new(flush: FlushReport, stats: Stats, all_counted: bool) -> Self {
+        ShutdownReport {
+            flush,
+            timed_out: flush.pending > 0,
+            stats,
+            complete: flush.complete && all_counted,
+        }
+    }
 }
 
 impl Stats {

@@ -187,3 +187,102 @@ async fn a_panic_inside_a_check_in_leaves_later_check_ins_working() {
         .expect("no check-in after the panicked one");
     assert_eq!((stats.panics, stats.restarts), (1, 0), "{stats:?}");
 }
+
+/// A backend that never answers a batch (check-ins are answered).
+fn hanging_batches() -> Responder {
+    Responder::new(|req, _| match req.path_only() {
+        EVENTS_BATCH => Reply::hang(),
+        _ => Reply::json(200, &json!({"options": {}})),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_whose_answer_is_lost_says_it_is_incomplete() {
+    const SHORT: Duration = Duration::from_millis(200);
+    for actor in [ActorKind::Collator, ActorKind::Submitter] {
+        let backend = Backend::start(hanging_batches()).await;
+        let telemetry = builder(&backend.url())
+            .flush_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let recorder = telemetry.recorder().clone();
+        record(&telemetry, 0..3);
+        // Answered: the events are in the Submitter, their batch on the wire.
+        let first = recorder.send(Flush::within(SHORT)).await.unwrap();
+        assert_eq!(first.pending, 3, "{actor}: {first:?}");
+        // Nothing else is on its way to the actor: the next flush is the message the panic loses.
+        recorder.do_send(InjectFault {
+            actor,
+            fault: Fault::PanicLosingMessage,
+        });
+        let lost = recorder.send(Flush::within(SHORT)).await.unwrap();
+        assert!(
+            !lost.complete,
+            "{actor}: a lost answer reported as {lost:?}"
+        );
+        // The restarted actor answers the next flush.
+        let next = recorder.send(Flush::within(SHORT)).await.unwrap();
+        assert!(next.complete, "{actor}: {next:?}");
+        assert_eq!(next.pending, 3, "{actor}: {next:?}");
+        let report = telemetry.shutdown(SHORT).await;
+        assert!(report.complete, "{actor}: {report:?}");
+        assert_eq!(report.stats.panics, 1, "{actor}: {report:?}");
+        assert_eq!(report.stats.dropped.shutdown, 3, "{actor}: {report:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_answers_by_its_deadline_when_the_submitter_restarts_while_it_waits() {
+    let backend = Backend::start(hanging_batches()).await;
+    let telemetry = builder(&backend.url())
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let recorder = telemetry.recorder().clone();
+    record(&telemetry, 0..3);
+    let flush = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { recorder.send(Flush::within(Duration::from_secs(1))).await }
+    });
+    // The partial batch leaves only for the flush: once it is on the wire the flush is waiting
+    // in the Submitter, with its expiry timer set.
+    assert!(backend.wait_for_requests_to(EVENTS_BATCH, 1, WAIT).await);
+    recorder.do_send(InjectFault {
+        actor: ActorKind::Submitter,
+        fault: Fault::Stop,
+    });
+    // Reaches the Submitter after the fault: it stops, and its timers go with the old context.
+    record(&telemetry, 3..4);
+    let report = tokio::time::timeout(WAIT, flush)
+        .await
+        .expect("the flush answered by its deadline")
+        .unwrap()
+        .unwrap();
+    // The restarted Submitter sets the flush's timer again, so the flush is answered by the
+    // Submitter itself at its deadline, with the events still pending.
+    assert!(report.complete, "{report:?}");
+    assert_eq!((report.delivered, report.pending), (0, 3), "{report:?}");
+    let stats = recorder.send(GetStats).await.unwrap();
+    assert_eq!(stats.restarts, 1, "{stats:?}");
+    telemetry.shutdown(Duration::from_millis(100)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_restarted_by_a_shutdown_still_reports_what_was_delivered() {
+    let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
+    let telemetry = start(&backend).await;
+    let recorder = telemetry.recorder().clone();
+    record(&telemetry, 0..20);
+    // The Shutdown is the Recorder's next message.
+    recorder.do_send(InjectFault {
+        actor: ActorKind::Recorder,
+        fault: Fault::Panic,
+    });
+    let report = telemetry.shutdown(WAIT).await;
+    assert_eq!(report.flush.delivered, 20, "{report:?}");
+    assert_eq!(report.stats.delivered, 20, "{report:?}");
+    assert_eq!(report.stats.accepted, 20, "{report:?}");
+    assert_eq!(report.stats.panics, 1, "{report:?}");
+    assert!(report.complete, "{report:?}");
+    assert_eq!(delivered_seqs(&backend), (0..20).collect());
+}

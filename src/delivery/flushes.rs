@@ -2,6 +2,7 @@
 //! they ended, and is answered once none of them is held any more (or at its deadline).
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::stats::FlushReport;
 
@@ -21,6 +22,7 @@ struct PendingFlush {
     upto: u64,
     /// And the events spilled to disk before it began: the first `spill_mark` of them.
     spill_mark: u64,
+    deadline: Option<Instant>,
     report: FlushReport,
     drop_at_timeout: bool,
     reply: Option<oneshot::Sender<FlushReport>>,
@@ -49,6 +51,7 @@ impl Flushes {
         &mut self,
         upto: u64,
         spill_mark: u64,
+        deadline: Option<Instant>,
         drop_at_timeout: bool,
         reply: oneshot::Sender<FlushReport>,
     ) -> u64 {
@@ -58,11 +61,20 @@ impl Flushes {
             id,
             upto,
             spill_mark,
-            report: FlushReport::default(),
+            deadline,
+            report: FlushReport::answered(),
             drop_at_timeout,
             reply: Some(reply),
         });
         id
+    }
+
+    /// The deadlines of the flushes still waiting, by id.
+    pub fn deadlines(&self) -> Vec<(u64, Instant)> {
+        self.pending
+            .iter()
+            .filter_map(|f| f.deadline.map(|d| (f.id, d)))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

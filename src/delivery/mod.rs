@@ -428,6 +428,7 @@ impl SinkCore {
     /// A flush of every event taken in so far; its id for [`expire_flush`](Self::expire_flush).
     pub fn start_flush(
         &mut self,
+        deadline: Option<Instant>,
         drop_at_timeout: bool,
         reply: oneshot::Sender<FlushReport>,
     ) -> u64 {
@@ -436,9 +437,17 @@ impl SinkCore {
         let upto = self.next_seq - 1;
         self.flush_through = self.flush_through.max(upto);
         let spill_mark = self.spooling.spilled_total();
-        let id = self.flushes.add(upto, spill_mark, drop_at_timeout, reply);
+        let id = self
+            .flushes
+            .add(upto, spill_mark, deadline, drop_at_timeout, reply);
         self.answer_completed_flushes();
         id
+    }
+
+    /// The deadlines of the flushes still waiting (to set their timers again after a
+    /// restart).
+    pub fn flush_deadlines(&self) -> Vec<(u64, Instant)> {
+        self.flushes.deadlines()
     }
 
     /// Flush `id` reached its deadline: answered with what is still pending (and, for a

@@ -251,7 +251,7 @@ fn run(steps: &[Step], spool: Option<Spool>) {
             }
             Step::Flush => {
                 let (reply, answer) = oneshot::channel();
-                flushes.push((core.start_flush(false, reply), answer));
+                flushes.push((core.start_flush(None, false, reply), answer));
             }
             Step::Expire => {
                 if let Some((id, _)) = flushes.first() {
@@ -261,7 +261,7 @@ fn run(steps: &[Step], spool: Option<Spool>) {
             Step::WriteSpool => core.write_spool(),
             Step::Shutdown => {
                 let (reply, _answer) = oneshot::channel();
-                let id = core.start_flush(true, reply);
+                let id = core.start_flush(None, true, reply);
                 core.expire_flush(id);
                 flying.clear();
             }

@@ -91,6 +91,9 @@ async fn read_stream(
 ) {
     // No total timeout: the response is meant to last; silence is bounded by `idle_timeout`.
     let client = match reqwest::Client::builder()
+        // A redirect is a failed connect, retried with backoff, as for check-ins: following it
+        // would turn the POST into a bodiless GET (and could leave https for http).
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(http.user_agent.clone())
         .connect_timeout(http.connect_timeout)
         .build()

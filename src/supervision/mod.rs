@@ -110,6 +110,9 @@ pub enum Fault {
     /// Panic inside the next future or task the actor starts (a delivery, a check-in, a
     /// snapshot, a flush's aggregation), outside any handler.
     PanicInTask,
+    /// Panic while handling the next message, as a bug in a handler would: the actor is
+    /// restarted and that message is lost, with any answer it was to carry.
+    PanicLosingMessage,
 }
 
 /// Supervision state every actor carries.
@@ -209,8 +212,10 @@ pub(crate) fn guarded<A: Guarded, R>(
     f: impl FnOnce(&mut A, &mut Context<A>) -> R,
 ) -> Option<R> {
     #[cfg(feature = "fault-injection")]
-    if let Some(fault) = act.guard().armed.take() {
-        inject(act, ctx, fault);
+    if let Some(fault) = act.guard().armed.take()
+        && inject(act, ctx, fault) == Handled::Lost
+    {
+        return None;
     }
     match catch_unwind(AssertUnwindSafe(|| f(act, ctx))) {
         Ok(result) => Some(result),
@@ -221,11 +226,21 @@ pub(crate) fn guarded<A: Guarded, R>(
     }
 }
 
+/// What becomes of the message an injected fault struck.
 #[cfg(feature = "fault-injection")]
-fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) {
+#[derive(PartialEq, Eq)]
+enum Handled {
+    /// It is handled after the fault.
+    Still,
+    /// It is lost, as when its handler panics.
+    Lost,
+}
+
+#[cfg(feature = "fault-injection")]
+fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) -> Handled {
     let actor = act.guard().actor;
     match fault {
-        Fault::Panic => {
+        Fault::Panic | Fault::PanicLosingMessage => {
             let Err(payload) = catch_unwind(|| panic!("fault injected into {actor}"));
             after_panic(act, ctx, payload.as_ref());
         }
@@ -234,6 +249,11 @@ fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) {
             ctx.stop();
         }
         Fault::PanicInTask => act.guard().task_fault = true,
+    }
+    if fault == Fault::PanicLosingMessage {
+        Handled::Lost
+    } else {
+        Handled::Still
     }
 }
 

@@ -72,6 +72,10 @@ fn client(
     resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
+        // Delivered means a 2xx to the request that carried the events: a followed redirect
+        // would turn the POST into a bodiless GET whose 200 says nothing about them (and could
+        // leave https for http). A 3xx is answered to the caller as it is.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(settings.user_agent.clone())
         .timeout(settings.request_timeout)
         .connect_timeout(settings.connect_timeout);
@@ -246,7 +250,8 @@ fn classify(status: StatusCode, retry_after: Option<Duration>) -> DeliveryOutcom
             after: retry_after,
             reason: format!("HTTP {status}"),
         },
-        // 1xx/3xx should not reach us (redirects are followed); treat them as transient.
+        // Redirects are never followed (see `client`), so a 3xx means the events did not
+        // arrive; like a stray 1xx it is a transient failure, retried with backoff.
         100..=199 | 300..=399 => DeliveryOutcome::Retry {
             after: retry_after,
             reason: format!("unexpected HTTP {status}"),
@@ -279,6 +284,8 @@ mod tests {
         assert!(matches!(c(503), DeliveryOutcome::Retry { .. }));
         assert_eq!(c(401), DeliveryOutcome::Refused { status: 401 });
         assert_eq!(c(404), DeliveryOutcome::Refused { status: 404 });
+        assert!(matches!(c(302), DeliveryOutcome::Retry { .. }));
+        assert!(matches!(c(308), DeliveryOutcome::Retry { .. }));
     }
 
     #[test]
