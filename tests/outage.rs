@@ -161,3 +161,45 @@ async fn a_refusing_backend_pauses_a_spooled_sink_until_it_is_fixed() {
     assert_eq!((stats.delivered, stats.sinks_paused), (30, 0), "{stats:?}");
     assert_eq!(stats.dropped.total(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_spool_an_outage_longer_than_memory_loses_nothing() {
+    let dir = TempDir::new("outage-spill");
+    let down = Arc::new(AtomicBool::new(true));
+    let backend = Backend::start(flaky(down.clone(), 503, Duration::ZERO)).await;
+    let telemetry = builder(&backend.url())
+        .state_dir(dir.join("state"))
+        // Memory holds 100 events: the rest of the outage waits on disk only.
+        .max_queue_events(100)
+        .max_batch_events(10)
+        .build()
+        .unwrap();
+    record(&telemetry, 2_000);
+    let recorder = telemetry.recorder().clone();
+    let spilled = async {
+        loop {
+            let stats = recorder.send(GetStats).await.unwrap();
+            if stats.queue_depth + stats.spool_disk_only >= 2_000 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let stats = tokio::time::timeout(WAIT, spilled)
+        .await
+        .expect("events held");
+    assert!(stats.queue_depth <= 100, "{stats:?}");
+    assert!(stats.spool_disk_only >= 1_900, "{stats:?}");
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+
+    down.store(false, Ordering::SeqCst);
+    let stats = settled(&telemetry).await;
+    assert_eq!(
+        (stats.delivered, stats.dropped.total()),
+        (2_000, 0),
+        "{stats:?}"
+    );
+    let delivered: std::collections::BTreeSet<String> =
+        uuids(&backend.delivered_events()).into_iter().collect();
+    assert_eq!(delivered.len(), 2_000);
+}

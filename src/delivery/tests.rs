@@ -292,3 +292,42 @@ proptest! {
         std::fs::remove_dir_all(dir).ok();
     }
 }
+
+#[test]
+fn events_beyond_memory_wait_on_disk_and_leave_in_order() {
+    let (spool, dir) = temp_spool("order");
+    let mut core = SinkCore::new(
+        SubmitterConfig {
+            max_batch_events: 5,
+            max_queue_events: 12,
+            max_in_flight: 1,
+            ..config()
+        },
+        Some(spool),
+    );
+    for i in 0..40 {
+        core.enqueue(event(i));
+        core.write_spool();
+    }
+    let stats = core.stats();
+    assert_eq!((stats.queue_depth, stats.spool_disk_only), (12, 28));
+    assert_eq!(stats.dropped.total(), 0);
+    core.release_partial();
+    let now = Instant::now();
+    let mut names = Vec::new();
+    while let Some(out) = core.next_batch(now) {
+        for e in out.events.iter() {
+            let mut json = Vec::new();
+            e.write_to(&mut json);
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            names.push(v["name"].as_str().unwrap().to_string());
+        }
+        core.on_outcome(out.id, DeliveryOutcome::Delivered, now);
+        core.write_spool();
+        core.release_partial();
+        assert_balanced(&core);
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("e{i}")).collect();
+    assert_eq!(names, expected);
+    std::fs::remove_dir_all(dir).ok();
+}
