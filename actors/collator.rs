@@ -558,7 +558,10 @@ impl Handler<Enrich> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx));
+        if guarded(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx)).is_none() {
+            // The event went with the panic.
+            self.dropped.panic += 1;
+        }
         self.turns.tick(ctx);
     }
 }

@@ -367,7 +367,15 @@ impl Handler<Record> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| act.record(msg));
+        let before = self.accepted;
+        if guarded(self, ctx, |act, _| act.record(msg)).is_none() {
+            // The event went with the panic: counted as taken in and lost, so the counters
+            // still balance.
+            if self.accepted == before {
+                self.accepted += 1;
+            }
+            self.dropped.panic += 1;
+        }
         self.turns.tick(ctx);
     }
 }

@@ -286,10 +286,12 @@ impl Handler<Enqueue> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| {
-            act.core.enqueue(msg.0);
-            act.pump(ctx);
-        });
+        let before = self.core.enqueued();
+        let enqueued = guarded(self, ctx, |act, _| act.core.enqueue(msg.0));
+        if enqueued.is_none() {
+            self.core.lost_to_panic(before);
+        }
+        guarded(self, ctx, Self::pump);
         self.turns.tick(ctx);
     }
 }

@@ -28,6 +28,8 @@ pub struct DropCounts {
     pub spool_failed: u64,
     /// Kept on disk only and removed by the spool's size limit before it was read back.
     pub spool_full: u64,
+    /// Lost with a message whose handler panicked.
+    pub panic: u64,
 }
 
 impl DropCounts {
@@ -44,6 +46,7 @@ impl DropCounts {
             + self.expired
             + self.spool_failed
             + self.spool_full
+            + self.panic
     }
 
     /// Adds every field of `other` to this one.
@@ -59,6 +62,7 @@ impl DropCounts {
         self.expired += other.expired;
         self.spool_failed += other.spool_failed;
         self.spool_full += other.spool_full;
+        self.panic += other.panic;
     }
 }
 

@@ -21,6 +21,7 @@ enum Op {
     ReadFlag(bool),
     Flush,
     Panic(usize),
+    PanicLosingMessage(usize),
     Backend(bool),
 }
 
@@ -30,6 +31,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<bool>().prop_map(Op::ReadFlag),
         1 => Just(Op::Flush),
         1 => (0..ActorKind::ALL.len()).prop_map(Op::Panic),
+        1 => (0..ActorKind::ALL.len()).prop_map(Op::PanicLosingMessage),
         1 => any::<bool>().prop_map(Op::Backend),
     ]
 }
@@ -81,6 +83,10 @@ async fn run(ops: Vec<Op>) {
             Op::Panic(actor) => recorder.do_send(InjectFault {
                 actor: ActorKind::ALL[actor],
                 fault: Fault::Panic,
+            }),
+            Op::PanicLosingMessage(actor) => recorder.do_send(InjectFault {
+                actor: ActorKind::ALL[actor],
+                fault: Fault::PanicLosingMessage,
             }),
             Op::Backend(serving) => up.store(serving, Ordering::SeqCst),
         }

@@ -105,6 +105,20 @@ impl SinkCore {
         self.spooling.is_on()
     }
 
+    /// Events taken in so far.
+    pub fn enqueued(&self) -> u64 {
+        self.enqueued
+    }
+
+    /// An event being taken in went with a panic (`before`: [`enqueued`](Self::enqueued)
+    /// before it): counted as taken in and lost, so the counters balance.
+    pub fn lost_to_panic(&mut self, before: u64) {
+        if self.enqueued == before {
+            self.enqueued += 1;
+        }
+        self.dropped.panic += 1;
+    }
+
     /// Takes a new event in.
     pub fn enqueue(&mut self, event: EncodedEvent) {
         self.enqueued += 1;
