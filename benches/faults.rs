@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release --example loopback_backend
-//! cargo bench --bench faults -- [recovery|flaky|all] [--runs N]
+//! cargo bench --bench faults -- [recovery|flaky|ctrl_c|redirect|all] [--runs N]
 //! ```
 //!
 //! - `recovery`: 10,000 events/s for 45 s, the backend down for the first 30 s, the spool on
@@ -12,6 +12,11 @@
 //! - `flaky`: 10,000 events/s for 20 s to a backend that fails every other batch, alternately
 //!   with 500 and with 429 `Retry-After: 1`; then a flush. Target: nothing lost (duplicates
 //!   reported); the time the flush took is reported.
+//! - `ctrl_c`: `examples/actix_web.rs` as its own process, 1,000 requests each recording one
+//!   event, then SIGINT. Targets: all 1,000 events delivered, and a shutdown report that says
+//!   so (`complete`, `delivered` 1,000).
+//! - `redirect`: a backend answering every batch `302 Found` (as a proxy moving to https would);
+//!   1,000 events and a 5 s flush, no spool. Target: nothing reported delivered.
 //!
 //! Both run the backend as its own process (`examples/loopback_backend.rs`, counting distinct
 //! uuids) and the runtime on its own thread, as in a plain tokio or synchronous program.
@@ -83,7 +88,48 @@ const SCENARIOS: &[Scenario] = &[
         run: flaky,
         targets: &[NONE_LOST],
     },
+    Scenario {
+        name: "ctrl_c",
+        summary: "examples/actix_web.rs, 1,000 requests, then SIGINT",
+        run: ctrl_c,
+        targets: &[
+            NONE_LOST,
+            Target {
+                metric: "report_delivered",
+                check: Check::Equals(CTRL_C_REQUESTS as f64),
+                over: Over::EveryRun,
+                from_issue: true,
+            },
+            Target {
+                metric: "report_complete",
+                check: Check::Equals(1.0),
+                over: Over::EveryRun,
+                from_issue: true,
+            },
+        ],
+    },
+    Scenario {
+        name: "redirect",
+        summary: "every batch answered 302 Found, 1,000 events, no spool",
+        run: redirect,
+        targets: &[
+            Target {
+                metric: "reported_delivered",
+                check: Check::Equals(0.0),
+                over: Over::EveryRun,
+                from_issue: true,
+            },
+            Target {
+                metric: "backend_events",
+                check: Check::Equals(0.0),
+                over: Over::EveryRun,
+                from_issue: false,
+            },
+        ],
+    },
 ];
+
+const CTRL_C_REQUESTS: u64 = 1_000;
 
 fn main() -> ExitCode {
     harness::main(SCENARIOS)
@@ -223,5 +269,115 @@ fn flaky(_options: &Options) -> Result<(), String> {
     settle_and_report(&backend, &recorder, recorded.load(Ordering::Relaxed))?;
     emit_peak_memory(baseline);
     shutdown(&runtime()?, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+// ───────────────────────────────────────── ctrl_c ──────────────────────────────────────────
+
+fn ctrl_c(_options: &Options) -> Result<(), String> {
+    let state = TempDir::new("faults-ctrl-c")?;
+    let backend = LoopbackBackend::spawn_with(&["--distinct-uuids"])?;
+    let listen = loopback::closed_port_url()?;
+    let addr = listen.trim_start_matches("http://").to_string();
+    let binary = loopback::example_binary("actix_web")?;
+    let service = std::process::Command::new(binary)
+        .env("ACTIX_WEB_ADDR", &addr)
+        .env("DETSYS_IDS_TRANSPORT", backend.url())
+        .env("XDG_STATE_HOME", state.0.join("state"))
+        .env_remove("DO_NOT_TRACK")
+        .env_remove("DETSYS_IDS_TELEMETRY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the actix-web example: {e}"))?;
+    let served = send_requests(&addr, CTRL_C_REQUESTS);
+    let signalled = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &service.id().to_string()])
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if !killed.success() {
+        return Err(format!("kill -INT failed: {killed}"));
+    }
+    let output = service
+        .wait_with_output()
+        .map_err(|e| format!("waiting for the service: {e}"))?;
+    served?;
+    emit("exit_after_signal", signalled.elapsed().as_secs_f64(), "s");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("shutdown-report "))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or("the service printed no shutdown report")?;
+    let seen = backend.stats()?;
+    emit("requests", CTRL_C_REQUESTS as f64, "");
+    emit("distinct_delivered", seen.distinct_uuids as f64, "events");
+    emit(
+        "lost",
+        CTRL_C_REQUESTS.saturating_sub(seen.distinct_uuids) as f64,
+        "events",
+    );
+    let delivered = report["stats"]["delivered"].as_u64().unwrap_or(0);
+    emit("report_delivered", delivered as f64, "events");
+    let complete = report["complete"].as_bool().unwrap_or(false);
+    emit("report_complete", if complete { 1.0 } else { 0.0 }, "");
+    Ok(())
+}
+
+/// `n` sequential `GET /` requests, once the service listens.
+fn send_requests(addr: &str, n: u64) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let connect = || loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(stream) => return Ok(stream),
+            Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("the service does not listen on {addr}: {e}")),
+        }
+    };
+    for _ in 0..n {
+        let mut stream = connect()?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .map_err(|e| format!("request: {e}"))?;
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .map_err(|e| format!("answer: {e}"))?;
+        if !answer.starts_with(b"HTTP/1.1 200") {
+            return Err(format!(
+                "unexpected answer {:?}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ──────────────────────────────────────── redirect ─────────────────────────────────────────
+
+fn redirect(_options: &Options) -> Result<(), String> {
+    let backend = LoopbackBackend::spawn_with(&["--redirect"])?;
+    let telemetry = start_with(backend.url(), |b| {
+        b.state(actix_telemetry::StateLocation::Disabled)
+    })?;
+    let recorder = telemetry.recorder().clone();
+    for i in 0..1_000 {
+        recorder.do_send(event(i));
+    }
+    let rt = runtime()?;
+    let report = rt
+        .block_on(recorder.send(Flush::within(Duration::from_secs(5))))
+        .map_err(|e| format!("Flush: {e}"))?;
+    emit("reported_delivered", report.delivered as f64, "events");
+    emit("reported_pending", report.pending as f64, "events");
+    let seen = backend.stats()?;
+    emit("backend_events", seen.events as f64, "events");
+    emit("backend_requests", seen.requests as f64, "");
+    emit_stats(&stats(&rt, &recorder)?);
+    shutdown(&rt, telemetry, Duration::from_millis(200));
     Ok(())
 }

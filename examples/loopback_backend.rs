@@ -2,14 +2,16 @@
 //! work off the measured process.
 //!
 //! ```text
-//! cargo run --release --example loopback_backend -- [--port N] [--threads N] [--distinct-uuids] [--flaky] [--ignore-stdin]
+//! cargo run --release --example loopback_backend -- [--port N] [--threads N] [--distinct-uuids] [--flaky] [--redirect] [--ignore-stdin]
 //! ```
 //!
 //! Prints `listening http://127.0.0.1:PORT` once ready, counts requests and events without
 //! keeping them, and answers `GET /stats` with `{"events":N,"requests":N,"body_bytes":N}`.
 //! Exits when stdin closes (so it dies with the process that spawned it through a pipe) or when
 //! killed; `--ignore-stdin` keeps it running when started with stdin closed or at /dev/null.
-//! `--flaky` fails every other event batch, alternately with 500 and with 429 `Retry-After: 1`.
+//! `--flaky` fails every other event batch, alternately with 500 and with 429 `Retry-After: 1`;
+//! `--redirect` answers every event batch `302 Found` to `/elsewhere` (as a proxy moving to
+//! https would), and `200` to anything else.
 
 #[path = "../tests/support/backend.rs"]
 mod backend;
@@ -25,6 +27,7 @@ struct Args {
     threads: usize,
     distinct_uuids: bool,
     flaky: bool,
+    redirect: bool,
     ignore_stdin: bool,
 }
 
@@ -34,6 +37,7 @@ fn parse_args() -> Result<Args, String> {
         threads: 1,
         distinct_uuids: false,
         flaky: false,
+        redirect: false,
         ignore_stdin: false,
     };
     let mut it = std::env::args().skip(1);
@@ -54,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--distinct-uuids" => args.distinct_uuids = true,
             "--flaky" => args.flaky = true,
+            "--redirect" => args.redirect = true,
             "--ignore-stdin" => args.ignore_stdin = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("loopback_backend: {message}");
             eprintln!(
-                "usage: loopback_backend [--port N] [--threads N] [--distinct-uuids] [--flaky] [--ignore-stdin]"
+                "usage: loopback_backend [--port N] [--threads N] [--distinct-uuids] [--flaky] [--redirect] [--ignore-stdin]"
             );
             return ExitCode::from(2);
         }
@@ -102,10 +107,23 @@ fn flaky() -> Responder {
     })
 }
 
+/// Every event batch is redirected; whatever follows the redirect is answered 200.
+fn redirecting() -> Responder {
+    Responder::new(|req, _| {
+        if req.path_only() == backend::EVENTS_BATCH {
+            Reply::status(302).with_header("location", "/elsewhere")
+        } else {
+            Reply::json(200, &serde_json::json!({"options": {}}))
+        }
+    })
+}
+
 async fn run(args: Args) -> ExitCode {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let responder = if args.flaky {
         flaky()
+    } else if args.redirect {
+        redirecting()
     } else {
         Responder::with_checkin(serde_json::json!({"options": {}}))
     };

@@ -137,26 +137,31 @@ pub fn closed_port_url() -> Result<String, String> {
     Ok(format!("http://{addr}"))
 }
 
-/// The backend executable: `$LOOPBACK_BACKEND` if set, else `examples/loopback_backend` in the
-/// profile directory this benchmark runs from (`target/release/deps/record-…` sits two levels
-/// below it), built with cargo if it is not there yet.
+/// The backend executable: `$LOOPBACK_BACKEND` if set, else the `loopback_backend` example.
 fn locate_binary() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("LOOPBACK_BACKEND") {
         return Ok(PathBuf::from(path));
     }
+    example_binary("loopback_backend")
+}
+
+/// Example `name` in the profile directory this benchmark runs from
+/// (`target/release/deps/record-…` sits two levels below it), built with cargo if it is not
+/// there yet.
+pub fn example_binary(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .ok_or("this executable is not inside a cargo target directory")?;
-    let binary = profile_dir.join("examples").join("loopback_backend");
+    let binary = profile_dir.join("examples").join(name);
     if binary.is_file() {
         return Ok(binary);
     }
-    eprintln!("building the loopback backend: cargo build --release --example loopback_backend");
+    eprintln!("building the example: cargo build --release --example {name}");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--example", "loopback_backend"])
+        .args(["build", "--release", "--example", name])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -164,8 +169,7 @@ fn locate_binary() -> Result<PathBuf, String> {
         Ok(binary)
     } else {
         Err(format!(
-            "no loopback backend at {}; build it with \
-             `cargo build --release --example loopback_backend` or set LOOPBACK_BACKEND",
+            "no example at {}; build it with `cargo build --release --example {name}`",
             binary.display()
         ))
     }
