@@ -169,6 +169,24 @@ fn port_of(url: &str) -> Result<String, String> {
         .ok_or_else(|| format!("no port in {url}"))
 }
 
+/// Waits for the recording to end, reports what arrived, and shuts the runtime down.
+fn finish(
+    recording: std::thread::JoinHandle<()>,
+    recorded: Arc<AtomicU64>,
+    backend: &LoopbackBackend,
+    telemetry: actix_telemetry::Telemetry,
+    baseline_kib: u64,
+) -> Result<(), String> {
+    recording
+        .join()
+        .map_err(|_| "the recording thread panicked".to_string())?;
+    let recorder = telemetry.recorder().clone();
+    settle_and_report(backend, &recorder, recorded.load(Ordering::Relaxed))?;
+    emit_peak_memory(baseline_kib);
+    shutdown(&runtime()?, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
 /// Flushes with a long deadline and reports what the backend and the runtime counted.
 fn settle_and_report(
     backend: &LoopbackBackend,
@@ -245,13 +263,7 @@ fn recovery(_options: &Options) -> Result<(), String> {
         backlog_done.unwrap_or(never).as_secs_f64(),
         "s",
     );
-    recording
-        .join()
-        .map_err(|_| "the recording thread panicked".to_string())?;
-    settle_and_report(&backend, &recorder, recorded.load(Ordering::Relaxed))?;
-    emit_peak_memory(baseline);
-    shutdown(&runtime()?, telemetry, Duration::from_secs(5));
-    Ok(())
+    finish(recording, recorded, &backend, telemetry, baseline)
 }
 
 // ───────────────────────────────────────── flaky ───────────────────────────────────────────
@@ -263,13 +275,7 @@ fn flaky(_options: &Options) -> Result<(), String> {
     let telemetry = start_with(backend.url(), |b| b.state_dir(state.0.join("state")))?;
     let recorder = telemetry.recorder().clone();
     let (recording, recorded) = record_paced(recorder.clone(), FLAKY_RECORDING);
-    recording
-        .join()
-        .map_err(|_| "the recording thread panicked".to_string())?;
-    settle_and_report(&backend, &recorder, recorded.load(Ordering::Relaxed))?;
-    emit_peak_memory(baseline);
-    shutdown(&runtime()?, telemetry, Duration::from_secs(5));
-    Ok(())
+    finish(recording, recorded, &backend, telemetry, baseline)
 }
 
 // ───────────────────────────────────────── ctrl_c ──────────────────────────────────────────

@@ -176,18 +176,10 @@ async fn with_a_spool_an_outage_longer_than_memory_loses_nothing() {
         .unwrap();
     record(&telemetry, 2_000);
     let recorder = telemetry.recorder().clone();
-    let spilled = async {
-        loop {
-            let stats = recorder.send(GetStats).await.unwrap();
-            if stats.queue_depth + stats.spool_disk_only >= 2_000 {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    let stats = tokio::time::timeout(WAIT, spilled)
-        .await
-        .expect("events held");
+    let stats = stats_until(&recorder, WAIT, |s| {
+        s.queue_depth + s.spool_disk_only >= 2_000
+    })
+    .await;
     assert!(stats.queue_depth <= 100, "{stats:?}");
     assert!(stats.spool_disk_only >= 1_900, "{stats:?}");
     assert_eq!(stats.dropped.total(), 0, "{stats:?}");

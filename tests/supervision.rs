@@ -158,33 +158,11 @@ async fn a_panic_inside_a_check_in_leaves_later_check_ins_working() {
         fault: Fault::PanicInTask,
     });
     recorder.do_send(RefreshConfiguration);
-    let panicked = async {
-        loop {
-            let stats = recorder.send(GetStats).await.unwrap();
-            if stats.panics > 0 {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    let stats = tokio::time::timeout(WAIT, panicked)
-        .await
-        .expect("no panic counted");
+    let stats = stats_until(&recorder, WAIT, |s| s.panics > 0).await;
     let checkins_before = stats.checkins;
     // A check-in stuck "running" would swallow this one.
     recorder.do_send(RefreshConfiguration);
-    let later = async {
-        loop {
-            let stats = recorder.send(GetStats).await.unwrap();
-            if stats.checkins > checkins_before {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    let stats = tokio::time::timeout(WAIT, later)
-        .await
-        .expect("no check-in after the panicked one");
+    let stats = stats_until(&recorder, WAIT, |s| s.checkins > checkins_before).await;
     assert_eq!((stats.panics, stats.restarts), (1, 0), "{stats:?}");
 }
 

@@ -117,3 +117,28 @@ pub async fn started_with_checkin(
         .unwrap();
     (backend, telemetry)
 }
+
+/// Polls `GetStats` until `done` holds, for at most `timeout`; the counters that satisfied it,
+/// or a panic naming the last ones seen.
+#[allow(dead_code)]
+pub async fn stats_until(
+    recorder: &actix::Addr<actix_telemetry::Recorder>,
+    timeout: std::time::Duration,
+    done: impl Fn(&actix_telemetry::Stats) -> bool,
+) -> actix_telemetry::Stats {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let stats = recorder
+            .send(actix_telemetry::GetStats)
+            .await
+            .expect("the Recorder answers");
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reached within {timeout:?}: {stats:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
