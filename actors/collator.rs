@@ -46,7 +46,7 @@ use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;
 use crate::stats::{DropCounts, FlushReport, Stats};
-use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
 use crate::turns::Turns;
 
 /// The name and version every event carries in `$lib` and `$lib_version`.
@@ -402,11 +402,21 @@ impl Collator {
             })
             .collect();
         let reply = request.reply;
+        let panics = self.guard.tasks.clone();
         tokio::spawn(async move {
-            let mut total = FlushReport::answered();
-            for answer in answers {
-                total.add(&answer.await.unwrap_or_else(|_| FlushReport::lost()));
-            }
+            let total = caught(async move {
+                let mut total = FlushReport::answered();
+                for answer in answers {
+                    total.add(&answer.await.unwrap_or_else(|_| FlushReport::lost()));
+                }
+                total
+            })
+            .await;
+            // A panic here (a bug) still answers: a report that says it is not whole.
+            let total = total.unwrap_or_else(|panic| {
+                panics.record("adding up a flush's reports", &panic);
+                FlushReport::lost()
+            });
             let _ = reply.send(total);
         });
     }

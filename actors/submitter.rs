@@ -24,7 +24,7 @@ use crate::delivery::{Outgoing, SinkCore};
 use crate::messages::{DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters};
 use crate::retry_delay::BackoffPolicy;
 use crate::spool::Spool;
-use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
 use crate::transport::DeliveryOutcome;
 use crate::turns::Turns;
 
@@ -149,13 +149,24 @@ impl Submitter {
         // `Enqueue` the outcomes would wait behind it and nothing would leave the queue. As
         // messages they are handled in turn with the events.
         let submitter = ctx.address();
+        let panics = self.guard.tasks.clone();
         actix::spawn(async move {
-            let outcome = request
-                .await
-                .unwrap_or_else(|error| DeliveryOutcome::Retry {
+            // Whatever happens, an outcome comes back: a batch without one would stay in
+            // flight, and the flushes behind it would wait for ever.
+            let outcome = match caught(request).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(error)) => DeliveryOutcome::Retry {
                     after: None,
                     reason: format!("transport unavailable: {error}"),
-                });
+                },
+                Err(panic) => {
+                    panics.record("awaiting a delivery", &panic);
+                    DeliveryOutcome::Retry {
+                        after: None,
+                        reason: format!("awaiting the delivery panicked: {panic}"),
+                    }
+                }
+            };
             submitter.do_send(BatchOutcome { id, outcome });
         });
     }
