@@ -31,6 +31,7 @@ use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
 use crate::error::WaitForCheckinError;
+use crate::evaluation::{OnMiss, evaluate};
 use crate::event::RecordedEvent;
 use crate::features::{Feature, FeatureSet, Miss};
 use crate::messages::*;
@@ -77,6 +78,7 @@ pub struct Recorder {
     pipeline: Option<Pipeline>,
     uuids: UuidV7Source,
     features: Arc<FeatureSet>,
+    /// Published to every [`FlagReader`](crate::FlagReader) too.
     features_tx: watch::Sender<Arc<FeatureSet>>,
     checkins_tx: watch::Sender<u64>,
     accepted: u64,
@@ -89,11 +91,15 @@ pub struct Recorder {
 impl Recorder {
     /// `features` are the flags to serve until the first check-in of this run (the last good
     /// ones from disk, or none); they do not count as a check-in for `WaitForCheckin`.
-    pub(crate) fn new(pipeline: Option<Pipeline>, features: Arc<FeatureSet>) -> Self {
+    pub(crate) fn new(
+        pipeline: Option<Pipeline>,
+        features_tx: watch::Sender<Arc<FeatureSet>>,
+    ) -> Self {
+        let features = features_tx.borrow().clone();
         Recorder {
             pipeline,
             uuids: UuidV7Source::new(),
-            features_tx: watch::Sender::new(features.clone()),
+            features_tx,
             features,
             checkins_tx: watch::Sender::new(0),
             accepted: 0,
@@ -174,18 +180,9 @@ impl Recorder {
         on_miss: OnMiss,
     ) -> Option<R> {
         let features = self.features.clone();
-        let target = features.target(name, follow);
-        let value = target.and_then(|t| read(&features, t));
-        let (response, default_used) = match (&value, on_miss) {
-            (Some(_), _) | (None, OnMiss::Nothing) => (response_of(&features, target), None),
-            (None, OnMiss::Default(shown)) => (shown, Some(miss(&features, name, follow))),
-            (None, OnMiss::DefaultPayload) => (
-                response_of(&features, target),
-                Some(miss(&features, name, follow)),
-            ),
-        };
-        self.flag_read(name, response, default_used);
-        value
+        let read = evaluate(&features, name, follow, read, on_miss);
+        self.flag_read(name, read.response, read.default_used);
+        read.value
     }
 
     fn flush(
@@ -312,39 +309,11 @@ impl Recorder {
     }
 }
 
-/// What a flag read's evaluation event says when the flag cannot be read.
-enum OnMiss {
-    /// Nothing special: the response is `null`.
-    Nothing,
-    /// The caller's default was answered; this is it.
-    Default(Value),
-    /// The caller's default payload was answered; the response is still the variant seen.
-    DefaultPayload,
-}
-
 /// The counters of one sink's Submitter and Transport.
 async fn sink_stats(sink: &SinkActors) -> Stats {
     let mut tally = Tally::new(Stats::default());
     tally.sink(sink).await;
     tally.stats
-}
-
-/// The variant a read sees (`null` when there is none), for the evaluation event.
-fn response_of(features: &FeatureSet, target: Option<&str>) -> Value {
-    target
-        .and_then(|t| features.flag(t))
-        .map(|f| f.variant.clone())
-        .unwrap_or(Value::Null)
-}
-
-/// Why a read of `name` (following pointers if asked) has nothing to answer with.
-fn miss(features: &FeatureSet, name: &str, follow: bool) -> Miss {
-    match features.target(name, follow) {
-        None => Miss::PointerCycle,
-        Some(target) if features.invalid().contains_key(target) => Miss::Invalid,
-        Some(target) if features.flag(target).is_none() => Miss::Missing,
-        Some(_) => Miss::WrongType,
-    }
 }
 
 impl Actor for Recorder {
@@ -660,6 +629,16 @@ impl Handler<GetSinkStats> for Recorder {
             }
             all
         })
+    }
+}
+
+impl Handler<FlagEvaluated> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: FlagEvaluated, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            act.flag_read(&msg.flag, msg.response, msg.default_used)
+        });
     }
 }
 

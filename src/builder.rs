@@ -12,10 +12,11 @@ use crate::correlation::{Correlation, CorrelationError};
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
 use crate::filter::PropertyFilter;
+use crate::flag_reader::FlagReader;
 use crate::identity::{ExplicitIds, Identity};
 use crate::messages::{GetStats, Shutdown};
 use crate::retry_delay::BackoffPolicy;
-use crate::runtime::{PipelineParts, SinkParts, start};
+use crate::runtime::{PipelineParts, SinkParts, Started, start};
 use crate::session::SessionPolicy;
 use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::{FlushReport, ShutdownReport};
@@ -440,8 +441,7 @@ impl Builder {
         self.validate()?;
         let names = EnvNames::with_prefix(&self.env_prefix);
         if self.opted_out(&names) {
-            let recorder = start(None)?;
-            return Ok(Telemetry::new(recorder, None, None));
+            return Ok(Telemetry::new(start(None)?, None, None));
         }
 
         let endpoint = match self
@@ -520,8 +520,11 @@ impl Builder {
             env: self.env,
             names,
         };
-        let recorder = start(Some(parts))?;
-        Ok(Telemetry::new(recorder, Some(endpoint), correlation_error))
+        Ok(Telemetry::new(
+            start(Some(parts))?,
+            Some(endpoint),
+            correlation_error,
+        ))
     }
 }
 
@@ -564,6 +567,7 @@ fn validate_queue(s: &SubmitterConfig, max_event_bytes: usize) -> Result<(), Str
 #[derive(Debug)]
 pub struct Telemetry {
     recorder: Addr<Recorder>,
+    flags: FlagReader,
     endpoint: Option<Endpoint>,
     correlation_error: Option<CorrelationError>,
     shut_down: bool,
@@ -571,12 +575,13 @@ pub struct Telemetry {
 
 impl Telemetry {
     fn new(
-        recorder: Addr<Recorder>,
+        started: Started,
         endpoint: Option<Endpoint>,
         correlation_error: Option<CorrelationError>,
     ) -> Self {
         Telemetry {
-            recorder,
+            recorder: started.recorder,
+            flags: started.flags,
             endpoint,
             correlation_error,
             shut_down: false,
@@ -586,6 +591,13 @@ impl Telemetry {
     /// The Recorder: clone it freely and send it messages from any thread or runtime.
     pub fn recorder(&self) -> &Addr<Recorder> {
         &self.recorder
+    }
+
+    /// Reads flags on the calling thread from the runtime's local copy, with no round trip to
+    /// the runtime's thread (still recording `$feature_flag_called`); clone it into request
+    /// handlers.
+    pub fn flags(&self) -> FlagReader {
+        self.flags.clone()
     }
 
     /// Whether telemetry is on (it is off when disabled by the builder or the environment).

@@ -54,9 +54,11 @@ pub mod correlation;
 mod delivery;
 pub mod env;
 mod error;
+mod evaluation;
 mod event;
 mod features;
 mod filter;
+mod flag_reader;
 mod identity;
 mod messages;
 mod properties;
@@ -82,6 +84,7 @@ pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, 
 pub use error::{BuildError, WaitForCheckinError};
 pub use features::{Feature, FeatureSet, Flag, Miss};
 pub use filter::{ALWAYS_PASS, PropertyFilter};
+pub use flag_reader::FlagReader;
 #[cfg(feature = "fault-injection")]
 pub use messages::InjectFault;
 pub use messages::{

@@ -474,6 +474,16 @@ pub(crate) struct ChangeIdentity {
     pub stamp: Stamp,
 }
 
+/// A flag read on the caller's thread by a [`FlagReader`](crate::FlagReader), for the Recorder
+/// to stamp and pass on as `$feature_flag_called`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct FlagEvaluated {
+    pub flag: String,
+    pub response: Value,
+    pub default_used: Option<crate::features::Miss>,
+}
+
 /// Recorder → Collator: a flag was read; becomes a `$feature_flag_called` event.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

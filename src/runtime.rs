@@ -10,7 +10,10 @@
 
 use std::sync::mpsc;
 
+use std::sync::Arc;
+
 use actix::prelude::*;
+use tokio::sync::watch;
 
 use crate::actors::collator::{Collator, CollatorConfig, Lane};
 use crate::actors::configuration_proxy::ConfigurationProxy;
@@ -20,7 +23,9 @@ use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
+use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
+use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
 use crate::transport::Backend;
 
@@ -66,14 +71,34 @@ fn telemetry_arbiter() -> Result<ArbiterHandle, BuildError> {
         .map_err(|_| BuildError::Runtime("the telemetry thread exited at start".into()))
 }
 
+/// The Recorder, and a flag reader on its copy of the flags.
+pub(crate) struct Started {
+    pub recorder: Addr<Recorder>,
+    pub flags: FlagReader,
+}
+
+/// Starts the Recorder with `pipeline` on `arbiter`, serving `initial_flags` until the first
+/// check-in of this run.
+fn start_recorder(
+    arbiter: &ArbiterHandle,
+    pipeline: Option<Pipeline>,
+    initial_flags: Arc<FeatureSet>,
+) -> Started {
+    let (features_tx, features_rx) = watch::channel(initial_flags);
+    let recorder =
+        Supervisor::start_in_arbiter(arbiter, move |_| Recorder::new(pipeline, features_tx));
+    Started {
+        flags: FlagReader::new(features_rx, recorder.clone()),
+        recorder,
+    }
+}
+
 /// Starts the six actors (or only the Recorder, when `parts` is `None`: telemetry disabled),
 /// each under a `Supervisor`, and returns the Recorder's address.
-pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, BuildError> {
+pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Started, BuildError> {
     let arbiter = telemetry_arbiter()?;
     let Some(parts) = parts else {
-        return Ok(Supervisor::start_in_arbiter(&arbiter, move |_| {
-            Recorder::new(None, Default::default())
-        }));
+        return Ok(start_recorder(&arbiter, None, Default::default()));
     };
     let mut sinks = Vec::new();
     let mut lanes = Vec::new();
@@ -118,9 +143,7 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Addr<Recorder>, Buil
         snapshotter,
         saver,
     };
-    let recorder = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        Recorder::new(Some(pipeline), initial_flags)
-    });
-    configuration.do_send(ConnectRecorder(recorder.clone().recipient()));
-    Ok(recorder)
+    let started = start_recorder(&arbiter, Some(pipeline), initial_flags);
+    configuration.do_send(ConnectRecorder(started.recorder.clone().recipient()));
+    Ok(started)
 }

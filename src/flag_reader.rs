@@ -1,0 +1,128 @@
+//! Reading feature flags on the caller's thread, without an actor round trip.
+//!
+//! A flag read through the Recorder (`send(GetVariant)`) waits for the runtime's thread: a few
+//! microseconds across threads, more while it is busy with a burst. [`FlagReader`] answers from
+//! the same local copy of the flags, which the Recorder publishes whenever a check-in or the
+//! stream changes them, on the calling thread. It still records `$feature_flag_called`: a read
+//! whose (flag, response) this reader has not reported for the current identity is sent to the
+//! Recorder with a `do_send`, and the Collator de-duplicates it as it does for every read.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::actors::recorder::Recorder;
+use crate::evaluation::{Evaluation, OnMiss, evaluate};
+use crate::features::{Feature, FeatureSet};
+use crate::messages::FlagEvaluated;
+
+/// Reads flags from the runtime's local copy on the calling thread; clone it freely. Get one
+/// from [`Telemetry::flags`](crate::Telemetry::flags).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// let flags = telemetry.flags();
+/// if flags.is_enabled("new-dashboard") {
+///     // …
+/// }
+/// let theme: String = flags.variant_or("theme", "light".to_string());
+/// # let _ = theme;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FlagReader {
+    features: watch::Receiver<Arc<FeatureSet>>,
+    recorder: Addr<Recorder>,
+    follow_pointers: bool,
+}
+
+impl FlagReader {
+    pub(crate) fn new(
+        features: watch::Receiver<Arc<FeatureSet>>,
+        recorder: Addr<Recorder>,
+    ) -> Self {
+        FlagReader {
+            features,
+            recorder,
+            follow_pointers: false,
+        }
+    }
+
+    /// A reader whose reads follow pointer flags (a payload naming another flag) to the flag
+    /// they end on.
+    pub fn following_pointers(&self) -> Self {
+        FlagReader {
+            follow_pointers: true,
+            ..self.clone()
+        }
+    }
+
+    /// Every flag as last published; records no evaluation event.
+    pub fn features(&self) -> Arc<FeatureSet> {
+        self.features.borrow().clone()
+    }
+
+    /// Flag `name`'s variant as `T` (`None` if absent, invalid or not a `T`).
+    pub fn variant<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.read(name, |f, t| f.variant(t), OnMiss::Nothing)
+    }
+
+    /// Flag `name`'s payload as `T`.
+    pub fn payload<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.read(name, |f, t| f.payload(t), OnMiss::Nothing)
+    }
+
+    /// Flag `name`'s variant and payload.
+    pub fn feature<V: DeserializeOwned, P: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Option<Feature<V, P>> {
+        self.read(name, |f, t| f.feature(t), OnMiss::Nothing)
+    }
+
+    /// Whether flag `name` is present and on.
+    pub fn is_enabled(&self, name: &str) -> bool {
+        self.read(name, |f, t| Some(f.is_enabled(t)), OnMiss::Nothing)
+            .unwrap_or(false)
+    }
+
+    /// Flag `name`'s variant as `T`, or `default` (the evaluation event says which).
+    pub fn variant_or<T: DeserializeOwned + Serialize>(&self, name: &str, default: T) -> T {
+        let shown = serde_json::to_value(&default).unwrap_or(Value::Null);
+        self.read(name, |f, t| f.variant(t), OnMiss::Default(shown))
+            .unwrap_or(default)
+    }
+
+    /// Flag `name`'s payload as `T`, or `default`.
+    pub fn payload_or<T: DeserializeOwned>(&self, name: &str, default: T) -> T {
+        self.read(name, |f, t| f.payload(t), OnMiss::DefaultPayload)
+            .unwrap_or(default)
+    }
+
+    fn read<R>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&FeatureSet, &str) -> Option<R>,
+        on_miss: OnMiss,
+    ) -> Option<R> {
+        // The lock of the watch is held only for the pointer copy.
+        let features = self.features.borrow().clone();
+        let Evaluation {
+            value,
+            response,
+            default_used,
+        } = evaluate(&features, name, self.follow_pointers, read, on_miss);
+        self.recorder.do_send(FlagEvaluated {
+            flag: name.to_string(),
+            response,
+            default_used,
+        });
+        value
+    }
+}
