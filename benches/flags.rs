@@ -1,0 +1,119 @@
+//! Benchmarks of reading feature flags.
+//!
+//! ```text
+//! cargo bench --bench flags -- [flag_read|all] [--runs N] [--samples N]
+//! ```
+//!
+//! - `flag_read`: what a flag read costs the calling thread through `Telemetry::flags()` (the
+//!   local copy, target: median under 1 µs), against `send(IsEnabled)` to the Recorder (an actor
+//!   round trip across threads) measured in the same run. Every read also records its
+//!   `$feature_flag_called`, de-duplicated by the runtime.
+
+// Shared with the other benchmarks, which use more of it.
+#[allow(dead_code)]
+#[path = "support/harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "support/loopback.rs"]
+mod loopback;
+#[allow(dead_code)]
+#[path = "support/pipeline.rs"]
+mod pipeline;
+#[allow(dead_code)]
+#[path = "support/procfs.rs"]
+mod procfs;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use actix_telemetry::env::EnvSource;
+use actix_telemetry::{Flush, IsEnabled};
+
+use harness::{Check, Options, Over, Scenario, Target, emit};
+use pipeline::{TempDir, emit_distribution, runtime, shutdown, start_with, wait_for_checkin};
+
+const SCENARIOS: &[Scenario] = &[Scenario {
+    name: "flag_read",
+    summary: "a flag read on the caller's thread, against a round trip to the Recorder",
+    run: flag_read,
+    targets: &[Target {
+        metric: "local_is_enabled_p50",
+        check: Check::Below(1_000.0),
+        over: Over::Median,
+        from_issue: true,
+    }],
+}];
+
+fn main() -> ExitCode {
+    harness::main(SCENARIOS)
+}
+
+/// Reads timed between two flushes, so the evaluation events they send do not pile up.
+const CHUNK: usize = 10_000;
+
+fn flag_read(options: &Options) -> Result<(), String> {
+    let dir = TempDir::new("flags")?;
+    let checkin = dir.0.join("checkin.json");
+    std::fs::write(
+        &checkin,
+        r#"{"options":{"beta":{"variant":true},"theme":{"variant":"dark"}}}"#,
+    )
+    .map_err(|e| format!("cannot write the check-in file: {e}"))?;
+    let file = checkin.display().to_string();
+    let telemetry = start_with("/dev/null", |b| {
+        b.env(EnvSource::fixed([("DETSYS_IDS_CHECKIN_FILE", file)]))
+    })?;
+    let rt = runtime()?;
+    wait_for_checkin(&rt, telemetry.recorder())?;
+    let flags = telemetry.flags();
+    if !flags.is_enabled("beta") {
+        return Err("the flag from the check-in file is not there".into());
+    }
+    let recorder = telemetry.recorder().clone();
+    let flush = || {
+        rt.block_on(recorder.send(Flush::new()))
+            .map(|_| ())
+            .map_err(|e| format!("Flush: {e}"))
+    };
+
+    let samples = options.samples;
+    let (mut local, mut variant, mut round_trip) = (Vec::new(), Vec::new(), Vec::new());
+    let mut done = 0;
+    while done < samples {
+        let n = CHUNK.min(samples - done);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let on = flags.is_enabled("beta");
+            local.push(t0.elapsed().as_nanos() as u64);
+            std::hint::black_box(on);
+        }
+        flush()?;
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let theme: Option<String> = flags.variant("theme");
+            variant.push(t0.elapsed().as_nanos() as u64);
+            std::hint::black_box(theme);
+        }
+        flush()?;
+        // Fewer round trips: each costs microseconds.
+        for _ in 0..n / 10 {
+            let t0 = Instant::now();
+            let on = rt
+                .block_on(recorder.send(IsEnabled::new("beta")))
+                .map_err(|e| format!("IsEnabled: {e}"))?;
+            round_trip.push(t0.elapsed().as_nanos() as u64);
+            std::hint::black_box(on);
+        }
+        flush()?;
+        done += n;
+    }
+    emit_distribution("local_is_enabled", &mut local);
+    emit_distribution("local_variant_string", &mut variant);
+    emit_distribution("round_trip_is_enabled", &mut round_trip);
+    let stats = rt
+        .block_on(recorder.send(actix_telemetry::GetStats))
+        .map_err(|e| format!("GetStats: {e}"))?;
+    emit("evaluation_events", stats.accepted as f64, "events");
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
