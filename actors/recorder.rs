@@ -30,13 +30,14 @@ use crate::actors::configuration_proxy::ConfigurationProxy;
 use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
+use crate::control::{RecorderCounters, Tally};
 use crate::error::WaitForCheckinError;
 use crate::evaluation::{OnMiss, evaluate};
 use crate::event::RecordedEvent;
 use crate::features::{Feature, FeatureSet, Miss};
 use crate::messages::*;
 use crate::rng::UuidV7Source;
-use crate::stats::{DropCounts, FlushReport, ShutdownReport, Stats};
+use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 use crate::turns::Turns;
 
@@ -81,8 +82,8 @@ pub struct Recorder {
     /// Published to every [`FlagReader`](crate::FlagReader) too.
     features_tx: watch::Sender<Arc<FeatureSet>>,
     checkins_tx: watch::Sender<u64>,
-    accepted: u64,
-    dropped: DropCounts,
+    /// What it accepted and dropped, readable without a message (see `src/control.rs`).
+    counters: Arc<RecorderCounters>,
     shutting_down: bool,
     guard: Guard,
     turns: Turns,
@@ -94,6 +95,8 @@ impl Recorder {
     pub(crate) fn new(
         pipeline: Option<Pipeline>,
         features_tx: watch::Sender<Arc<FeatureSet>>,
+        counters: Arc<RecorderCounters>,
+        guard: Guard,
     ) -> Self {
         let features = features_tx.borrow().clone();
         Recorder {
@@ -102,10 +105,9 @@ impl Recorder {
             features_tx,
             features,
             checkins_tx: watch::Sender::new(0),
-            accepted: 0,
-            dropped: DropCounts::default(),
+            counters,
             shutting_down: false,
-            guard: Guard::new(ActorKind::Recorder),
+            guard,
             turns: Turns::default(),
         }
     }
@@ -113,14 +115,14 @@ impl Recorder {
     /// Whether this message may produce an event; counts it accepted, or counts the drop.
     fn accepting(&mut self) -> bool {
         if self.shutting_down {
-            self.dropped.shutdown += 1;
+            RecorderCounters::bump(&self.counters.shutdown);
             return false;
         }
         if self.pipeline.is_none() {
-            self.dropped.opt_out += 1;
+            RecorderCounters::bump(&self.counters.opt_out);
             return false;
         }
-        self.accepted += 1;
+        RecorderCounters::bump(&self.counters.accepted);
         true
     }
 
@@ -207,11 +209,7 @@ impl Recorder {
 
     /// This actor's own share of the counters.
     fn own_counters(&self) -> Stats {
-        Stats {
-            accepted: self.accepted,
-            dropped: self.dropped,
-            ..self.guard.stats()
-        }
+        self.counters.stats(&self.guard.shared())
     }
 }
 
@@ -242,46 +240,6 @@ async fn flush_answer(
     }
 }
 
-/// Counters gathered from several actors, and whether each of them answered.
-struct Tally {
-    stats: Stats,
-    complete: bool,
-}
-
-impl Tally {
-    fn new(own: Stats) -> Self {
-        Tally {
-            stats: own,
-            complete: true,
-        }
-    }
-
-    fn take(&mut self, part: Result<Stats, MailboxError>) {
-        match part {
-            Ok(part) => self.stats.merge(&part),
-            Err(_) => self.complete = false,
-        }
-    }
-
-    /// Adds the share of every actor of `pipeline`.
-    async fn pipeline(&mut self, pipeline: Option<Pipeline>) {
-        let Some(p) = pipeline else {
-            return;
-        };
-        self.take(p.collator.send(ReportCounters).await);
-        self.take(p.configuration.send(ReportCounters).await);
-        self.take(p.snapshotter.send(ReportCounters).await);
-        for sink in &p.sinks {
-            self.sink(sink).await;
-        }
-    }
-
-    async fn sink(&mut self, sink: &SinkActors) {
-        self.take(sink.submitter.send(ReportCounters).await);
-        self.take(sink.transport.send(ReportCounters).await);
-    }
-}
-
 impl Recorder {
     fn record(&mut self, msg: Record) {
         if msg.name.is_empty() || msg.name.len() > MAX_EVENT_NAME_BYTES {
@@ -289,7 +247,7 @@ impl Recorder {
                 name_bytes = msg.name.len(),
                 "dropping an event with an empty or over-long name"
             );
-            self.dropped.invalid += 1;
+            RecorderCounters::bump(&self.counters.invalid);
             return;
         }
         if !self.accepting() {
@@ -336,14 +294,14 @@ impl Handler<Record> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        let before = self.accepted;
+        let before = self.counters.accepted();
         if guarded(self, ctx, |act, _| act.record(msg)).is_none() {
             // The event went with the panic: counted as taken in and lost, so the counters
             // still balance.
-            if self.accepted == before {
-                self.accepted += 1;
+            if self.counters.accepted() == before {
+                RecorderCounters::bump(&self.counters.accepted);
             }
-            self.dropped.panic += 1;
+            RecorderCounters::bump(&self.counters.panic);
         }
         self.turns.tick(ctx);
     }

@@ -8,18 +8,19 @@ use serde_json::{Map, Value};
 use crate::actors::collator::{CollatorConfig, LIB_NAME, LIB_VERSION};
 use crate::actors::recorder::Recorder;
 use crate::actors::submitter::{OverflowPolicy, SubmitterConfig};
+use crate::control::Control;
 use crate::correlation::{Correlation, CorrelationError};
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::identity::{ExplicitIds, Identity};
-use crate::messages::{GetStats, Shutdown};
+use crate::messages::Shutdown;
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, SinkParts, Started, start};
 use crate::session::SessionPolicy;
 use crate::state::{Saver, StateDir, StateLocation};
-use crate::stats::{FlushReport, ShutdownReport};
+use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::stream::StreamSettings;
 use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
 
@@ -568,6 +569,7 @@ fn validate_queue(s: &SubmitterConfig, max_event_bytes: usize) -> Result<(), Str
 pub struct Telemetry {
     recorder: Addr<Recorder>,
     flags: FlagReader,
+    control: Control,
     endpoint: Option<Endpoint>,
     correlation_error: Option<CorrelationError>,
     shut_down: bool,
@@ -582,6 +584,7 @@ impl Telemetry {
         Telemetry {
             recorder: started.recorder,
             flags: started.flags,
+            control: started.control,
             endpoint,
             correlation_error,
             shut_down: false,
@@ -598,6 +601,14 @@ impl Telemetry {
     /// handlers.
     pub fn flags(&self) -> FlagReader {
         self.flags.clone()
+    }
+
+    /// Every actor's counters, without waiting behind the events in the Recorder's mailbox
+    /// (unlike `send(GetStats)`, which answers in order with them): within milliseconds even
+    /// while a burst is being absorbed. A snapshot of now, so events still in the Recorder's
+    /// mailbox are not counted anywhere yet.
+    pub async fn stats(&self) -> Stats {
+        self.control.stats().await
     }
 
     /// Whether telemetry is on (it is off when disabled by the builder or the environment).
@@ -629,8 +640,10 @@ impl Telemetry {
             Ok(report) => report,
             Err(error) => {
                 tracing::warn!(%error, "the runtime did not answer the shutdown");
-                let stats = self.recorder.send(GetStats).await.ok();
-                ShutdownReport::new(FlushReport::lost(), stats.unwrap_or_default(), false)
+                // What can still be read: the Recorder's counters need no answer from it, and
+                // actors that are gone give nothing.
+                let stats = self.control.stats().await;
+                ShutdownReport::new(FlushReport::lost(), stats, false)
             }
         }
     }

@@ -50,6 +50,7 @@ pub mod actors;
 
 mod builder;
 mod checkin;
+mod control;
 pub mod correlation;
 mod delivery;
 pub mod env;

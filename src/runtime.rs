@@ -21,12 +21,14 @@ use crate::actors::recorder::{Pipeline, Recorder, SinkActors};
 use crate::actors::submitter::{Submitter, SubmitterConfig};
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
+use crate::control::Control;
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
 use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
+use crate::supervision::{ActorKind, Guard};
 use crate::transport::Backend;
 
 /// One sink: a named destination with its own queue and filter.
@@ -71,10 +73,11 @@ fn telemetry_arbiter() -> Result<ArbiterHandle, BuildError> {
         .map_err(|_| BuildError::Runtime("the telemetry thread exited at start".into()))
 }
 
-/// The Recorder, and a flag reader on its copy of the flags.
+/// The Recorder, a flag reader on its copy of the flags, and the counters' fast lane.
 pub(crate) struct Started {
     pub recorder: Addr<Recorder>,
     pub flags: FlagReader,
+    pub control: Control,
 }
 
 /// Starts the Recorder with `pipeline` on `arbiter`, serving `initial_flags` until the first
@@ -85,11 +88,20 @@ fn start_recorder(
     initial_flags: Arc<FeatureSet>,
 ) -> Started {
     let (features_tx, features_rx) = watch::channel(initial_flags);
-    let recorder =
-        Supervisor::start_in_arbiter(arbiter, move |_| Recorder::new(pipeline, features_tx));
+    let guard = Guard::new(ActorKind::Recorder);
+    let control = Control {
+        counters: Arc::default(),
+        guard: guard.shared(),
+        pipeline: pipeline.clone(),
+    };
+    let counters = control.counters.clone();
+    let recorder = Supervisor::start_in_arbiter(arbiter, move |_| {
+        Recorder::new(pipeline, features_tx, counters, guard)
+    });
     Started {
         flags: FlagReader::new(features_rx, recorder.clone()),
         recorder,
+        control,
     }
 }
 

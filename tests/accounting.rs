@@ -151,3 +151,36 @@ async fn repeated_flag_reads_are_not_accepted_events() {
     // At most one evaluation event per distinct answer seen (before and after the check-in).
     assert!(stats.accepted <= 2, "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_lane_does_not_wait_behind_a_burst() {
+    let backend = Backend::start(Responder::ok()).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    const BURST: u64 = 300_000;
+    for i in 0..BURST {
+        recorder.do_send(Record::new("burst").property("i", i));
+    }
+    // Queued behind the whole burst in the Recorder's mailbox.
+    let in_order = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { recorder.send(GetStats).await.unwrap() }
+    });
+    let fast = telemetry.stats().await;
+    assert!(
+        !in_order.is_finished(),
+        "GetStats answered before the burst was taken in"
+    );
+    assert!(fast.accepted < BURST, "{fast:?}");
+    let ordered = in_order.await.unwrap();
+    assert_eq!(ordered.accepted, BURST);
+    // At a quiet moment both lanes agree.
+    let report = recorder.send(Flush::within(WAIT)).await.unwrap();
+    assert_eq!(report.pending, 0);
+    let (lane, message) = (
+        telemetry.stats().await,
+        recorder.send(GetStats).await.unwrap(),
+    );
+    assert_eq!(lane, message);
+    assert_eq!(balance(&lane).0, balance(&lane).1, "{lane:?}");
+}

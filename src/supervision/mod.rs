@@ -16,6 +16,8 @@ mod caught;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -115,12 +117,44 @@ pub enum Fault {
     PanicLosingMessage,
 }
 
+/// An actor's restart and panic counts, readable from another thread (for counters that must
+/// not wait behind the actor's mailbox).
+#[derive(Debug, Default)]
+pub(crate) struct GuardCounters {
+    restarts: AtomicU64,
+    panics: AtomicU64,
+    degraded: AtomicBool,
+}
+
+/// A reader of one actor's [`GuardCounters`].
+#[derive(Clone, Debug)]
+pub(crate) struct GuardStats {
+    actor: ActorKind,
+    counters: Arc<GuardCounters>,
+    tasks: TaskPanics,
+}
+
+impl GuardStats {
+    /// The counters the guard contributes to [`Stats`](crate::Stats).
+    pub fn stats(&self) -> crate::Stats {
+        let mut degraded = ActorSet::default();
+        if self.counters.degraded.load(Ordering::Relaxed) {
+            degraded.insert(self.actor);
+        }
+        crate::Stats {
+            restarts: self.counters.restarts.load(Ordering::Relaxed),
+            panics: self.counters.panics.load(Ordering::Relaxed) + self.tasks.count(),
+            degraded,
+            ..crate::Stats::default()
+        }
+    }
+}
+
 /// Supervision state every actor carries.
 #[derive(Debug)]
 pub(crate) struct Guard {
     pub actor: ActorKind,
-    pub restarts: u64,
-    pub panics: u64,
+    counters: Arc<GuardCounters>,
     pub degraded: bool,
     recent: VecDeque<Instant>,
     /// Panics caught in this actor's futures and tasks.
@@ -135,8 +169,7 @@ impl Guard {
     pub fn new(actor: ActorKind) -> Self {
         Guard {
             actor,
-            restarts: 0,
-            panics: 0,
+            counters: Arc::default(),
             degraded: false,
             recent: VecDeque::new(),
             tasks: TaskPanics::new(actor),
@@ -164,22 +197,22 @@ impl Guard {
 
     /// Counts a restart (called from `Supervised::restarting`).
     pub fn restarted(&mut self) {
-        self.restarts += 1;
-        tracing::warn!(actor = %self.actor, restarts = self.restarts, "actor restarted by its supervisor");
+        let restarts = self.counters.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(actor = %self.actor, restarts, "actor restarted by its supervisor");
+    }
+
+    /// A reader of this guard's counters, for another thread.
+    pub fn shared(&self) -> GuardStats {
+        GuardStats {
+            actor: self.actor,
+            counters: self.counters.clone(),
+            tasks: self.tasks.clone(),
+        }
     }
 
     /// The counters this guard contributes to [`Stats`](crate::Stats).
     pub fn stats(&self) -> crate::Stats {
-        let mut degraded = ActorSet::default();
-        if self.degraded {
-            degraded.insert(self.actor);
-        }
-        crate::Stats {
-            restarts: self.restarts,
-            panics: self.panics + self.tasks.count(),
-            degraded,
-            ..crate::Stats::default()
-        }
+        self.shared().stats()
     }
 
     /// Whether the budget allows one more panic restart now.
@@ -264,12 +297,13 @@ fn after_panic<A: Guarded>(
 ) {
     let message = caught::panic_message(payload);
     let guard = act.guard();
-    guard.panics += 1;
+    guard.counters.panics.fetch_add(1, Ordering::Relaxed);
     if guard.allow_restart(Instant::now()) {
         tracing::error!(actor = %guard.actor, panic = %message, "actor panicked; restarting it");
         ctx.stop();
     } else if !guard.degraded {
         guard.degraded = true;
+        guard.counters.degraded.store(true, Ordering::Relaxed);
         tracing::error!(
             actor = %guard.actor,
             panic = %message,

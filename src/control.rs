@@ -1,0 +1,111 @@
+//! Reading the runtime's counters without waiting behind a burst.
+//!
+//! `GetStats` travels through the Recorder's mailbox, so while the application records faster
+//! than the runtime's thread takes events, it waits behind every event recorded before it.
+//! [`Telemetry::stats`](crate::Telemetry::stats) takes another lane: the Recorder's own
+//! counters are atomics it updates as it goes (read here directly), and every other actor is
+//! asked with `ReportCounters` straight to its own mailbox, which taking turns keeps short.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::MailboxError;
+
+use crate::actors::recorder::{Pipeline, SinkActors};
+use crate::messages::ReportCounters;
+use crate::stats::{DropCounts, Stats};
+use crate::supervision::GuardStats;
+
+/// What the Recorder accepted and dropped. Only the Recorder writes them.
+#[derive(Debug, Default)]
+pub(crate) struct RecorderCounters {
+    pub accepted: AtomicU64,
+    pub opt_out: AtomicU64,
+    pub invalid: AtomicU64,
+    pub shutdown: AtomicU64,
+    pub panic: AtomicU64,
+}
+
+impl RecorderCounters {
+    /// Counts one more.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// These counters, with the guard's, as the Recorder's share of [`Stats`].
+    pub fn stats(&self, guard: &GuardStats) -> Stats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            accepted: read(&self.accepted),
+            dropped: DropCounts {
+                opt_out: read(&self.opt_out),
+                invalid: read(&self.invalid),
+                shutdown: read(&self.shutdown),
+                panic: read(&self.panic),
+                ..DropCounts::default()
+            },
+            ..guard.stats()
+        }
+    }
+}
+
+/// The counters' fast lane, held by [`Telemetry`](crate::Telemetry).
+#[derive(Clone, Debug)]
+pub(crate) struct Control {
+    pub counters: Arc<RecorderCounters>,
+    pub guard: GuardStats,
+    pub pipeline: Option<Pipeline>,
+}
+
+impl Control {
+    /// Every actor's counters, the Recorder's read directly.
+    pub async fn stats(&self) -> Stats {
+        let mut tally = Tally::new(self.counters.stats(&self.guard));
+        tally.pipeline(self.pipeline.clone()).await;
+        tally.stats
+    }
+}
+
+/// Counters gathered from several actors, and whether each of them answered.
+pub(crate) struct Tally {
+    pub stats: Stats,
+    pub complete: bool,
+}
+
+impl Tally {
+    pub fn new(own: Stats) -> Self {
+        Tally {
+            stats: own,
+            complete: true,
+        }
+    }
+
+    pub fn take(&mut self, part: Result<Stats, MailboxError>) {
+        match part {
+            Ok(part) => self.stats.merge(&part),
+            Err(_) => self.complete = false,
+        }
+    }
+
+    /// Adds the share of every actor of `pipeline`.
+    pub async fn pipeline(&mut self, pipeline: Option<Pipeline>) {
+        let Some(p) = pipeline else {
+            return;
+        };
+        self.take(p.collator.send(ReportCounters).await);
+        self.take(p.configuration.send(ReportCounters).await);
+        self.take(p.snapshotter.send(ReportCounters).await);
+        for sink in &p.sinks {
+            self.sink(sink).await;
+        }
+    }
+
+    pub async fn sink(&mut self, sink: &SinkActors) {
+        self.take(sink.submitter.send(ReportCounters).await);
+        self.take(sink.transport.send(ReportCounters).await);
+    }
+}
