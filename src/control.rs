@@ -91,16 +91,29 @@ impl Tally {
         }
     }
 
-    /// Adds the share of every actor of `pipeline`.
+    /// Adds the share of every actor of `pipeline`. Every request is sent before any answer
+    /// is awaited (`Addr::send` queues the message when it is called), so the actors answer
+    /// concurrently, each from its own mailbox.
     pub async fn pipeline(&mut self, pipeline: Option<Pipeline>) {
         let Some(p) = pipeline else {
             return;
         };
-        self.take(p.collator.send(ReportCounters).await);
-        self.take(p.configuration.send(ReportCounters).await);
-        self.take(p.snapshotter.send(ReportCounters).await);
+        let collator = p.collator.send(ReportCounters);
+        let configuration = p.configuration.send(ReportCounters);
+        let snapshotter = p.snapshotter.send(ReportCounters);
+        let mut sinks = Vec::with_capacity(p.sinks.len());
         for sink in &p.sinks {
-            self.sink(sink).await;
+            sinks.push((
+                sink.submitter.send(ReportCounters),
+                sink.transport.send(ReportCounters),
+            ));
+        }
+        self.take(collator.await);
+        self.take(configuration.await);
+        self.take(snapshotter.await);
+        for (submitter, transport) in sinks {
+            self.take(submitter.await);
+            self.take(transport.await);
         }
     }
 

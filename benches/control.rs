@@ -1,13 +1,16 @@
-//! Benchmarks of reading feature flags.
+//! Benchmarks of the control plane: reading flags and counters while events flow.
 //!
 //! ```text
-//! cargo bench --bench flags -- [flag_read|all] [--runs N] [--samples N]
+//! cargo bench --bench control -- [flag_read|stats_burst|all] [--runs N] [--samples N]
 //! ```
 //!
 //! - `flag_read`: what a flag read costs the calling thread through `Telemetry::flags()` (the
 //!   local copy, target: median under 1 µs), against `send(IsEnabled)` to the Recorder (an actor
 //!   round trip across threads) measured in the same run. Every read also records its
 //!   `$feature_flag_called`, de-duplicated by the runtime.
+//! - `stats_burst`: right after 1,000,000 events are recorded at once (to a loopback backend),
+//!   how long `Telemetry::stats()` takes to answer (target: within milliseconds), against
+//!   `send(GetStats)`, which answers in order behind the burst.
 
 // Shared with the other benchmarks, which use more of it.
 #[allow(dead_code)]
@@ -32,17 +35,32 @@ use actix_telemetry::{Flush, IsEnabled};
 use harness::{Check, Options, Over, Scenario, Target, emit};
 use pipeline::{TempDir, emit_distribution, runtime, shutdown, start_with, wait_for_checkin};
 
-const SCENARIOS: &[Scenario] = &[Scenario {
-    name: "flag_read",
-    summary: "a flag read on the caller's thread, against a round trip to the Recorder",
-    run: flag_read,
-    targets: &[Target {
-        metric: "local_is_enabled_p50",
-        check: Check::Below(1_000.0),
-        over: Over::Median,
-        from_issue: true,
-    }],
-}];
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "flag_read",
+        summary: "a flag read on the caller's thread, against a round trip to the Recorder",
+        run: flag_read,
+        targets: &[Target {
+            metric: "local_is_enabled_p50",
+            check: Check::Below(1_000.0),
+            over: Over::Median,
+            from_issue: true,
+        }],
+    },
+    Scenario {
+        name: "stats_burst",
+        summary: "Telemetry::stats() right after 1,000,000 events recorded at once",
+        run: stats_burst,
+        targets: &[Target {
+            metric: "lane_stats_latency",
+            check: Check::AtMost(10.0),
+            over: Over::Median,
+            from_issue: true,
+        }],
+    },
+];
+
+const BURST: u64 = 1_000_000;
 
 fn main() -> ExitCode {
     harness::main(SCENARIOS)
@@ -115,5 +133,27 @@ fn flag_read(options: &Options) -> Result<(), String> {
         .map_err(|e| format!("GetStats: {e}"))?;
     emit("evaluation_events", stats.accepted as f64, "events");
     shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+fn stats_burst(_options: &Options) -> Result<(), String> {
+    let backend = loopback::LoopbackBackend::spawn()?;
+    let telemetry = start_with(backend.url(), |b| b)?;
+    let recorder = telemetry.recorder().clone();
+    let rt = runtime()?;
+    wait_for_checkin(&rt, &recorder)?;
+    let recording = pipeline::record_all(&recorder, BURST);
+    emit("record_time", recording.as_secs_f64() * 1e3, "ms");
+    let t0 = Instant::now();
+    let lane = rt.block_on(telemetry.stats());
+    emit("lane_stats_latency", t0.elapsed().as_secs_f64() * 1e3, "ms");
+    emit("lane_stats_accepted_then", lane.accepted as f64, "events");
+    let t1 = Instant::now();
+    let ordered = rt
+        .block_on(recorder.send(actix_telemetry::GetStats))
+        .map_err(|e| format!("GetStats: {e}"))?;
+    emit("get_stats_latency", t1.elapsed().as_secs_f64() * 1e3, "ms");
+    emit("get_stats_accepted_then", ordered.accepted as f64, "events");
+    shutdown(&rt, telemetry, Duration::from_secs(10));
     Ok(())
 }
