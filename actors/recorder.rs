@@ -71,7 +71,7 @@ const SAVE_GRACE: Duration = Duration::from_secs(2);
 /// answers at the deadline; an answer this much later is taken as lost (the Submitter was
 /// restarted and its timer went with the old context, or the answer cannot get through), and
 /// the report says it is incomplete rather than leave the caller waiting.
-const LATE_ANSWER_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const LATE_ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// The application's handle on the runtime. See the module documentation.
 #[derive(Debug)]

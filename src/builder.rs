@@ -6,6 +6,7 @@ use actix::Addr;
 use serde_json::{Map, Value};
 
 use crate::actors::collator::{CollatorConfig, LIB_NAME, LIB_VERSION};
+use crate::actors::recorder::LATE_ANSWER_GRACE;
 use crate::actors::recorder::Recorder;
 use crate::actors::submitter::{OverflowPolicy, SubmitterConfig};
 use crate::control::Control;
@@ -15,7 +16,7 @@ use crate::error::BuildError;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::identity::{ExplicitIds, Identity};
-use crate::messages::Shutdown;
+use crate::messages::{Flush, Shutdown};
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, SinkParts, Started, start};
 use crate::session::SessionPolicy;
@@ -601,6 +602,28 @@ impl Telemetry {
     /// handlers.
     pub fn flags(&self) -> FlagReader {
         self.flags.clone()
+    }
+
+    /// Flushes with `timeout`, answered by the deadline (plus a grace of one second) even while
+    /// a burst waits in the Recorder's mailbox: `send(Flush)` is answered only once the flush
+    /// has come through the mailbox, behind everything recorded before it. A flush that could
+    /// not answer in time is reported with `complete: false` (the events it covers are still
+    /// being delivered).
+    pub async fn flush(&self, timeout: Duration) -> FlushReport {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let answered = tokio::time::timeout_at(
+            deadline + LATE_ANSWER_GRACE,
+            self.recorder.send(Flush::until(deadline)),
+        )
+        .await;
+        match answered {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the runtime did not answer a flush");
+                FlushReport::lost()
+            }
+            Err(_) => FlushReport::lost(),
+        }
     }
 
     /// Every actor's counters, without waiting behind the events in the Recorder's mailbox

@@ -184,3 +184,32 @@ async fn the_counters_lane_does_not_wait_behind_a_burst() {
     assert_eq!(lane, message);
     assert_eq!(balance(&lane).0, balance(&lane).1, "{lane:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_through_the_telemetry_answers_by_its_deadline_during_a_burst() {
+    let backend = Backend::start(Responder::ok()).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let recorder = telemetry.recorder().clone();
+    const BURST: u64 = 300_000;
+    for i in 0..BURST {
+        recorder.do_send(Record::new("burst").property("i", i));
+    }
+    let in_order = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { recorder.send(GetStats).await.unwrap() }
+    });
+    let started = tokio::time::Instant::now();
+    let report = telemetry.flush(Duration::from_millis(50)).await;
+    let took = started.elapsed();
+    // It did not wait for the burst to come through the mailbox: what was sent before it has
+    // not been answered yet.
+    assert!(
+        !in_order.is_finished(),
+        "answered only after the burst ({took:?})"
+    );
+    assert!(!report.complete, "{report:?}");
+    assert_eq!(in_order.await.unwrap().accepted, BURST);
+    // Once the burst is in, a flush through the telemetry completes as any other.
+    let report = telemetry.flush(WAIT).await;
+    assert!(report.complete && report.pending == 0, "{report:?}");
+}
