@@ -152,20 +152,29 @@ async fn repeated_flag_reads_are_not_accepted_events() {
     assert!(stats.accepted <= 2, "{stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_counters_lane_does_not_wait_behind_a_burst() {
+/// Events recorded at once, faster than the runtime takes them.
+const BURST: u64 = 300_000;
+
+/// A runtime with a burst waiting in the Recorder's mailbox, and a `GetStats` queued behind it.
+async fn behind_a_burst() -> (
+    Backend,
+    actix_telemetry::Telemetry,
+    tokio::task::JoinHandle<Stats>,
+) {
     let backend = Backend::start(Responder::ok()).await;
     let telemetry = builder(&backend.url()).build().unwrap();
     let recorder = telemetry.recorder().clone();
-    const BURST: u64 = 300_000;
     for i in 0..BURST {
         recorder.do_send(Record::new("burst").property("i", i));
     }
-    // Queued behind the whole burst in the Recorder's mailbox.
-    let in_order = tokio::spawn({
-        let recorder = recorder.clone();
-        async move { recorder.send(GetStats).await.unwrap() }
-    });
+    let in_order = tokio::spawn(async move { recorder.send(GetStats).await.unwrap() });
+    (backend, telemetry, in_order)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_lane_does_not_wait_behind_a_burst() {
+    let (_backend, telemetry, in_order) = behind_a_burst().await;
+    let recorder = telemetry.recorder().clone();
     let fast = telemetry.stats().await;
     assert!(
         !in_order.is_finished(),
@@ -187,17 +196,7 @@ async fn the_counters_lane_does_not_wait_behind_a_burst() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_through_the_telemetry_answers_by_its_deadline_during_a_burst() {
-    let backend = Backend::start(Responder::ok()).await;
-    let telemetry = builder(&backend.url()).build().unwrap();
-    let recorder = telemetry.recorder().clone();
-    const BURST: u64 = 300_000;
-    for i in 0..BURST {
-        recorder.do_send(Record::new("burst").property("i", i));
-    }
-    let in_order = tokio::spawn({
-        let recorder = recorder.clone();
-        async move { recorder.send(GetStats).await.unwrap() }
-    });
+    let (_backend, telemetry, in_order) = behind_a_burst().await;
     let started = tokio::time::Instant::now();
     let report = telemetry.flush(Duration::from_millis(50)).await;
     let took = started.elapsed();
