@@ -30,6 +30,7 @@ use crate::actors::configuration_proxy::ConfigurationProxy;
 use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
+use crate::admission::Budget;
 use crate::control::{RecorderCounters, Tally};
 use crate::error::WaitForCheckinError;
 use crate::evaluation::{OnMiss, evaluate};
@@ -84,6 +85,8 @@ pub struct Recorder {
     checkins_tx: watch::Sender<u64>,
     /// What it accepted and dropped, readable without a message (see `src/control.rs`).
     counters: Arc<RecorderCounters>,
+    /// Events sent by [`EventSender`](crate::EventSender)s and not taken in yet.
+    budget: Arc<Budget>,
     shutting_down: bool,
     guard: Guard,
     turns: Turns,
@@ -96,6 +99,7 @@ impl Recorder {
         pipeline: Option<Pipeline>,
         features_tx: watch::Sender<Arc<FeatureSet>>,
         counters: Arc<RecorderCounters>,
+        budget: Arc<Budget>,
         guard: Guard,
     ) -> Self {
         let features = features_tx.borrow().clone();
@@ -106,6 +110,7 @@ impl Recorder {
             features,
             checkins_tx: watch::Sender::new(0),
             counters,
+            budget,
             shutting_down: false,
             guard,
             turns: Turns::default(),
@@ -290,10 +295,26 @@ impl Supervised for Recorder {
     }
 }
 
+impl Handler<AdmittedRecord> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdmittedRecord, ctx: &mut Context<Self>) {
+        // Out of the mailbox: room for the next one, whatever becomes of this event.
+        self.budget.release();
+        self.take_record(msg.0, ctx);
+    }
+}
+
 impl Handler<Record> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
+        self.take_record(msg, ctx);
+    }
+}
+
+impl Recorder {
+    fn take_record(&mut self, msg: Record, ctx: &mut Context<Self>) {
         let before = self.counters.accepted();
         if guarded(self, ctx, |act, _| act.record(msg)).is_none() {
             // The event went with the panic: counted as taken in and lost, so the counters

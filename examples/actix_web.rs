@@ -13,16 +13,15 @@
 
 use std::time::Duration;
 
-use actix::Addr;
-use actix_telemetry::{Builder, Record, Recorder, ShutdownReport};
+use actix_telemetry::{Builder, EventSender, Record, ShutdownReport};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use serde_json::{Value, json};
 
 /// How long the telemetry may take to deliver what is queued once the server has stopped.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
-async fn index(request: HttpRequest, recorder: web::Data<Addr<Recorder>>) -> &'static str {
-    recorder.do_send(Record::new("page_viewed").property("path", request.path()));
+async fn index(request: HttpRequest, events: web::Data<EventSender>) -> &'static str {
+    events.record(Record::new("page_viewed").property("path", request.path()));
     "hello\n"
 }
 
@@ -37,12 +36,13 @@ async fn main() -> std::io::Result<()> {
         .version(env!("CARGO_PKG_VERSION"))
         .build()
         .map_err(std::io::Error::other)?;
-    let recorder = telemetry.recorder().clone();
+    // The bounded path: memory stays within its budget however hard the service is hit.
+    let events = telemetry.events();
     // actix-web stops the server on SIGINT and SIGTERM (and then stops the actix `System`);
     // `run` returns once it has.
     HttpServer::new(move || {
         App::new()
-            .app_data(web::Data::new(recorder.clone()))
+            .app_data(web::Data::new(events.clone()))
             .route("/", web::get().to(index))
     })
     .bind(&addr)?

@@ -11,8 +11,7 @@
 use std::time::Duration;
 
 use actix_telemetry::{
-    Builder, Flush, GetVariant, Identify, PropertyFilter, Record, SetFact, SinkConfig,
-    WaitForCheckin,
+    Builder, Flush, Identify, PropertyFilter, Record, SetFact, SinkConfig, WaitForCheckin,
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -45,13 +44,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     recorder.do_send(SetFact::new("region", "eu-west"));
     recorder.do_send(Identify::new("user-42").set("plan", "pro"));
-    recorder.do_send(
+    // Events go through the bounded path: if the runtime falls behind, recording waits (a
+    // bounded time) instead of growing memory.
+    let events = telemetry.events();
+    events.record(
         Record::new("app_started")
             .property("cold_start", true)
             .property("email", "not-sent@example.com"),
     );
-    let variant: Option<String> = recorder.send(GetVariant::new("new-dashboard")).await?;
-    recorder.do_send(
+    // Read on this thread from the runtime's copy of the flags, no round trip.
+    let variant: Option<String> = telemetry.flags().variant("new-dashboard");
+    events.record(
         Record::new("dashboard_opened")
             .property("variant", variant.as_deref().unwrap_or("control")),
     );

@@ -9,6 +9,7 @@ use crate::actors::collator::{CollatorConfig, LIB_NAME, LIB_VERSION};
 use crate::actors::recorder::LATE_ANSWER_GRACE;
 use crate::actors::recorder::Recorder;
 use crate::actors::submitter::{OverflowPolicy, SubmitterConfig};
+use crate::admission::{AdmissionPolicy, Budget, EventSender};
 use crate::control::Control;
 use crate::correlation::{Correlation, CorrelationError};
 use crate::env::{EnvNames, EnvSource};
@@ -107,6 +108,8 @@ pub struct Builder {
     sinks: Vec<SinkConfig>,
     spool: bool,
     spool_max_bytes: u64,
+    max_pending_events: usize,
+    admission: AdmissionPolicy,
     disabled: bool,
 }
 
@@ -134,12 +137,37 @@ impl Default for Builder {
             sinks: Vec::new(),
             spool: true,
             spool_max_bytes: 128 * 1024 * 1024,
+            max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+            admission: AdmissionPolicy::default(),
             disabled: false,
         }
     }
 }
 
+/// Events an [`EventSender`] may have sent that the runtime has not taken in yet: a few hundred
+/// bytes each, so a few MiB in all, and about 30 ms of the runtime's pace on this kind of
+/// machine.
+const DEFAULT_MAX_PENDING_EVENTS: usize = 10_000;
+
 impl Builder {
+    /// How many events sent through [`Telemetry::events`] may wait for the runtime at once
+    /// (default 10,000); beyond it the [`AdmissionPolicy`] applies on the caller's thread.
+    pub fn max_pending_events(mut self, n: usize) -> Self {
+        self.max_pending_events = n;
+        self
+    }
+
+    /// What [`EventSender::record`] does when the runtime is that far behind (default: wait up
+    /// to 1 s for it, then drop and count).
+    pub fn admission(mut self, policy: AdmissionPolicy) -> Self {
+        self.admission = policy;
+        self
+    }
+
+    fn budget(&self) -> std::sync::Arc<Budget> {
+        std::sync::Arc::new(Budget::new(self.max_pending_events, self.admission))
+    }
+
     /// A builder with every default.
     pub fn new() -> Self {
         Builder::default()
@@ -391,6 +419,11 @@ impl Builder {
                 "checkin_interval must not be zero".into(),
             ));
         }
+        if self.max_pending_events == 0 {
+            return Err(BuildError::InvalidConfig(
+                "max_pending_events must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -440,10 +473,11 @@ impl Builder {
     /// be opened, an invalid setting. A malformed correlation document is not an error: it is
     /// logged, ignored, and reported by [`Telemetry::correlation_error`].
     pub fn build(self) -> Result<Telemetry, BuildError> {
+        let budget = self.budget();
         self.validate()?;
         let names = EnvNames::with_prefix(&self.env_prefix);
         if self.opted_out(&names) {
-            return Ok(Telemetry::new(start(None)?, None, None));
+            return Ok(Telemetry::new(start(None, budget)?, None, None));
         }
 
         let endpoint = match self
@@ -523,7 +557,7 @@ impl Builder {
             names,
         };
         Ok(Telemetry::new(
-            start(Some(parts))?,
+            start(Some(parts), budget)?,
             Some(endpoint),
             correlation_error,
         ))
@@ -571,6 +605,7 @@ pub struct Telemetry {
     recorder: Addr<Recorder>,
     flags: FlagReader,
     control: Control,
+    events: EventSender,
     endpoint: Option<Endpoint>,
     correlation_error: Option<CorrelationError>,
     shut_down: bool,
@@ -586,6 +621,7 @@ impl Telemetry {
             recorder: started.recorder,
             flags: started.flags,
             control: started.control,
+            events: started.events,
             endpoint,
             correlation_error,
             shut_down: false,
@@ -595,6 +631,14 @@ impl Telemetry {
     /// The Recorder: clone it freely and send it messages from any thread or runtime.
     pub fn recorder(&self) -> &Addr<Recorder> {
         &self.recorder
+    }
+
+    /// Records events with bounded memory (see [`EventSender`]): the way to record from code
+    /// that may record faster than the runtime delivers. `recorder().do_send(Record)` still
+    /// works and never waits, but what it sends while the runtime is behind piles up in the
+    /// Recorder's mailbox without a limit.
+    pub fn events(&self) -> EventSender {
+        self.events.clone()
     }
 
     /// Reads flags on the calling thread from the runtime's local copy, with no round trip to

@@ -24,12 +24,19 @@ pub(crate) struct RecorderCounters {
     pub invalid: AtomicU64,
     pub shutdown: AtomicU64,
     pub panic: AtomicU64,
+    /// Dropped at the caller because the runtime was behind ([`crate::EventSender`]).
+    pub overflow: AtomicU64,
 }
 
 impl RecorderCounters {
     /// Counts one more.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one more; true if it was the first.
+    pub fn bump_first(counter: &AtomicU64) -> bool {
+        counter.fetch_add(1, Ordering::Relaxed) == 0
     }
 
     pub fn accepted(&self) -> u64 {
@@ -46,6 +53,7 @@ impl RecorderCounters {
                 invalid: read(&self.invalid),
                 shutdown: read(&self.shutdown),
                 panic: read(&self.panic),
+                overflow: read(&self.overflow),
                 ..DropCounts::default()
             },
             ..guard.stats()

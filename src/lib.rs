@@ -48,6 +48,7 @@
 #[path = "../actors/mod.rs"]
 pub mod actors;
 
+mod admission;
 mod builder;
 mod checkin;
 mod control;
@@ -79,6 +80,7 @@ mod turns;
 
 pub use actors::recorder::Recorder;
 pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
+pub use admission::{AdmissionPolicy, EventSender};
 pub use builder::SinkConfig;
 pub use builder::{Builder, Telemetry};
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};

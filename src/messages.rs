@@ -449,6 +449,12 @@ pub(crate) struct Stamp {
     pub received_at: Instant,
 }
 
+/// An event sent by an [`EventSender`](crate::EventSender): the Recorder returns its unit of
+/// the admission budget, then handles it as a [`Record`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct AdmittedRecord(pub Record);
+
 /// Recorder → Collator: an accepted event to enrich.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -21,6 +21,7 @@ use crate::actors::recorder::{Pipeline, Recorder, SinkActors};
 use crate::actors::submitter::{Submitter, SubmitterConfig};
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
+use crate::admission::{Budget, EventSender};
 use crate::control::Control;
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
@@ -78,6 +79,7 @@ pub(crate) struct Started {
     pub recorder: Addr<Recorder>,
     pub flags: FlagReader,
     pub control: Control,
+    pub events: EventSender,
 }
 
 /// Starts the Recorder with `pipeline` on `arbiter`, serving `initial_flags` until the first
@@ -86,6 +88,7 @@ fn start_recorder(
     arbiter: &ArbiterHandle,
     pipeline: Option<Pipeline>,
     initial_flags: Arc<FeatureSet>,
+    budget: Arc<Budget>,
 ) -> Started {
     let (features_tx, features_rx) = watch::channel(initial_flags);
     let guard = Guard::new(ActorKind::Recorder);
@@ -95,11 +98,13 @@ fn start_recorder(
         pipeline: pipeline.clone(),
     };
     let counters = control.counters.clone();
+    let recorder_budget = budget.clone();
     let recorder = Supervisor::start_in_arbiter(arbiter, move |_| {
-        Recorder::new(pipeline, features_tx, counters, guard)
+        Recorder::new(pipeline, features_tx, counters, recorder_budget, guard)
     });
     Started {
         flags: FlagReader::new(features_rx, recorder.clone()),
+        events: EventSender::new(recorder.clone(), budget, control.counters.clone()),
         recorder,
         control,
     }
@@ -107,10 +112,13 @@ fn start_recorder(
 
 /// Starts the six actors (or only the Recorder, when `parts` is `None`: telemetry disabled),
 /// each under a `Supervisor`, and returns the Recorder's address.
-pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Started, BuildError> {
+pub(crate) fn start(
+    parts: Option<PipelineParts>,
+    budget: Arc<Budget>,
+) -> Result<Started, BuildError> {
     let arbiter = telemetry_arbiter()?;
     let Some(parts) = parts else {
-        return Ok(start_recorder(&arbiter, None, Default::default()));
+        return Ok(start_recorder(&arbiter, None, Default::default(), budget));
     };
     let mut sinks = Vec::new();
     let mut lanes = Vec::new();
@@ -155,7 +163,7 @@ pub(crate) fn start(parts: Option<PipelineParts>) -> Result<Started, BuildError>
         snapshotter,
         saver,
     };
-    let started = start_recorder(&arbiter, Some(pipeline), initial_flags);
+    let started = start_recorder(&arbiter, Some(pipeline), initial_flags, budget);
     configuration.do_send(ConnectRecorder(started.recorder.clone().recipient()));
     Ok(started)
 }
