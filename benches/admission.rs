@@ -1,0 +1,163 @@
+//! Benchmarks of memory at any caller rate, recording through `Telemetry::events()`.
+//!
+//! ```text
+//! cargo build --release --example loopback_backend
+//! cargo bench --bench admission -- [burst|flood|flood_spool|all] [--runs N]
+//! ```
+//!
+//! - `burst`: 100,000 events at once from one thread, defaults: none lost; peak RSS (target of
+//!   the performance issue: at most 32 MiB).
+//! - `flood`: 5,000,000 events as fast as possible from 4 threads, defaults, no spool: peak RSS
+//!   (target: at most 64 MiB), drops counted and `accepted = delivered + dropped` exactly.
+//! - `flood_spool`: the same with the spool on: none lost, peak RSS (target: at most 64 MiB).
+
+// Shared with the other benchmarks, which use more of it.
+#[allow(dead_code)]
+#[path = "support/harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "support/loopback.rs"]
+mod loopback;
+#[allow(dead_code)]
+#[path = "support/pipeline.rs"]
+mod pipeline;
+#[allow(dead_code)]
+#[path = "support/procfs.rs"]
+mod procfs;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use actix_telemetry::Flush;
+
+use harness::{Check, Options, Over, Scenario, Target, emit};
+use loopback::LoopbackBackend;
+use pipeline::{
+    TempDir, emit_peak_memory, emit_stats, event, runtime, shutdown, start_with, stats,
+    wait_for_checkin,
+};
+
+const NONE_LOST: Target = Target {
+    metric: "lost",
+    check: Check::Equals(0.0),
+    over: Over::EveryRun,
+    from_issue: true,
+};
+const BALANCED: Target = Target {
+    metric: "unaccounted",
+    check: Check::Equals(0.0),
+    over: Over::EveryRun,
+    from_issue: true,
+};
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "burst",
+        summary: "100,000 events at once through Telemetry::events(), defaults",
+        run: burst,
+        targets: &[
+            NONE_LOST,
+            Target {
+                metric: "vm_hwm",
+                check: Check::AtMost(32.0),
+                over: Over::Median,
+                from_issue: true,
+            },
+        ],
+    },
+    Scenario {
+        name: "flood",
+        summary: "5,000,000 events from 4 threads through Telemetry::events(), no spool",
+        run: flood,
+        targets: &[
+            BALANCED,
+            Target {
+                metric: "vm_hwm",
+                check: Check::AtMost(64.0),
+                over: Over::Median,
+                from_issue: true,
+            },
+        ],
+    },
+    Scenario {
+        name: "flood_spool",
+        summary: "as flood, with the spool on",
+        run: flood_spool,
+        targets: &[
+            NONE_LOST,
+            Target {
+                metric: "vm_hwm",
+                check: Check::AtMost(64.0),
+                over: Over::Median,
+                from_issue: true,
+            },
+        ],
+    },
+];
+
+fn main() -> ExitCode {
+    harness::main(SCENARIOS)
+}
+
+fn burst(_options: &Options) -> Result<(), String> {
+    measure(1, 100_000, None)
+}
+
+fn flood(_options: &Options) -> Result<(), String> {
+    measure(4, 1_250_000, None)
+}
+
+fn flood_spool(_options: &Options) -> Result<(), String> {
+    let state = TempDir::new("admission-spool")?;
+    measure(4, 1_250_000, Some(&state))
+}
+
+/// Records `per_thread` events from each of `threads` threads at once through the bounded
+/// path, flushes, and reports what arrived and the peak resident set.
+fn measure(threads: u64, per_thread: u64, state: Option<&TempDir>) -> Result<(), String> {
+    let backend = LoopbackBackend::spawn()?;
+    let baseline = procfs::status_kib("VmHWM").unwrap_or(0);
+    let telemetry = start_with(backend.url(), |b| match state {
+        Some(dir) => b.state_dir(dir.0.join("state")),
+        None => b,
+    })?;
+    let recorder = telemetry.recorder().clone();
+    let rt = runtime()?;
+    wait_for_checkin(&rt, &recorder)?;
+    let before = backend.stats()?.events;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let events = telemetry.events();
+            scope.spawn(move || {
+                for i in 0..per_thread {
+                    events.record(event(t * per_thread + i));
+                }
+            });
+        }
+    });
+    let recording = started.elapsed();
+    let report = rt
+        .block_on(recorder.send(Flush::within(Duration::from_secs(600))))
+        .map_err(|e| format!("Flush: {e}"))?;
+    let elapsed = started.elapsed();
+    let recorded = threads * per_thread;
+    let received = backend.stats()?.events - before;
+    let s = stats(&rt, &recorder)?;
+    emit("record_time", recording.as_secs_f64(), "s");
+    emit(
+        "events_per_s",
+        recorded as f64 / elapsed.as_secs_f64(),
+        "events/s",
+    );
+    emit("flush_pending", report.pending as f64, "events");
+    emit("backend_received", received as f64, "events");
+    emit("lost", recorded.saturating_sub(received) as f64, "events");
+    let unaccounted =
+        s.accepted as i128 - (s.delivered + s.dropped.total() + s.queue_depth) as i128;
+    emit("unaccounted", unaccounted as f64, "events");
+    emit_stats(&s);
+    emit_peak_memory(baseline);
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
