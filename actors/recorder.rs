@@ -31,7 +31,7 @@ use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
 use crate::admission::Budget;
-use crate::control::{RecorderCounters, Tally};
+use crate::control::{Control, RecorderCounters, Tally};
 use crate::error::WaitForCheckinError;
 use crate::evaluation::{OnMiss, evaluate};
 use crate::event::RecordedEvent;
@@ -575,12 +575,13 @@ impl Handler<GetStats> for Recorder {
     type Result = ResponseFuture<Stats>;
 
     fn handle(&mut self, _msg: GetStats, _ctx: &mut Context<Self>) -> Self::Result {
-        let mut tally = Tally::new(self.own_counters());
-        let pipeline = self.pipeline.clone();
-        Box::pin(async move {
-            tally.pipeline(pipeline).await;
-            tally.stats
-        })
+        // The same gathering as `Telemetry::stats`, answered in order with the mailbox.
+        let control = Control {
+            counters: self.counters.clone(),
+            guard: self.guard.shared(),
+            pipeline: self.pipeline.clone(),
+        };
+        Box::pin(async move { control.stats().await })
     }
 }
 

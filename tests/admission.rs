@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actix_telemetry::{AdmissionPolicy, Flush, GetStats, Record};
+use actix_telemetry::{AdmissionPolicy, Record};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -59,13 +59,7 @@ async fn waiting_callers_stay_within_the_budget_and_lose_nothing() {
         "{most} events waited, the budget is {BUDGET}"
     );
     assert_eq!(refused, 0);
-    let report = telemetry
-        .recorder()
-        .send(Flush::within(WAIT))
-        .await
-        .unwrap();
-    assert_eq!(report.pending, 0, "{report:?}");
-    let stats = telemetry.recorder().send(GetStats).await.unwrap();
+    let stats = settled_stats(&telemetry, WAIT).await;
     assert_eq!(
         (stats.accepted, stats.delivered),
         (20_000, 20_000),
@@ -91,13 +85,7 @@ async fn with_the_drop_policy_the_excess_is_dropped_and_counted() {
         "{most} events waited, the budget is {BUDGET}"
     );
     assert!(refused > 0, "four threads never outran the runtime");
-    let report = telemetry
-        .recorder()
-        .send(Flush::within(WAIT))
-        .await
-        .unwrap();
-    assert_eq!(report.pending, 0, "{report:?}");
-    let stats = telemetry.recorder().send(GetStats).await.unwrap();
+    let stats = settled_stats(&telemetry, WAIT).await;
     assert_eq!(stats.accepted, 80_000, "{stats:?}");
     assert_eq!(stats.dropped.overflow, refused as u64, "{stats:?}");
     assert_eq!(

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use actix_telemetry::{Flush, GetStats, Identify, Record, RefreshConfiguration};
+use actix_telemetry::{GetStats, Identify, Record, RefreshConfiguration};
 use serde_json::{Value, json};
 use support::*;
 
@@ -56,12 +56,7 @@ async fn reads_answer_locally_and_record_each_answer_once_per_identity() {
     // A new identity: the same reads are events again, for that user.
     telemetry.recorder().do_send(Identify::new("user-2"));
     assert!(flags.is_enabled("beta"));
-    let report = telemetry
-        .recorder()
-        .send(Flush::within(WAIT))
-        .await
-        .unwrap();
-    assert_eq!(report.pending, 0);
+    settled_stats(&telemetry, WAIT).await;
 
     let mut seen = evaluations(&backend);
     seen.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
@@ -117,10 +112,5 @@ async fn a_new_check_in_reaches_the_reader() {
     }
     assert!(flags.is_enabled("beta"));
     telemetry.recorder().do_send(Record::new("after"));
-    let report = telemetry
-        .recorder()
-        .send(Flush::within(WAIT))
-        .await
-        .unwrap();
-    assert_eq!(report.pending, 0);
+    settled_stats(&telemetry, WAIT).await;
 }

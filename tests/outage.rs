@@ -33,17 +33,6 @@ fn record(telemetry: &Telemetry, n: u64) {
     }
 }
 
-/// The counters once every answer the backend sent has been handled.
-async fn settled(telemetry: &Telemetry) -> actix_telemetry::Stats {
-    let report = telemetry
-        .recorder()
-        .send(Flush::within(WAIT))
-        .await
-        .unwrap();
-    assert_eq!(report.pending, 0, "{report:?}");
-    telemetry.recorder().send(GetStats).await.unwrap()
-}
-
 fn failed_batches(backend: &Backend) -> Vec<Recorded> {
     let mut failed: Vec<Recorded> = backend
         .requests_to(EVENTS_BATCH)
@@ -86,7 +75,7 @@ async fn while_a_backend_fails_one_probe_at_a_time_tests_it_and_recovery_is_at_f
             "two probes overlapped ({gap:?} apart) while the backend was failing"
         );
     }
-    let stats = settled(&telemetry).await;
+    let stats = settled_stats(&telemetry, WAIT).await;
     assert_eq!(stats.delivered, 200);
     assert_eq!(stats.dropped.total(), 0);
     assert_eq!(stats.sinks_failing, 0);
@@ -120,7 +109,7 @@ async fn with_a_spool_a_long_run_of_failures_gives_nothing_up() {
         "events were given up: {:?}",
         telemetry.recorder().send(GetStats).await.unwrap()
     );
-    let stats = settled(&telemetry).await;
+    let stats = settled_stats(&telemetry, WAIT).await;
     assert_eq!(
         (stats.delivered, stats.dropped.total()),
         (50, 0),
@@ -157,7 +146,7 @@ async fn a_refusing_backend_pauses_a_spooled_sink_until_it_is_fixed() {
     // The key is fixed: the next probe finds out, and everything kept is delivered.
     refusing.store(false, Ordering::SeqCst);
     assert!(backend.wait_for_events(30, WAIT).await);
-    let stats = settled(&telemetry).await;
+    let stats = settled_stats(&telemetry, WAIT).await;
     assert_eq!((stats.delivered, stats.sinks_paused), (30, 0), "{stats:?}");
     assert_eq!(stats.dropped.total(), 0);
 }
@@ -185,7 +174,7 @@ async fn with_a_spool_an_outage_longer_than_memory_loses_nothing() {
     assert_eq!(stats.dropped.total(), 0, "{stats:?}");
 
     down.store(false, Ordering::SeqCst);
-    let stats = settled(&telemetry).await;
+    let stats = settled_stats(&telemetry, WAIT).await;
     assert_eq!(
         (stats.delivered, stats.dropped.total()),
         (2_000, 0),

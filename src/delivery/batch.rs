@@ -14,6 +14,11 @@ pub(crate) fn held_size(event: &EncodedEvent) -> usize {
     event.held_bytes() + SEQ_BYTES
 }
 
+/// Whether `event` happened before `oldest_ms` (milliseconds since the epoch).
+pub(crate) fn too_old(event: &EncodedEvent, oldest_ms: u64) -> bool {
+    event.timestamp_ms().is_some_and(|t| t < oldest_ms)
+}
+
 /// One queued event and its place in the sink's order.
 #[derive(Debug)]
 pub(crate) struct Queued {
@@ -67,7 +72,7 @@ impl Batch {
         self.events
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.timestamp_ms().is_some_and(|t| t < oldest_ms))
+            .filter(|(_, e)| too_old(e, oldest_ms))
             .map(|(i, _)| i)
             .collect()
     }

@@ -27,7 +27,7 @@ use crate::spool::Spool;
 use crate::stats::{DropCounts, FlushReport, Stats};
 use crate::transport::DeliveryOutcome;
 
-use batch::{Batch, Queued, held_size};
+use batch::{Batch, Queued, held_size, too_old};
 use flushes::{Flushes, Resolution};
 use health::{HealthState, SendKind, SinkHealth};
 use spooling::Spooling;
@@ -148,13 +148,18 @@ impl SinkCore {
             self.dropped.overflow += 1;
             return None;
         }
+        Some(self.push(event))
+    }
+
+    /// Puts `event` at the back of the queue; its sequence number.
+    fn push(&mut self, event: EncodedEvent) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.held_events += 1;
-        self.held_bytes += size;
+        self.held_bytes += held_size(&event);
         self.queue_encoded_bytes += event.encoded_len();
         self.queue.push_back(Queued { seq, event });
-        Some(seq)
+        seq
     }
 
     /// Frees room for one more event of `size` bytes under the overflow policy; false if the
@@ -198,25 +203,12 @@ impl SinkCore {
             let Some(event) = self.spooling.next_read_back() else {
                 break;
             };
-            if event
-                .event
-                .timestamp_ms()
-                .is_some_and(|t| oldest_ms.is_some_and(|o| t < o))
-            {
+            if oldest_ms.is_some_and(|o| too_old(&event.event, o)) {
                 self.dropped.expired += 1;
                 self.spooling.release_read_back(event.at);
                 continue;
             }
-            let size = held_size(&event.event);
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.held_events += 1;
-            self.held_bytes += size;
-            self.queue_encoded_bytes += event.event.encoded_len();
-            self.queue.push_back(Queued {
-                seq,
-                event: event.event,
-            });
+            let seq = self.push(event.event);
             self.spooling.held_from_disk(seq, event.at);
             if event.own {
                 self.flushes

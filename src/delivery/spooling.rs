@@ -53,13 +53,6 @@ pub(crate) struct Lost {
     pub full: u64,
 }
 
-/// One warning when spool writes start failing and a total when they work again, not one
-/// line per mailbox turn.
-#[derive(Debug, Default)]
-struct WriteTrouble {
-    failing_since_events: Option<u64>,
-}
-
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Spooling {
@@ -86,7 +79,11 @@ pub(crate) struct Spooling {
     corrupt: u64,
     /// Events whose records did not reach the disk, over this run.
     unwritten: u64,
-    trouble: WriteTrouble,
+    /// While writes fail: `unwritten` when they started to. One warning when writes start
+    /// failing and a total when they work again, not one line per mailbox turn.
+    failing_since: Option<u64>,
+    /// Reused for every event's JSON on its way into the spool.
+    scratch: Vec<u8>,
 }
 
 impl Spooling {
@@ -103,7 +100,8 @@ impl Spooling {
             recovered: 0,
             corrupt: 0,
             unwritten: 0,
-            trouble: WriteTrouble::default(),
+            failing_since: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -133,7 +131,7 @@ impl Spooling {
             return;
         };
         spool.spill();
-        let at = spool.append(&event_json(event));
+        let at = append(spool, &mut self.scratch, event);
         self.spilled_pending.insert(at);
         self.disk_only += 1;
         self.spilled_total += 1;
@@ -142,7 +140,7 @@ impl Spooling {
     /// Gives held event `seq` a record on disk.
     pub fn record(&mut self, seq: u64, event: &EncodedEvent) {
         if let Some(spool) = &mut self.spool {
-            let at = spool.append(&event_json(event));
+            let at = append(spool, &mut self.scratch, event);
             self.spooled.insert(seq, at);
         }
     }
@@ -165,6 +163,8 @@ impl Spooling {
         let Some(spool) = &mut self.spool else {
             return;
         };
+        // Spilled events that came back unreadable: settled, as lost to corruption.
+        let mut own_corrupt = 0;
         // Segments that hold nothing live are skipped; stop at the first that has something.
         while let Some(replay) = spool.read_back() {
             self.corrupt += replay.corrupt;
@@ -182,10 +182,7 @@ impl Spooling {
                     None => {
                         // Not an event any more: counted as corrupt, and so not disk-only.
                         self.corrupt += 1;
-                        if own {
-                            self.disk_only = self.disk_only.saturating_sub(1);
-                            self.own_settled += 1;
-                        }
+                        own_corrupt += u64::from(own);
                         spool.ack(at);
                     }
                 }
@@ -194,6 +191,7 @@ impl Spooling {
                 break;
             }
         }
+        self.settle_own(own_corrupt);
     }
 
     /// Read-back event `at` is now held in memory as `seq`.
@@ -230,7 +228,7 @@ impl Spooling {
         let mut lost = Lost::default();
         match spool.flush() {
             Ok(()) => {
-                if let Some(failures) = self.trouble.failing_since_events.take() {
+                if let Some(failures) = self.failing_since.take() {
                     tracing::warn!(
                         target: "actix_telemetry::spool",
                         events_not_durable = self.unwritten - failures,
@@ -239,8 +237,8 @@ impl Spooling {
                 }
             }
             Err(failure) => {
-                if self.trouble.failing_since_events.is_none() {
-                    self.trouble.failing_since_events = Some(self.unwritten);
+                if self.failing_since.is_none() {
+                    self.failing_since = Some(self.unwritten);
                     tracing::warn!(
                         target: "actix_telemetry::spool",
                         error = %failure.error,
@@ -358,8 +356,9 @@ impl Spooling {
     }
 }
 
-fn event_json(event: &EncodedEvent) -> Vec<u8> {
-    let mut json = Vec::with_capacity(event.encoded_len());
-    event.write_to(&mut json);
-    json
+/// Spools `event`'s JSON, written into `scratch` (no allocation per event).
+fn append(spool: &mut Spool, scratch: &mut Vec<u8>, event: &EncodedEvent) -> SpoolRef {
+    scratch.clear();
+    event.write_to(scratch);
+    spool.append(scratch)
 }

@@ -142,3 +142,23 @@ pub async fn stats_until(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// Flushes (waiting at most `timeout`), checks that nothing is left pending, and returns the
+/// counters once every answer the backend sent has been handled.
+#[allow(dead_code)]
+pub async fn settled_stats(
+    telemetry: &actix_telemetry::Telemetry,
+    timeout: std::time::Duration,
+) -> actix_telemetry::Stats {
+    let report = telemetry
+        .recorder()
+        .send(actix_telemetry::Flush::within(timeout))
+        .await
+        .expect("the Recorder answers");
+    assert_eq!(report.pending, 0, "{report:?}");
+    telemetry
+        .recorder()
+        .send(actix_telemetry::GetStats)
+        .await
+        .expect("the Recorder answers")
+}
