@@ -11,19 +11,11 @@
 //!   (target: at most 64 MiB), drops counted and `accepted = delivered + dropped` exactly.
 //! - `flood_spool`: the same with the spool on: none lost, peak RSS (target: at most 64 MiB).
 
-// Shared with the other benchmarks, which use more of it.
+// Each benchmark uses its own part of the shared support.
 #[allow(dead_code)]
-#[path = "support/harness.rs"]
-mod harness;
-#[allow(dead_code)]
-#[path = "support/loopback.rs"]
-mod loopback;
-#[allow(dead_code)]
-#[path = "support/pipeline.rs"]
-mod pipeline;
-#[allow(dead_code)]
-#[path = "support/procfs.rs"]
-mod procfs;
+mod support;
+
+use support::{harness, loopback, pipeline, procfs};
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -12,19 +12,11 @@
 //!   how long `Telemetry::stats()` takes to answer (target: within milliseconds), against
 //!   `send(GetStats)`, which answers in order behind the burst.
 
-// Shared with the other benchmarks, which use more of it.
+// Each benchmark uses its own part of the shared support.
 #[allow(dead_code)]
-#[path = "support/harness.rs"]
-mod harness;
-#[allow(dead_code)]
-#[path = "support/loopback.rs"]
-mod loopback;
-#[allow(dead_code)]
-#[path = "support/pipeline.rs"]
-mod pipeline;
-#[allow(dead_code)]
-#[path = "support/procfs.rs"]
-mod procfs;
+mod support;
+
+use support::{harness, loopback, pipeline};
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -22,18 +22,11 @@
 //! uuids) and the runtime on its own thread, as in a plain tokio or synchronous program.
 
 // Shared with the `record` benchmark, which uses more of it.
+// Each benchmark uses its own part of the shared support.
 #[allow(dead_code)]
-#[path = "support/harness.rs"]
-mod harness;
-#[allow(dead_code)]
-#[path = "support/loopback.rs"]
-mod loopback;
-#[allow(dead_code)]
-#[path = "support/pipeline.rs"]
-mod pipeline;
-#[allow(dead_code)]
-#[path = "support/procfs.rs"]
-mod procfs;
+mod support;
+
+use support::{harness, loopback, pipeline, procfs};
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -26,14 +26,9 @@
 //! outside actix, so it runs its actors on its own thread, as in a plain tokio or synchronous
 //! program; the main thread is the application recording events.
 
-#[path = "support/harness.rs"]
-mod harness;
-#[path = "support/loopback.rs"]
-mod loopback;
-#[path = "support/pipeline.rs"]
-mod pipeline;
-#[path = "support/procfs.rs"]
-mod procfs;
+mod support;
+
+use support::{harness, loopback, pipeline, procfs};
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

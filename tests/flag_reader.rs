@@ -93,12 +93,7 @@ async fn a_new_check_in_reaches_the_reader() {
     .await;
     let telemetry = builder(&backend.url()).build().unwrap();
     let flags = telemetry.flags();
-    telemetry
-        .recorder()
-        .send(actix_telemetry::WaitForCheckin { timeout: WAIT })
-        .await
-        .unwrap()
-        .unwrap();
+    wait_for_checkin(&telemetry).await;
     assert!(!flags.is_enabled("beta"));
     flip.store(true, std::sync::atomic::Ordering::SeqCst);
     telemetry.recorder().do_send(RefreshConfiguration);

@@ -24,6 +24,14 @@ async fn start(backend: &Backend) -> Telemetry {
         .unwrap()
 }
 
+/// A runtime on a fresh backend with `fault` armed in `actor`.
+async fn with_fault(actor: ActorKind, fault: Fault) -> (Backend, Telemetry) {
+    let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
+    let telemetry = start(&backend).await;
+    telemetry.recorder().do_send(InjectFault { actor, fault });
+    (backend, telemetry)
+}
+
 /// Records events `range`, each tagged with its number.
 fn record(telemetry: &Telemetry, range: std::ops::Range<u64>) {
     for i in range {
@@ -77,13 +85,8 @@ async fn a_panic_in_each_actor_is_survived_and_nothing_queued_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_transport_is_rebuilt_and_its_batches_retried() {
-    let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
-    let telemetry = start(&backend).await;
+    let (backend, telemetry) = with_fault(ActorKind::Transport, Fault::Stop).await;
     let recorder = telemetry.recorder().clone();
-    recorder.do_send(InjectFault {
-        actor: ActorKind::Transport,
-        fault: Fault::Stop,
-    });
     record(&telemetry, 0..100);
     recorder.send(Flush::within(WAIT)).await.unwrap();
     assert_eq!(delivered_seqs(&backend), (0..100).collect());
@@ -121,13 +124,8 @@ async fn a_crash_loop_exhausts_the_budget_and_the_actor_runs_degraded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_inside_a_delivery_is_caught_counted_and_the_batch_retried() {
-    let backend = Backend::start(Responder::with_checkin(json!({"options": {}}))).await;
-    let telemetry = start(&backend).await;
+    let (backend, telemetry) = with_fault(ActorKind::Transport, Fault::PanicInTask).await;
     let recorder = telemetry.recorder().clone();
-    recorder.do_send(InjectFault {
-        actor: ActorKind::Transport,
-        fault: Fault::PanicInTask,
-    });
     record(&telemetry, 0..20);
     let report = recorder.send(Flush::within(WAIT)).await.unwrap();
     assert_eq!((report.delivered, report.pending), (20, 0), "{report:?}");

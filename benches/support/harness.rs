@@ -8,7 +8,7 @@
 
 use std::process::{Command, ExitCode, Stdio};
 
-use crate::procfs;
+use super::procfs;
 
 /// Parsed command line.
 #[derive(Clone, Debug)]

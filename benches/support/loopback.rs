@@ -74,7 +74,7 @@ impl LoopbackBackend {
 
     /// The backend's CPU seconds so far.
     pub fn cpu_seconds(&self) -> Option<f64> {
-        crate::procfs::process_cpu_seconds(self.child.id())
+        super::procfs::process_cpu_seconds(self.child.id())
     }
 
     /// `GET /stats`, over a fresh connection each time so that no client state is involved.

@@ -8,9 +8,9 @@ use actix_telemetry::env::EnvSource;
 use actix_telemetry::{Builder, GetStats, Record, Recorder, Stats, Telemetry, WaitForCheckin};
 use tokio::runtime::Runtime;
 
-use crate::harness::emit;
-use crate::loopback::{BackendStats, LoopbackBackend};
-use crate::procfs::{self, CpuSplit};
+use super::harness::emit;
+use super::loopback::{BackendStats, LoopbackBackend};
+use super::procfs::{self, CpuSplit};
 
 /// The default configuration, except that the environment is a fixed empty set: a
 /// `DETSYS_IDS_TRANSPORT` or `DO_NOT_TRACK` on the machine must not redirect or disable what is

@@ -107,15 +107,21 @@ pub async fn started_with_checkin(
 ) -> (Backend, actix_telemetry::Telemetry) {
     let backend = Backend::start(Responder::with_checkin(checkin)).await;
     let telemetry = builder(&backend.url()).build().unwrap();
+    wait_for_checkin(&telemetry).await;
+    (backend, telemetry)
+}
+
+/// Waits (at most 10 s) for the runtime's first check-in of this run.
+#[allow(dead_code)]
+pub async fn wait_for_checkin(telemetry: &actix_telemetry::Telemetry) {
     telemetry
         .recorder()
         .send(actix_telemetry::WaitForCheckin {
             timeout: std::time::Duration::from_secs(10),
         })
         .await
-        .unwrap()
-        .unwrap();
-    (backend, telemetry)
+        .expect("the Recorder answers")
+        .expect("a check-in");
 }
 
 /// Polls `GetStats` until `done` holds, for at most `timeout`; the counters that satisfied it,

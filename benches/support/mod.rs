@@ -1,0 +1,8 @@
+//! What every benchmark shares: the command line and child-process driver, the loopback
+//! backend as a child process, the runtime set-up and reporting, and `/proc` readings. Each
+//! benchmark includes this module whole and uses the part it needs.
+
+pub mod harness;
+pub mod loopback;
+pub mod pipeline;
+pub mod procfs;
