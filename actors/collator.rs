@@ -34,7 +34,7 @@ use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::checkin::CheckinRequest;
 use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, object_body};
-use crate::features::FeatureSet;
+use crate::features::{FeatureLimits, FeatureSet};
 use crate::filter::PropertyFilter;
 use crate::identity::{Identity, new_id};
 use crate::messages::{
@@ -64,6 +64,8 @@ pub(crate) struct CollatorConfig {
     pub builder_facts: Map<String, Value>,
     pub correlation_facts: Map<String, Value>,
     pub max_event_bytes: usize,
+    /// How much of the flag set every event describes.
+    pub feature_limits: FeatureLimits,
     pub snapshot_max_age: Duration,
     /// Where the identity is kept across runs, if anywhere.
     pub saver: Option<Saver>,
@@ -304,7 +306,7 @@ impl Collator {
             ] {
                 map.extend(facts.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
-            map.extend(features.event_properties());
+            map.extend(features.event_properties(config.feature_limits).0);
             SharedProperties::new(map)
         })
     }
@@ -605,6 +607,16 @@ impl Handler<FeatureFacts> for Collator {
 
     fn handle(&mut self, msg: FeatureFacts, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| {
+            let limits = act.config.feature_limits;
+            let left_out = msg.0.event_properties(limits).1;
+            if left_out > 0 {
+                tracing::warn!(
+                    flags = msg.0.len(),
+                    left_out,
+                    ?limits,
+                    "events describe only some of the flags (see Builder::feature_limits)"
+                );
+            }
             act.features = msg.0;
             act.invalidate_shared();
         });

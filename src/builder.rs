@@ -14,6 +14,7 @@ use crate::control::Control;
 use crate::correlation::{Correlation, CorrelationError};
 use crate::env::{EnvNames, EnvSource};
 use crate::error::BuildError;
+use crate::features::FeatureLimits;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::identity::{ExplicitIds, Identity};
@@ -101,6 +102,8 @@ pub struct Builder {
     connect_timeout: Duration,
     checkin_interval: Duration,
     user_agent: String,
+    max_checkin_bytes: usize,
+    feature_limits: FeatureLimits,
     state: StateLocation,
     stream: Option<StreamSettings>,
     session: SessionPolicy,
@@ -130,6 +133,8 @@ impl Default for Builder {
             connect_timeout: Duration::from_secs(3),
             checkin_interval: Duration::from_secs(300),
             user_agent: format!("{LIB_NAME}/{LIB_VERSION}"),
+            max_checkin_bytes: crate::transport::DEFAULT_MAX_CHECKIN_BYTES,
+            feature_limits: FeatureLimits::default(),
             state: StateLocation::Default,
             stream: None,
             session: SessionPolicy::default(),
@@ -344,6 +349,22 @@ impl Builder {
         self
     }
 
+    /// The largest check-in document the runtime reads (default 1 MiB): the body of a check-in
+    /// answer, the check-in file, one streamed update. A larger one fails that check-in with
+    /// [`TransportError::BodyTooLarge`](crate::TransportError::BodyTooLarge) (or is skipped and
+    /// counted in `Stats::stream_errors`); the last good flags stay in use.
+    pub fn max_checkin_bytes(mut self, bytes: usize) -> Self {
+        self.max_checkin_bytes = bytes;
+        self
+    }
+
+    /// How many flags every event describes with `$feature/<name>` and
+    /// `$active_feature_flags` (default: the first 100 by name, their variants within 64 KiB).
+    pub fn feature_limits(mut self, limits: FeatureLimits) -> Self {
+        self.feature_limits = limits;
+        self
+    }
+
     /// The HTTP `User-Agent` (default `actix-telemetry/<version>`).
     pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
         self.user_agent = agent.into();
@@ -498,6 +519,7 @@ impl Builder {
             request_timeout: self.request_timeout,
             connect_timeout: self.connect_timeout,
             user_agent: self.user_agent.clone(),
+            max_checkin_bytes: self.max_checkin_bytes,
         };
         let state = StateDir::resolve(&self.state, &self.env, &self.env_prefix);
         let open_spool = |name: &str| self.open_spool(state.as_ref(), name);
@@ -544,6 +566,7 @@ impl Builder {
                 builder_facts: self.facts,
                 correlation_facts: correlation.properties,
                 max_event_bytes: self.max_event_bytes,
+                feature_limits: self.feature_limits,
                 snapshot_max_age: self.snapshot_max_age,
                 saver: saver.clone(),
                 session: self.session,

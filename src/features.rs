@@ -62,18 +62,108 @@ impl Miss {
     }
 }
 
+/// How much of a flag set every event describes (see [`FeatureSet::event_properties`]): a
+/// check-in with thousands of flags, or one huge variant, must not make every event too large.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeatureLimits {
+    /// At most this many flags get a `$feature/<name>` property (and a place in
+    /// `$active_feature_flags`).
+    pub max_flags: usize,
+    /// Their variants take at most this many bytes of JSON together.
+    pub max_bytes: usize,
+}
+
+impl Default for FeatureLimits {
+    /// 100 flags in 64 KiB.
+    fn default() -> Self {
+        FeatureLimits {
+            max_flags: 100,
+            max_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Where a pointer chain ends, worked out once per flag set.
+#[derive(Clone, Debug, PartialEq)]
+enum Pointer {
+    /// The chain from this flag ends on that one.
+    EndsAt(String),
+    /// The chain loops.
+    Cycle,
+}
+
 /// The flags of one check-in. Malformed flags are kept apart in [`FeatureSet::invalid`] and
 /// never served; the others are unaffected by them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FeatureSet {
     flags: BTreeMap<String, Flag>,
     invalid: BTreeMap<String, String>,
+    /// For each flag whose payload names another flag: where its chain ends. Resolved when the
+    /// set is made, in one pass over the flags, so a read costs one lookup however long the
+    /// chain.
+    pointers: BTreeMap<String, Pointer>,
+}
+
+/// The flag `flag`'s payload points to, if it names a flag of `flags`.
+fn pointee<'a>(flags: &'a BTreeMap<String, Flag>, flag: &Flag) -> Option<&'a str> {
+    let target = serde_json::from_str::<String>(flag.payload.as_deref()?).ok()?;
+    flags
+        .get_key_value(target.as_str())
+        .map(|(k, _)| k.as_str())
+}
+
+/// Resolves every pointer chain of `flags` in time linear in their number: each flag is
+/// walked once, and every flag met on a walk gets the walk's answer.
+fn resolve_pointers(flags: &BTreeMap<String, Flag>) -> BTreeMap<String, Pointer> {
+    let mut resolved: BTreeMap<String, Pointer> = BTreeMap::new();
+    let mut on_walk: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (start, flag) in flags {
+        if resolved.contains_key(start) || pointee(flags, flag).is_none() {
+            continue;
+        }
+        let mut path: Vec<&str> = vec![start.as_str()];
+        on_walk.clear();
+        on_walk.insert(start.as_str());
+        let mut current = flag;
+        let answer = loop {
+            let Some(next) = pointee(flags, current) else {
+                break Pointer::EndsAt(path.last().copied().unwrap_or_default().to_string());
+            };
+            if let Some(known) = resolved.get(next) {
+                break known.clone();
+            }
+            if !on_walk.insert(next) {
+                break Pointer::Cycle;
+            }
+            let Some(flag) = flags.get(next) else {
+                break Pointer::EndsAt(path.last().copied().unwrap_or_default().to_string());
+            };
+            path.push(next);
+            current = flag;
+        };
+        // The end of a chain is not a pointer itself; every other flag on it shares the answer.
+        let end = match &answer {
+            Pointer::EndsAt(end) => Some(end.clone()),
+            Pointer::Cycle => None,
+        };
+        for name in path {
+            if end.as_deref() != Some(name) {
+                resolved.insert(name.to_string(), answer.clone());
+            }
+        }
+    }
+    resolved
 }
 
 impl FeatureSet {
     /// A set from valid flags and the reasons other flags were rejected.
     pub fn new(flags: BTreeMap<String, Flag>, invalid: BTreeMap<String, String>) -> Self {
-        FeatureSet { flags, invalid }
+        let pointers = resolve_pointers(&flags);
+        FeatureSet {
+            flags,
+            invalid,
+            pointers,
+        }
     }
 
     /// The flag called `name`, if it is present and valid.
@@ -140,22 +230,16 @@ impl FeatureSet {
     /// string naming another flag of this set, follow it. `None` if `name` is absent, invalid,
     /// or the chain loops.
     pub fn resolve(&self, name: &str) -> Option<(&str, &Flag)> {
-        let (mut current, mut flag) = self.flags.get_key_value(name)?;
-        let mut seen = vec![current.as_str()];
-        while let Some(next) = flag
-            .payload
-            .as_deref()
-            .and_then(|p| serde_json::from_str::<String>(p).ok())
-            .and_then(|target| self.flags.get_key_value(target.as_str()))
-        {
-            if seen.contains(&next.0.as_str()) {
-                tracing::warn!(flag = name, chain = ?seen, "pointer flags form a cycle");
-                return None;
+        match self.pointers.get(name) {
+            None => self.flags.get_key_value(name).map(|(k, f)| (k.as_str(), f)),
+            Some(Pointer::EndsAt(end)) => {
+                self.flags.get_key_value(end).map(|(k, f)| (k.as_str(), f))
             }
-            seen.push(next.0.as_str());
-            (current, flag) = next;
+            Some(Pointer::Cycle) => {
+                tracing::warn!(flag = name, "pointer flags form a cycle");
+                None
+            }
         }
-        Some((current.as_str(), flag))
     }
 
     /// The name to read for `name`: itself, or where its pointer chain ends when `follow`.
@@ -186,21 +270,35 @@ impl FeatureSet {
         self.flags.get(name).is_some_and(Flag::is_enabled)
     }
 
-    /// The event properties that describe these flags: `$active_feature_flags` (names of the
-    /// flags that are on) and `$feature/<name>` (the variant) for every flag.
-    pub fn event_properties(&self) -> serde_json::Map<String, Value> {
+    /// The event properties that describe these flags: `$feature/<name>` (the variant) and
+    /// `$active_feature_flags` (the names of those that are on), for the first flags by name
+    /// within `limits`; a flag whose variant does not fit in what is left of the byte budget
+    /// is left out. The second value is how many flags were left out.
+    pub fn event_properties(
+        &self,
+        limits: FeatureLimits,
+    ) -> (serde_json::Map<String, Value>, usize) {
         let mut out = serde_json::Map::new();
-        let active: Vec<Value> = self
-            .flags
-            .iter()
-            .filter(|(_, f)| f.is_enabled())
-            .map(|(n, _)| Value::String(n.clone()))
-            .collect();
-        out.insert("$active_feature_flags".into(), Value::Array(active));
+        let mut active = Vec::new();
+        let mut bytes = 0usize;
+        let mut described = 0usize;
         for (name, flag) in &self.flags {
+            if described == limits.max_flags {
+                break;
+            }
+            let size = name.len() + flag.variant.to_string().len();
+            if bytes + size > limits.max_bytes {
+                continue;
+            }
+            bytes += size;
+            described += 1;
+            if flag.is_enabled() {
+                active.push(Value::String(name.clone()));
+            }
             out.insert(format!("$feature/{name}"), flag.variant.clone());
         }
-        out
+        out.insert("$active_feature_flags".into(), Value::Array(active));
+        (out, self.flags.len() - described)
     }
 }
 
@@ -269,6 +367,68 @@ mod tests {
         assert_eq!(s.resolve("self"), None);
         assert_eq!(s.resolve("missing"), None);
         assert_eq!(s.target("ptr", false), Some("ptr"));
+        assert_eq!(s.resolve("mid").map(|(n, _)| n), Some("end"));
+    }
+
+    fn chain(n: usize, closed: bool) -> FeatureSet {
+        let mut flags = BTreeMap::new();
+        for i in 0..n {
+            let next = if i + 1 < n || closed { (i + 1) % n } else { n };
+            flags.insert(
+                format!("f{i:06}"),
+                Flag {
+                    variant: json!(i),
+                    payload: Some(format!("\"f{next:06}\"")),
+                },
+            );
+        }
+        FeatureSet::new(flags, BTreeMap::new())
+    }
+
+    #[test]
+    fn long_pointer_chains_resolve_once_for_every_read() {
+        // Reading every flag of a 50,000-flag chain: quadratic work would not finish here.
+        let s = chain(50_000, false);
+        for i in (0..50_000).step_by(7) {
+            assert_eq!(
+                s.resolve(&format!("f{i:06}")).map(|(n, _)| n),
+                Some("f049999")
+            );
+        }
+        let looped = chain(50_000, true);
+        assert!(looped.resolve("f000123").is_none());
+        assert!(looped.resolve("f049999").is_none());
+    }
+
+    #[test]
+    fn events_describe_flags_within_the_limits() {
+        let mut flags = BTreeMap::new();
+        for i in 0..1000 {
+            flags.insert(
+                format!("f{i:04}"),
+                Flag {
+                    variant: json!(true),
+                    payload: None,
+                },
+            );
+        }
+        flags.insert(
+            "a-huge".into(),
+            Flag {
+                variant: json!("x".repeat(100_000)),
+                payload: None,
+            },
+        );
+        let s = FeatureSet::new(flags, BTreeMap::new());
+        let limits = FeatureLimits {
+            max_flags: 10,
+            max_bytes: 1024,
+        };
+        let (p, left_out) = s.event_properties(limits);
+        assert_eq!(p.len(), 11, "ten flags and the active list");
+        assert!(p.get("$feature/a-huge").is_none(), "over the byte budget");
+        assert_eq!(p["$active_feature_flags"].as_array().unwrap().len(), 10);
+        assert_eq!(left_out, 991);
     }
 
     #[test]
@@ -277,7 +437,8 @@ mod tests {
         assert!(s.is_enabled("str"));
         assert!(!s.is_enabled("off"));
         assert!(!s.is_enabled("missing"));
-        let p = s.event_properties();
+        let (p, left_out) = s.event_properties(FeatureLimits::default());
+        assert_eq!(left_out, 0);
         assert_eq!(p["$active_feature_flags"], json!(["str"]));
         assert_eq!(p["$feature/off"], json!(false));
         assert_eq!(p["$feature/str"], json!("a"));

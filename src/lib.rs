@@ -85,7 +85,7 @@ pub use builder::SinkConfig;
 pub use builder::{Builder, Telemetry};
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
 pub use error::{BuildError, WaitForCheckinError};
-pub use features::{Feature, FeatureSet, Flag, Miss};
+pub use features::{Feature, FeatureLimits, FeatureSet, Flag, Miss};
 pub use filter::{ALWAYS_PASS, PropertyFilter};
 pub use flag_reader::FlagReader;
 #[cfg(feature = "fault-injection")]

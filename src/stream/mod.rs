@@ -130,8 +130,9 @@ async fn read_stream(
             }
             Ok(Ok(mut response)) => {
                 proxy.do_send(StreamEvent::Connected);
-                let mut parser = SseParser::default();
+                let mut parser = SseParser::new(http.max_checkin_bytes);
                 let mut invalid_lines = 0;
+                let mut oversized_events = 0;
                 loop {
                     let chunk =
                         match tokio::time::timeout(settings.idle_timeout, response.chunk()).await {
@@ -153,7 +154,16 @@ async fn read_stream(
                     }
                     if parser.invalid_lines > invalid_lines {
                         invalid_lines = parser.invalid_lines;
-                        proxy.do_send(StreamEvent::Malformed("a line that is not UTF-8".into()));
+                        proxy.do_send(StreamEvent::Malformed(
+                            "a line that is not UTF-8 or longer than 1 MiB".into(),
+                        ));
+                    }
+                    if parser.oversized_events > oversized_events {
+                        oversized_events = parser.oversized_events;
+                        proxy.do_send(StreamEvent::Malformed(format!(
+                            "an event larger than the {}-byte limit (skipped)",
+                            http.max_checkin_bytes
+                        )));
                     }
                     if reconnect {
                         delay.reset();

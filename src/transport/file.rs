@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::body::read_regular_file;
 use super::{DeliveryOutcome, TransportError, off_thread};
 use crate::checkin::{Checkin, parse_checkin};
 use crate::error::BuildError;
@@ -21,6 +22,7 @@ pub(crate) struct FileBackend {
     // Concurrent batches must not interleave within a line; the lock is held for one write.
     file: Arc<Mutex<File>>,
     checkin_file: Option<PathBuf>,
+    max_checkin_bytes: usize,
     /// The check-in document's fingerprint when it was last read.
     last_read: Arc<Mutex<Fingerprint>>,
 }
@@ -35,7 +37,11 @@ fn open_for_append(path: &Path) -> std::io::Result<File> {
 }
 
 impl FileBackend {
-    pub fn open(path: &Path, checkin_file: Option<PathBuf>) -> Result<Self, BuildError> {
+    pub fn open(
+        path: &Path,
+        checkin_file: Option<PathBuf>,
+        max_checkin_bytes: usize,
+    ) -> Result<Self, BuildError> {
         let file = open_for_append(path).map_err(|source| BuildError::FileEndpoint {
             path: path.to_path_buf(),
             source,
@@ -44,6 +50,7 @@ impl FileBackend {
             path: path.to_path_buf(),
             file: Arc::new(Mutex::new(file)),
             checkin_file,
+            max_checkin_bytes,
             last_read: Arc::new(Mutex::new(None)),
         })
     }
@@ -88,12 +95,13 @@ impl FileBackend {
             return Ok(Checkin::default());
         };
         let last_read = self.last_read.clone();
+        let limit = self.max_checkin_bytes;
         let bytes = off_thread({
             let path = path.clone();
             move || {
                 // Fingerprint first: an edit racing with the read shows up as a change later.
                 let seen = fingerprint(&path);
-                let bytes = std::fs::read(&path)?;
+                let bytes = read_regular_file(&path, limit)?;
                 *last_read.lock().unwrap_or_else(|p| p.into_inner()) = seen;
                 Ok(bytes)
             }

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use url::Url;
 
+use super::body::{MAX_EVENTS_RESPONSE_BYTES, read_capped};
 use super::retry_after::parse_retry_after;
 use super::{DeliveryOutcome, TransportError, off_thread};
 use crate::checkin::{Checkin, CheckinRequest, parse_checkin};
@@ -28,6 +29,8 @@ pub(crate) struct HttpSettings {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub user_agent: String,
+    /// The largest check-in document read (the answer's body).
+    pub max_checkin_bytes: usize,
 }
 
 /// An HTTP client for the "ids" protocol that can talk to any base URL: the plain HTTP backend
@@ -150,8 +153,16 @@ impl HttpClient {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            // Read the body so the connection goes back to the pool.
-            let _ = response.bytes().await;
+            // Read the body (within its cap) so the connection goes back to the pool. A 2xx
+            // whose body does not arrive whole is not a delivery anyone can vouch for.
+            if let Err(error) = read_capped(response, MAX_EVENTS_RESPONSE_BYTES).await
+                && status.is_success()
+            {
+                return DeliveryOutcome::Retry {
+                    after: retry_after,
+                    reason: format!("HTTP {status}, but {error}"),
+                };
+            }
             if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && compress {
                 tracing::info!("backend refused zstd (415); sending uncompressed from now on");
                 self.zstd.store(false, Ordering::Relaxed);
@@ -178,10 +189,10 @@ impl HttpClient {
             .map_err(TransportError::Http)?;
         let status = response.status();
         if !status.is_success() {
-            let _ = response.bytes().await;
+            let _ = read_capped(response, MAX_EVENTS_RESPONSE_BYTES).await;
             return Err(TransportError::Status(status.as_u16()));
         }
-        let bytes = response.bytes().await.map_err(TransportError::Http)?;
+        let bytes = read_capped(response, self.settings.max_checkin_bytes).await?;
         let checkin = parse_checkin(&bytes)?;
         self.zstd
             .store(checkin.server_options.zstd, Ordering::Relaxed);

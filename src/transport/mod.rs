@@ -4,6 +4,7 @@
 //! The Transport actor (`actors/transport.rs`) owns a [`Backend`] and does nothing else than
 //! hand it batches and check-ins; everything about the wire lives here.
 
+mod body;
 mod file;
 mod http;
 mod retry_after;
@@ -19,6 +20,7 @@ use crate::checkin::{Checkin, CheckinDocumentError, CheckinRequest};
 use crate::error::BuildError;
 use crate::event::EncodedEvent;
 
+pub use body::DEFAULT_MAX_CHECKIN_BYTES;
 pub(crate) use file::FileBackend;
 pub(crate) use http::{HttpBackend, HttpClient, HttpSettings};
 pub(crate) use srv::SrvBackend;
@@ -111,6 +113,13 @@ pub enum TransportError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The answer's body was larger than its limit (`max_checkin_bytes` for a check-in, 64 KiB
+    /// for the answer to a batch): it is not read further.
+    #[error("the answer's body is larger than the {limit}-byte limit")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The check-in request could not be encoded.
     #[error("cannot encode the check-in request: {0}")]
     Encode(#[source] serde_json::Error),
@@ -138,7 +147,11 @@ impl Backend {
         http: &HttpSettings,
     ) -> Result<Backend, BuildError> {
         match endpoint {
-            Endpoint::File(path) => Ok(Backend::File(FileBackend::open(path, checkin_file)?)),
+            Endpoint::File(path) => Ok(Backend::File(FileBackend::open(
+                path,
+                checkin_file,
+                http.max_checkin_bytes,
+            )?)),
             Endpoint::Http(url) => Ok(Backend::Http(HttpBackend::new(url, http)?)),
             Endpoint::Srv(settings) => Ok(Backend::Srv(SrvBackend::new(settings, http)?)),
         }

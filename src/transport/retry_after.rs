@@ -2,15 +2,23 @@
 
 use std::time::{Duration, SystemTime};
 
-/// How long the backend asked us to wait, measured from `now`. Dates in the past mean "now";
-/// anything unparsable is ignored (our own backoff still applies).
+/// The longest wait a `Retry-After` can impose: a backend (or a proxy in front of it) asking
+/// for more is taken as asking for this much, so one answer cannot pause a sink for a century.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// How long the backend asked us to wait, measured from `now`, at most [`MAX_RETRY_AFTER`].
+/// Dates in the past mean "now"; anything unparsable is ignored (our own backoff still
+/// applies).
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or_default())
+    let asked = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
+        // Too many digits for a u64 is still "a very long time".
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        let date = httpdate::parse_http_date(value).ok()?;
+        date.duration_since(now).unwrap_or_default()
+    };
+    Some(asked.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -35,5 +43,14 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after("4000000000", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
     }
 }
