@@ -521,6 +521,13 @@ impl Collator {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         person_properties.extend(self.person_properties.clone());
+        // Check-ins (and the stream's request) go to the primary sink's backend: what its
+        // filter keeps from events, it keeps from them too.
+        if let Some(primary) = self.lanes.first()
+            && !primary.filter.is_all()
+        {
+            person_properties = primary.filter.apply(&person_properties);
+        }
         CheckinRequest {
             anon_distinct_id: self.identity.anon_distinct_id.clone(),
             distinct_id: self.identity.effective_distinct_id().to_string(),

@@ -36,6 +36,7 @@ use crate::error::WaitForCheckinError;
 use crate::evaluation::{OnMiss, evaluate};
 use crate::event::RecordedEvent;
 use crate::features::{Feature, FeatureSet, Miss};
+use crate::json::{MAX_VALUE_DEPTH, dispose, nests_deeper_than, retain_admissible};
 use crate::messages::*;
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
@@ -229,7 +230,10 @@ async fn flush_answer(
         return FlushReport::lost();
     };
     let answered = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline + LATE_ANSWER_GRACE, answer).await,
+        Some(deadline) => {
+            tokio::time::timeout_at(crate::validate::later(deadline, LATE_ANSWER_GRACE), answer)
+                .await
+        }
         None => Ok(answer.await),
     };
     match answered {
@@ -255,6 +259,7 @@ impl Recorder {
             RecorderCounters::bump(&self.counters.invalid);
             return;
         }
+        self.counters.refused_values(msg.properties.refused());
         if !self.accepting() {
             return;
         }
@@ -333,6 +338,14 @@ impl Handler<SetFact> for Recorder {
 
     fn handle(&mut self, msg: SetFact, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| {
+            // `value` is a public field: whatever `SetFact::new` checked may have been
+            // replaced since.
+            if msg.refused().is_some() || nests_deeper_than(&msg.value, MAX_VALUE_DEPTH) {
+                act.counters.refused_values(1);
+                tracing::warn!(fact = %msg.key, "refusing a fact whose value is not valid JSON or nested too deep");
+                dispose(msg.value);
+                return;
+            }
             act.change(IdentityChange::SetFact(msg), false)
         });
     }
@@ -341,8 +354,13 @@ impl Handler<SetFact> for Recorder {
 impl Handler<Identify> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: Identify, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: Identify, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| {
+            let refused = msg
+                .refused()
+                .saturating_add(retain_admissible(&mut msg.set))
+                .saturating_add(retain_admissible(&mut msg.set_once));
+            act.counters.refused_values(refused);
             act.change_with_event(IdentityChange::Identify(msg))
         });
     }
@@ -351,8 +369,13 @@ impl Handler<Identify> for Recorder {
 impl Handler<SetPersonProperties> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: SetPersonProperties, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: SetPersonProperties, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| {
+            let refused = msg
+                .refused()
+                .saturating_add(retain_admissible(&mut msg.set))
+                .saturating_add(retain_admissible(&mut msg.set_once));
+            act.counters.refused_values(refused);
             act.change_with_event(IdentityChange::SetPersonProperties(msg))
         });
     }

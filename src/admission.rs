@@ -130,7 +130,12 @@ impl EventSender {
         let admitted = self.budget.try_take()
             || match self.budget.policy {
                 AdmissionPolicy::Drop => false,
-                AdmissionPolicy::Wait(limit) => self.budget.take_by(Instant::now() + limit),
+                AdmissionPolicy::Wait(limit) => {
+                    let now = Instant::now();
+                    // `build` bounds the wait; the fallback only keeps a clock from
+                    // overflowing.
+                    self.budget.take_by(now.checked_add(limit).unwrap_or(now))
+                }
             };
         if admitted {
             self.recorder.do_send(AdmittedRecord(event));

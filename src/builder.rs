@@ -18,6 +18,7 @@ use crate::features::FeatureLimits;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::identity::{ExplicitIds, Identity};
+use crate::json::{PropertyValue, RefusedValue, checked};
 use crate::messages::{Flush, Shutdown};
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, SinkParts, Started, start};
@@ -26,6 +27,7 @@ use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::stream::StreamSettings;
 use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
+use crate::validate::{Checks, ConfigError, ConfigProblem, MIN_EVENT_BYTES};
 
 /// How long a shutdown started by dropping the [`Telemetry`] handle may take.
 const DROP_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
@@ -114,6 +116,8 @@ pub struct Builder {
     max_pending_events: usize,
     admission: AdmissionPolicy,
     disabled: bool,
+    /// A fact whose value was refused: reported by `build`.
+    refused_fact: Option<(String, RefusedValue)>,
 }
 
 impl Default for Builder {
@@ -145,6 +149,7 @@ impl Default for Builder {
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
             admission: AdmissionPolicy::default(),
             disabled: false,
+            refused_fact: None,
         }
     }
 }
@@ -231,9 +236,17 @@ impl Builder {
         self
     }
 
-    /// A fact: a property on every event.
-    pub fn fact(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.facts.insert(key.into(), value.into());
+    /// A fact: a property on every event. A NaN, an infinity or a value nested deeper than
+    /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) makes [`build`](Self::build) fail with a
+    /// [`ConfigError`] naming the fact.
+    pub fn fact(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        let key = key.into();
+        match checked(value) {
+            Ok(value) => {
+                self.facts.insert(key, value);
+            }
+            Err(reason) => self.refused_fact = Some((key, reason)),
+        }
         self
     }
 
@@ -433,19 +446,52 @@ impl Builder {
         self
     }
 
-    fn validate(&self) -> Result<(), BuildError> {
-        validate_queue(&self.submitter, self.max_event_bytes).map_err(BuildError::InvalidConfig)?;
-        if self.checkin_interval.is_zero() {
-            return Err(BuildError::InvalidConfig(
-                "checkin_interval must not be zero".into(),
-            ));
+    /// Every setting, checked once: the first that cannot work is the error.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut checks = Checks::default();
+        if let Some((key, reason)) = &self.refused_fact {
+            checks.fail(format!("fact {key:?}"), ConfigProblem::Value(*reason));
         }
-        if self.max_pending_events == 0 {
-            return Err(BuildError::InvalidConfig(
-                "max_pending_events must be at least 1".into(),
-            ));
+        checks.at_least(
+            "max_event_bytes",
+            self.max_event_bytes as u64,
+            MIN_EVENT_BYTES as u64,
+            "the envelope of one event",
+        );
+        check_queue(&mut checks, "", &self.submitter, self.max_event_bytes);
+        for sink in &self.sinks {
+            let scope = format!("sink {:?}: ", sink.name);
+            check_queue(&mut checks, &scope, &sink.queue, self.max_event_bytes);
         }
-        Ok(())
+        checks.positive_duration("checkin_interval", self.checkin_interval);
+        checks.duration("snapshot_max_age", self.snapshot_max_age);
+        checks.positive_duration("request_timeout", self.request_timeout);
+        checks.positive_duration("connect_timeout", self.connect_timeout);
+        checks.at_least(
+            "max_pending_events",
+            self.max_pending_events as u64,
+            1,
+            "one event",
+        );
+        checks.at_least(
+            "max_checkin_bytes",
+            self.max_checkin_bytes as u64,
+            2,
+            "an empty JSON object",
+        );
+        if let AdmissionPolicy::Wait(wait) = self.admission {
+            checks.duration("admission", wait);
+        }
+        checks.positive_duration("session.idle_timeout", self.session.idle_timeout);
+        checks.positive_duration("session.max_length", self.session.max_length);
+        if let Some(stream) = &self.stream {
+            checks.positive_duration("stream.idle_timeout", stream.idle_timeout);
+            checks.backoff("stream.backoff", &stream.backoff);
+        }
+        checks.positive_duration("srv.lookup_timeout", self.srv.lookup_timeout);
+        checks.duration("srv.negative_ttl", self.srv.negative_ttl);
+        checks.backoff("srv.target_backoff", &self.srv.target_backoff);
+        checks.finish()
     }
 
     /// The spool of sink `name`, if spooling is on and there is a state directory; a spool that
@@ -531,8 +577,6 @@ impl Builder {
             spool: open_spool("primary"),
         }];
         for sink in &self.sinks {
-            validate_queue(&sink.queue, self.max_event_bytes)
-                .map_err(|e| BuildError::InvalidConfig(format!("sink {}: {e}", sink.name)))?;
             sinks.push(SinkParts {
                 name: sink.name.clone(),
                 backend: Backend::open(&Endpoint::parse(&sink.endpoint)?, None, &http)?,
@@ -587,37 +631,46 @@ impl Builder {
     }
 }
 
-/// Why a queue's settings cannot work.
-fn validate_queue(s: &SubmitterConfig, max_event_bytes: usize) -> Result<(), String> {
-    let checks = [
-        (
-            s.max_batch_events == 0,
-            "max_batch_events must be at least 1",
-        ),
-        (s.max_in_flight == 0, "max_in_flight must be at least 1"),
-        (
-            s.max_queue_events < s.max_batch_events,
-            "max_queue_events must be at least max_batch_events",
-        ),
-        (
-            s.max_queue_bytes < max_event_bytes,
-            "max_queue_bytes must be at least max_event_bytes",
-        ),
-        (
-            s.flush_interval.is_zero(),
-            "flush_interval must not be zero",
-        ),
-        (s.max_attempts == Some(0), "max_attempts must be at least 1"),
-        (s.max_event_age.is_zero(), "max_event_age must not be zero"),
-        (
-            s.refused_retry_interval.is_zero(),
-            "refused_retry_interval must not be zero",
-        ),
-    ];
-    match checks.into_iter().find(|(bad, _)| *bad) {
-        Some((_, reason)) => Err(reason.into()),
-        None => Ok(()),
+/// The checks of one sink's queue (`scope` names the sink, empty for the primary one).
+fn check_queue(checks: &mut Checks, scope: &str, s: &SubmitterConfig, max_event_bytes: usize) {
+    let name = |field: &str| format!("{scope}{field}");
+    checks.at_least(
+        &name("max_batch_events"),
+        s.max_batch_events as u64,
+        1,
+        "one event",
+    );
+    checks.at_least(
+        &name("max_in_flight"),
+        s.max_in_flight as u64,
+        1,
+        "one batch",
+    );
+    checks.at_least(
+        &name("max_queue_events"),
+        s.max_queue_events as u64,
+        s.max_batch_events as u64,
+        "max_batch_events",
+    );
+    checks.at_least(
+        &name("max_queue_bytes"),
+        s.max_queue_bytes as u64,
+        max_event_bytes as u64,
+        "max_event_bytes",
+    );
+    checks.at_least(
+        &name("max_batch_bytes"),
+        s.max_batch_bytes as u64,
+        max_event_bytes as u64,
+        "max_event_bytes",
+    );
+    checks.positive_duration(&name("flush_interval"), s.flush_interval);
+    if let Some(attempts) = s.max_attempts {
+        checks.at_least(&name("max_attempts"), u64::from(attempts), 1, "one attempt");
     }
+    checks.positive_duration(&name("max_event_age"), s.max_event_age);
+    checks.positive_duration(&name("refused_retry_interval"), s.refused_retry_interval);
+    checks.backoff(&name("backoff"), &s.backoff);
 }
 
 /// A running runtime. Send messages to [`recorder`](Telemetry::recorder); call
@@ -677,9 +730,9 @@ impl Telemetry {
     /// not answer in time is reported with `complete: false` (the events it covers are still
     /// being delivered).
     pub async fn flush(&self, timeout: Duration) -> FlushReport {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::validate::deadline_in(timeout);
         let answered = tokio::time::timeout_at(
-            deadline + LATE_ANSWER_GRACE,
+            crate::validate::later(deadline, LATE_ANSWER_GRACE),
             self.recorder.send(Flush::until(deadline)),
         )
         .await;

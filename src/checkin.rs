@@ -124,6 +124,18 @@ pub fn parse_checkin(bytes: &[u8]) -> Result<Checkin, CheckinDocumentError> {
     })
 }
 
+/// A variant goes into every event's `$feature/<name>`: it must not nest deeper than any other
+/// property value.
+pub(crate) fn check_variant(variant: &Value) -> Result<(), String> {
+    if crate::json::nests_deeper_than(variant, crate::json::MAX_VALUE_DEPTH) {
+        return Err(format!(
+            "variant nested deeper than {} levels",
+            crate::json::MAX_VALUE_DEPTH
+        ));
+    }
+    Ok(())
+}
+
 fn parse_flag(value: Value) -> Result<Flag, String> {
     let Value::Object(mut fields) = value else {
         return Err("flag is not an object".into());
@@ -131,6 +143,7 @@ fn parse_flag(value: Value) -> Result<Flag, String> {
     let Some(variant) = fields.remove("variant") else {
         return Err("flag has no \"variant\"".into());
     };
+    check_variant(&variant)?;
     let payload = match fields.remove("payload") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),

@@ -26,6 +26,8 @@ pub(crate) struct RecorderCounters {
     pub panic: AtomicU64,
     /// Dropped at the caller because the runtime was behind ([`crate::EventSender`]).
     pub overflow: AtomicU64,
+    /// Property, fact and person-property values refused where they entered.
+    pub invalid_values: AtomicU64,
 }
 
 impl RecorderCounters {
@@ -39,6 +41,14 @@ impl RecorderCounters {
         counter.fetch_add(1, Ordering::Relaxed) == 0
     }
 
+    /// Counts `n` more refused values.
+    pub fn refused_values(&self, n: u32) {
+        if n > 0 {
+            self.invalid_values
+                .fetch_add(u64::from(n), Ordering::Relaxed);
+        }
+    }
+
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
@@ -48,6 +58,7 @@ impl RecorderCounters {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             accepted: read(&self.accepted),
+            invalid_values: read(&self.invalid_values),
             dropped: DropCounts {
                 opt_out: read(&self.opt_out),
                 invalid: read(&self.invalid),

@@ -126,6 +126,14 @@ impl Correlation {
         // Explicit groups go in last so they replace legacy entries of the same name.
         correlation.groups.extend(explicit_groups);
         correlation.properties = object;
+        let refused = crate::json::retain_admissible(&mut correlation.properties);
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                "correlation properties nested deeper than {} levels are ignored",
+                crate::json::MAX_VALUE_DEPTH
+            );
+        }
         Ok(correlation)
     }
 }

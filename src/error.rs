@@ -25,9 +25,9 @@ pub enum BuildError {
     /// The HTTP client could not be created.
     #[error("cannot create the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
-    /// A setting is out of range or contradicts another.
+    /// A setting is out of range or contradicts another; the error names it.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] crate::validate::ConfigError),
     /// The private actix system thread could not be started.
     #[error("cannot start the telemetry thread: {0}")]
     Runtime(String),

@@ -17,6 +17,10 @@ pub const ALWAYS_PASS: [&str; 7] = [
     "$groups",
 ];
 
+/// The properties that carry person properties, filtered member by member.
+const PERSON_SET: &str = "$set";
+const PERSON_SET_ONCE: &str = "$set_once";
+
 /// An allow-list and a deny-list of property names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PropertyFilter {
@@ -55,8 +59,24 @@ impl PropertyFilter {
             || (self.allow.as_ref().is_none_or(|a| a.contains(name)) && !self.deny.contains(name))
     }
 
-    /// The properties of `map` that pass.
+    /// The properties of `map` that pass. Person properties nested in `$set` and
+    /// `$set_once` pass by the same lists: `deny(["email"])` removes `$set.email` too.
     pub fn apply(&self, map: &Map<String, Value>) -> Map<String, Value> {
+        map.iter()
+            .filter(|(k, _)| self.passes(k))
+            .map(|(k, v)| {
+                let value = match (k.as_str(), v) {
+                    (PERSON_SET | PERSON_SET_ONCE, Value::Object(person)) => {
+                        Value::Object(self.apply_flat(person))
+                    }
+                    _ => v.clone(),
+                };
+                (k.clone(), value)
+            })
+            .collect()
+    }
+
+    fn apply_flat(&self, map: &Map<String, Value>) -> Map<String, Value> {
         map.iter()
             .filter(|(k, _)| self.passes(k))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -81,6 +101,12 @@ mod tests {
         let deny = PropertyFilter::all().deny(["email"]);
         assert_eq!(deny.apply(props).len(), 3);
         assert!(PropertyFilter::all().is_all());
+        let person = json!({"$set": {"email": "a@b", "plan": "pro"}, "$set_once": {"email": "x"}});
+        let kept = deny.apply(person.as_object().unwrap());
+        assert_eq!(
+            Value::Object(kept),
+            json!({"$set": {"plan": "pro"}, "$set_once": {}})
+        );
         assert!(!deny.is_all());
     }
 }

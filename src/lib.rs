@@ -62,6 +62,7 @@ mod features;
 mod filter;
 mod flag_reader;
 mod identity;
+mod json;
 mod messages;
 mod properties;
 mod retry_delay;
@@ -77,6 +78,7 @@ mod supervision;
 mod timestamp;
 pub mod transport;
 mod turns;
+mod validate;
 
 pub use actors::recorder::Recorder;
 pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
@@ -88,6 +90,7 @@ pub use error::{BuildError, WaitForCheckinError};
 pub use features::{Feature, FeatureLimits, FeatureSet, Flag, Miss};
 pub use filter::{ALWAYS_PASS, PropertyFilter};
 pub use flag_reader::FlagReader;
+pub use json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue};
 #[cfg(feature = "fault-injection")]
 pub use messages::InjectFault;
 pub use messages::{
@@ -106,3 +109,4 @@ pub use stream::StreamSettings;
 pub use supervision::Fault;
 pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
 pub use transport::{Endpoint, SrvSettings, TransportError};
+pub use validate::{ConfigError, ConfigProblem, MAX_SETTING_DURATION, MIN_EVENT_BYTES};

@@ -20,6 +20,7 @@ use crate::checkin::{Checkin, CheckinRequest};
 use crate::error::WaitForCheckinError;
 use crate::event::{EncodedEvent, RecordedEvent};
 use crate::features::{Feature, FeatureSet};
+use crate::json::{PropertyValue, RefusedValue, checked};
 use crate::properties::Properties;
 use crate::snapshot::SystemSnapshot;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
@@ -49,8 +50,10 @@ impl Record {
         }
     }
 
-    /// Adds one property (replacing an earlier one of the same name).
-    pub fn property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+    /// Adds one property (replacing an earlier one of the same name). A NaN, an infinity or a
+    /// value nested deeper than [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) is refused and
+    /// counted in `Stats::invalid_values` (see [`Properties::insert`]).
+    pub fn property(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
         self.properties.insert(key, value);
         self
     }
@@ -77,15 +80,44 @@ pub struct SetFact {
     pub key: String,
     /// Property value.
     pub value: Value,
+    /// Why [`SetFact::new`] refused the value, if it did.
+    refused: Option<RefusedValue>,
 }
 
 impl SetFact {
-    /// Sets `key` to `value` on every later event.
-    pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
+    /// Sets `key` to `value` on every later event. A NaN, an infinity or a value nested deeper
+    /// than [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) is refused: the fact is not set, and
+    /// the refusal is counted in `Stats::invalid_values`.
+    pub fn new(key: impl Into<String>, value: impl PropertyValue) -> Self {
+        let (value, refused) = match checked(value) {
+            Ok(value) => (value, None),
+            Err(reason) => (Value::Null, Some(reason)),
+        };
         SetFact {
             key: key.into(),
-            value: value.into(),
+            value,
+            refused,
         }
+    }
+
+    /// Why the value was refused, if it was.
+    pub fn refused(&self) -> Option<RefusedValue> {
+        self.refused
+    }
+}
+
+/// Person properties as a map, each checked as it is set; what was refused is counted.
+fn set_checked(
+    map: &mut Map<String, Value>,
+    refused: &mut u32,
+    key: impl Into<String>,
+    value: impl PropertyValue,
+) {
+    match checked(value) {
+        Ok(value) => {
+            map.insert(key.into(), value);
+        }
+        Err(_) => *refused = refused.saturating_add(1),
     }
 }
 
@@ -100,6 +132,8 @@ pub struct Identify {
     pub set: Map<String, Value>,
     /// Person properties to set only if not set yet.
     pub set_once: Map<String, Value>,
+    /// Values refused by [`set`](Self::set) and [`set_once`](Self::set_once).
+    refused: u32,
 }
 
 impl Identify {
@@ -109,19 +143,26 @@ impl Identify {
             distinct_id: distinct_id.into(),
             set: Map::new(),
             set_once: Map::new(),
+            refused: 0,
         }
     }
 
-    /// Adds a `$set` person property.
-    pub fn set(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.set.insert(key.into(), value.into());
+    /// Adds a `$set` person property (a NaN, an infinity or a value nested too deep is refused
+    /// and counted in `Stats::invalid_values`).
+    pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        set_checked(&mut self.set, &mut self.refused, key, value);
         self
     }
 
-    /// Adds a `$set_once` person property.
-    pub fn set_once(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.set_once.insert(key.into(), value.into());
+    /// Adds a `$set_once` person property (refused as by [`set`](Self::set)).
+    pub fn set_once(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        set_checked(&mut self.set_once, &mut self.refused, key, value);
         self
+    }
+
+    /// How many values were refused.
+    pub fn refused(&self) -> u32 {
+        self.refused
     }
 }
 
@@ -133,6 +174,32 @@ pub struct SetPersonProperties {
     pub set: Map<String, Value>,
     /// Person properties to set only if not set yet.
     pub set_once: Map<String, Value>,
+    /// Values refused by [`set`](Self::set) and [`set_once`](Self::set_once).
+    refused: u32,
+}
+
+impl SetPersonProperties {
+    /// No properties yet.
+    pub fn new() -> Self {
+        SetPersonProperties::default()
+    }
+
+    /// Adds a `$set` person property (refused as by [`Identify::set`]).
+    pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        set_checked(&mut self.set, &mut self.refused, key, value);
+        self
+    }
+
+    /// Adds a `$set_once` person property (refused as by [`Identify::set`]).
+    pub fn set_once(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        set_checked(&mut self.set_once, &mut self.refused, key, value);
+        self
+    }
+
+    /// How many values were refused.
+    pub fn refused(&self) -> u32 {
+        self.refused
+    }
 }
 
 /// Links another id to the current user: sends a `$create_alias` event.
@@ -180,7 +247,7 @@ impl Flush {
 
     /// Waits at most `timeout`, counted from now.
     pub fn within(timeout: Duration) -> Self {
-        Flush::until(Instant::now() + timeout)
+        Flush::until(crate::validate::deadline_in(timeout))
     }
 
     /// Waits until `deadline` at most.
@@ -205,7 +272,7 @@ impl Shutdown {
     /// Delivers for at most `timeout`, counted from now.
     pub fn within(timeout: Duration) -> Self {
         Shutdown {
-            deadline: Instant::now() + timeout,
+            deadline: crate::validate::deadline_in(timeout),
         }
     }
 }

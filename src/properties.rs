@@ -11,6 +11,11 @@
 use serde_json::{Map, Value};
 
 use crate::event::push_json_string;
+use crate::json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue, checked, nests_deeper_than};
+
+/// Whether a refused value was logged already: a hot loop recording the same bad value would
+/// otherwise log once per event; the count says how many.
+static REFUSAL_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Properties of one event: unique names, JSON values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,6 +25,9 @@ pub struct Properties {
     /// Every name, once one of them is escaped in `members`; `None` while they can be read
     /// back from it.
     escaped_names: Option<Vec<Box<str>>>,
+    /// Values refused on the way in (a NaN, an infinity, nesting too deep): counted in
+    /// `Stats::invalid_values` when the event is recorded.
+    refused: u32,
 }
 
 impl Properties {
@@ -28,10 +36,19 @@ impl Properties {
         Properties::default()
     }
 
-    /// Sets `key` to `value`, replacing an earlier value of the same name.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    /// Sets `key` to `value`, replacing an earlier value of the same name. A value JSON
+    /// cannot say (a NaN, an infinity) or nested deeper than
+    /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) is refused: the property is not set, a
+    /// warning is logged the first time, and the event counts it in `Stats::invalid_values`.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl PropertyValue) {
         let key = key.into();
-        let value = value.into();
+        let value = match checked(value) {
+            Ok(value) => value,
+            Err(reason) => {
+                self.refuse(&key, reason);
+                return;
+            }
+        };
         if self.keys().any(|k| k == key) {
             // Rare: rebuild rather than edit text in place.
             let mut map = self.to_map();
@@ -42,13 +59,34 @@ impl Properties {
         self.push_member(&key, &value);
     }
 
-    /// The properties of `map` (whose names are unique already).
+    /// The properties of `map` (whose names are unique already); values nested deeper than
+    /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) are refused as by [`insert`](Self::insert).
     pub fn from_map(map: &Map<String, Value>) -> Self {
         let mut properties = Properties::new();
         for (key, value) in map {
-            properties.push_member(key, value);
+            if nests_deeper_than(value, MAX_VALUE_DEPTH) {
+                properties.refuse(key, RefusedValue::TooDeep);
+            } else {
+                properties.push_member(key, value);
+            }
         }
         properties
+    }
+
+    /// How many values were refused on the way in.
+    pub fn refused(&self) -> u32 {
+        self.refused
+    }
+
+    fn refuse(&mut self, key: &str, reason: RefusedValue) {
+        self.refused = self.refused.saturating_add(1);
+        if !REFUSAL_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                property = key,
+                %reason,
+                "refusing a property value (counted in Stats::invalid_values; logged once)"
+            );
+        }
     }
 
     /// Appends `"key":value`; `key` is not among the names yet.

@@ -57,13 +57,31 @@ pub(crate) struct PipelineParts {
     pub names: EnvNames,
 }
 
+/// The stack of every thread the runtime starts (its own and its blocking pool's). Values are
+/// depth-checked where they enter, so nothing recurses deeply; the explicit size keeps that
+/// margin whatever the platform's default is.
+const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
 /// Starts the runtime's own `System` on a new thread; returns its arbiter to start actors on.
 fn telemetry_arbiter() -> Result<ArbiterHandle, BuildError> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("actix-telemetry".into())
+        .stack_size(THREAD_STACK_BYTES)
         .spawn(move || {
-            let system = System::new();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_stack_size(THREAD_STACK_BYTES)
+                .thread_name("actix-telemetry-blocking")
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the telemetry runtime");
+                    return; // `rx` sees the thread exit at start.
+                }
+            };
+            let system = System::with_tokio_rt(move || runtime);
             let handle = system.block_on(async { Arbiter::current() });
             if tx.send(handle).is_ok() {
                 let _ = system.run();
@@ -137,7 +155,12 @@ pub(crate) fn start(
         });
     }
     let Some(primary) = sinks.first() else {
-        return Err(BuildError::InvalidConfig("no sink to deliver to".into()));
+        return Err(BuildError::InvalidConfig(
+            crate::validate::ConfigError::new(
+                "sinks",
+                crate::validate::ConfigProblem::Conflict("no sink to deliver to".into()),
+            ),
+        ));
     };
     let transport = primary.transport.clone();
     let (env, names) = (parts.env, parts.names);

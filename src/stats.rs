@@ -122,6 +122,10 @@ pub struct Stats {
     pub sinks_paused: u64,
     /// Sinks whose backend is failing right now (one probe at a time until it answers).
     pub sinks_failing: u64,
+    /// Property, fact and person-property values refused where they entered (a NaN or an
+    /// infinity, or nested deeper than [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH)); the event
+    /// went on without them. Not a drop: no event was lost.
+    pub invalid_values: u64,
     /// Configuration stream messages applied.
     pub stream_updates: u64,
     /// Configuration stream messages skipped as malformed.
@@ -228,6 +232,7 @@ impl Stats {
         self.checkin_failures += other.checkin_failures;
         self.invalid_flags += other.invalid_flags;
         self.stream_updates += other.stream_updates;
+        self.invalid_values += other.invalid_values;
         self.spooled += other.spooled;
         self.spool_backlog_bytes += other.spool_backlog_bytes;
         self.spool_corrupt += other.spool_corrupt;

@@ -140,10 +140,7 @@ async fn identify_set_and_alias_events() {
             .set("plan", "pro")
             .set_once("first", "x"),
     );
-    recorder.do_send(SetPersonProperties {
-        set: json!({"seats": 3}).as_object().cloned().unwrap(),
-        set_once: Default::default(),
-    });
+    recorder.do_send(SetPersonProperties::new().set("seats", 3));
     recorder.do_send(actix_telemetry::Alias {
         alias: "old-id".into(),
     });

@@ -85,6 +85,15 @@ impl StreamUpdate {
                         });
                     }
                 };
+                if doc
+                    .get("variant")
+                    .is_some_and(|v| crate::checkin::check_variant(v).is_err())
+                {
+                    return Err(MalformedFrame::Field {
+                        event: "patch",
+                        field: "variant",
+                    });
+                }
                 Ok(StreamUpdate::Patch {
                     flag: string(&doc, "patch", "flag")?,
                     version: number(&doc, "patch")?,

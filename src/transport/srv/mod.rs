@@ -96,10 +96,15 @@ fn checkin_fails_over(error: &TransportError) -> bool {
 impl SrvBackend {
     pub fn new(settings: &SrvSettings, http: &HttpSettings) -> Result<Self, BuildError> {
         if settings.scheme != "http" && settings.scheme != "https" {
-            return Err(BuildError::InvalidConfig(format!(
-                "SRV scheme must be http or https, not {:?}",
-                settings.scheme
-            )));
+            return Err(BuildError::InvalidConfig(
+                crate::validate::ConfigError::new(
+                    "srv.scheme",
+                    crate::validate::ConfigProblem::Conflict(format!(
+                        "must be http or https, not {:?}",
+                        settings.scheme
+                    )),
+                ),
+            ));
         }
         let resolver = Arc::new(LazyResolver::new(
             settings.name_server,

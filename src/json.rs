@@ -1,0 +1,237 @@
+//! JSON values as they enter the runtime: converted without losing what they say, and kept
+//! shallow enough that nothing downstream can overflow a stack on them.
+//!
+//! A caller's value can be nested arbitrarily deep, and serializing or dropping one recurses
+//! once per level: 10,000 levels overflow a 2 MiB thread. So depth is checked where a value
+//! enters, without recursion, and a refused value is taken apart without recursion too.
+//! serde_json reads back at most 128 levels; values stay within [`MAX_VALUE_DEPTH`] so the
+//! envelope around them (batch, event, properties) still fits.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Number, Value};
+
+/// The deepest nesting of arrays and objects a property value may have.
+pub const MAX_VALUE_DEPTH: usize = 100;
+
+/// Why a value was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefusedValue {
+    /// A NaN or an infinity: JSON has no such number.
+    #[error("a NaN or infinite number (JSON has none)")]
+    NotFinite,
+    /// Arrays and objects nested deeper than [`MAX_VALUE_DEPTH`].
+    #[error("nested deeper than {MAX_VALUE_DEPTH} levels")]
+    TooDeep,
+}
+
+/// A value a property can take: everything serde_json's `Value` converts from, except that a
+/// NaN or an infinity is refused instead of silently becoming `null`.
+pub trait PropertyValue {
+    /// The JSON value, or why there is none.
+    fn into_json(self) -> Result<Value, RefusedValue>;
+}
+
+impl PropertyValue for Value {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        Ok(self)
+    }
+}
+
+impl PropertyValue for &Value {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        Ok(self.clone())
+    }
+}
+
+impl PropertyValue for f64 {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        Number::from_f64(self)
+            .map(Value::Number)
+            .ok_or(RefusedValue::NotFinite)
+    }
+}
+
+impl PropertyValue for f32 {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        f64::from(self).into_json()
+    }
+}
+
+/// Types whose conversion to `Value` cannot lose anything.
+macro_rules! exact {
+    ($($t:ty),* $(,)?) => {$(
+        impl PropertyValue for $t {
+            fn into_json(self) -> Result<Value, RefusedValue> {
+                Ok(Value::from(self))
+            }
+        }
+    )*};
+}
+
+exact!(
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    String,
+    &str,
+    Cow<'_, str>,
+    Number,
+    Map<String, Value>,
+    (),
+);
+
+impl PropertyValue for &String {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        Ok(Value::String(self.clone()))
+    }
+}
+
+impl<T: PropertyValue> PropertyValue for Option<T> {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        self.map_or(Ok(Value::Null), PropertyValue::into_json)
+    }
+}
+
+impl<T: PropertyValue> PropertyValue for Vec<T> {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        self.into_iter()
+            .map(PropertyValue::into_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
+    }
+}
+
+impl<T: PropertyValue + Clone> PropertyValue for &[T] {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        self.to_vec().into_json()
+    }
+}
+
+impl<T: PropertyValue, const N: usize> PropertyValue for [T; N] {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        Vec::from(self).into_json()
+    }
+}
+
+/// `value` converted and checked: within [`MAX_VALUE_DEPTH`] and finite. A refused deep value
+/// is taken apart here, without recursion.
+pub(crate) fn checked(value: impl PropertyValue) -> Result<Value, RefusedValue> {
+    let value = value.into_json()?;
+    admit(value)
+}
+
+/// `value` if it is within [`MAX_VALUE_DEPTH`]; otherwise it is taken apart without recursion
+/// and refused.
+pub(crate) fn admit(value: Value) -> Result<Value, RefusedValue> {
+    if nests_deeper_than(&value, MAX_VALUE_DEPTH) {
+        dispose(value);
+        return Err(RefusedValue::TooDeep);
+    }
+    Ok(value)
+}
+
+/// Whether arrays and objects nest more than `limit` levels in `value` (a scalar is level 0,
+/// `[1]` level 1). Walks with a stack of its own, never the thread's.
+pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(members) => Box::new(members.values()),
+            _ => continue,
+        };
+        if depth + 1 > limit {
+            return true;
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
+}
+
+/// Drops `value` one level at a time: the default drop recurses once per level.
+pub(crate) fn dispose(value: Value) {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(members) => pending.extend(members.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// Keeps only the members of `map` that are within [`MAX_VALUE_DEPTH`]; returns how many were
+/// taken out (they are disposed of without recursion).
+pub(crate) fn retain_admissible(map: &mut Map<String, Value>) -> u32 {
+    let deep: Vec<String> = map
+        .iter()
+        .filter(|(_, v)| nests_deeper_than(v, MAX_VALUE_DEPTH))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in &deep {
+        if let Some(value) = map.remove(key) {
+            dispose(value);
+        }
+    }
+    u32::try_from(deep.len()).unwrap_or(u32::MAX)
+}
+
+/// An array nested `depth` levels deep, built without recursion (for tests).
+#[cfg(test)]
+pub(crate) fn nested(depth: usize) -> Value {
+    let mut value = Value::Null;
+    for _ in 0..depth {
+        value = Value::Array(vec![value]);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn depth_is_measured_without_recursion() {
+        assert!(!nests_deeper_than(&json!(1), 0));
+        assert!(nests_deeper_than(&json!([1]), 0));
+        assert!(!nests_deeper_than(&json!({"a": [1]}), 2));
+        assert!(nests_deeper_than(&json!({"a": [1]}), 1));
+        let deep = nested(1_000_000);
+        assert!(nests_deeper_than(&deep, MAX_VALUE_DEPTH));
+        assert_eq!(admit(deep), Err(RefusedValue::TooDeep));
+        assert!(admit(nested(MAX_VALUE_DEPTH)).is_ok());
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused_not_nulled() {
+        assert_eq!(f64::NAN.into_json(), Err(RefusedValue::NotFinite));
+        assert_eq!(f32::INFINITY.into_json(), Err(RefusedValue::NotFinite));
+        assert_eq!(
+            vec![1.0, f64::NEG_INFINITY].into_json(),
+            Err(RefusedValue::NotFinite)
+        );
+        assert_eq!(1.5f64.into_json(), Ok(json!(1.5)));
+        assert_eq!(Some("x").into_json(), Ok(json!("x")));
+        assert_eq!(None::<u8>.into_json(), Ok(Value::Null));
+    }
+
+    #[test]
+    fn deep_members_are_taken_out() {
+        let mut map = Map::new();
+        map.insert("ok".into(), json!({"a": 1}));
+        map.insert("deep".into(), nested(500_000));
+        assert_eq!(retain_admissible(&mut map), 1);
+        assert_eq!(map.len(), 1);
+    }
+}
