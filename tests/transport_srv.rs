@@ -1,7 +1,7 @@
-//! SRV discovery against a real DNS server (dnsmasq) and real HTTP backends on loopback:
-//! failover on refused connections, timeouts, 503 and 429; per-target back-off; the fallback URL
-//! when discovery fails or every target fails; rotation when the records change; negative
-//! caching of failed lookups.
+//! SRV discovery against a real DNS server (hickory's, in-process) and real HTTP backends on
+//! loopback: failover on refused connections, timeouts, 503 and 429; per-target back-off; the
+//! fallback URL when discovery fails or every target fails; rotation when the records change;
+//! negative caching of failed lookups.
 
 mod support;
 
@@ -255,16 +255,16 @@ async fn rotates_to_new_targets_after_the_ttl() {
     let old = Backend::start(Responder::ok()).await;
     let new = Backend::start(Responder::ok()).await;
     let fallback = format!("http://127.0.0.1:{}", closed_port());
-    let mut dns = Dns::start(&zone(&[old.addr().port()], 1)).await;
+    let dns = Dns::start(&zone(&[old.addr().port()], 1)).await;
     let telemetry = srv_builder(settings(&dns, &fallback)).build().unwrap();
     assert_eq!(record_and_flush(&telemetry, 5).await.delivered, 5);
     assert_eq!(old.delivered_events().len(), 5);
 
     // The record now names only the new backend (a different host name, too).
     let mut rotated = zone(&[new.addr().port()], 1);
-    rotated.srv[0].target = "node9.example.test".into();
+    rotated.srv[0].target = support::dns::name("node9.example.test");
     rotated.hosts[0].0 = "node9.example.test".into();
-    dns.restart_with(&rotated).await;
+    dns.set_zone(&rotated).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(record_and_flush(&telemetry, 5).await.delivered, 5);
     assert_eq!(new.delivered_events().len(), 5);
