@@ -167,6 +167,7 @@ impl Handler<ReportCounters> for Transport {
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(Stats {
             dns_lookups: self.backend.srv_lookups(),
+            srv_targets_rejected: self.backend.srv_rejected_targets(),
             ..self.guard.stats()
         })
     }

@@ -88,6 +88,9 @@ pub struct Stats {
     pub degraded: crate::supervision::ActorSet,
     /// DNS SRV lookups sent by discovery.
     pub dns_lookups: u64,
+    /// SRV targets that discovery ignored: a label with bytes other than letters, digits, `-`
+    /// and `_`, or a name not under an allowed suffix (counted at each lookup that answers them).
+    pub srv_targets_rejected: u64,
     /// Events held by the Submitter (queued, waiting for a retry, or in flight).
     pub queue_depth: u64,
     /// Approximate memory held by those events, in bytes.
@@ -226,6 +229,7 @@ impl Stats {
         self.panics += other.panics;
         self.degraded = self.degraded.union(other.degraded);
         self.dns_lookups += other.dns_lookups;
+        self.srv_targets_rejected += other.srv_targets_rejected;
         self.queue_depth += other.queue_depth;
         self.queue_bytes += other.queue_bytes;
         self.checkins += other.checkins;

@@ -1,7 +1,7 @@
-//! SRV discovery against a real DNS server (dnsmasq) and real HTTP backends on loopback:
-//! failover on refused connections, timeouts, 503 and 429; per-target back-off; the fallback URL
-//! when discovery fails or every target fails; rotation when the records change; negative
-//! caching of failed lookups.
+//! SRV discovery against a real DNS server (hickory's, in-process) and real HTTP backends on
+//! loopback: failover on refused connections, timeouts, 503 and 429; per-target back-off; the
+//! fallback URL when discovery fails or every target fails; rotation when the records change;
+//! negative caching of failed lookups.
 
 mod support;
 
@@ -255,16 +255,16 @@ async fn rotates_to_new_targets_after_the_ttl() {
     let old = Backend::start(Responder::ok()).await;
     let new = Backend::start(Responder::ok()).await;
     let fallback = format!("http://127.0.0.1:{}", closed_port());
-    let mut dns = Dns::start(&zone(&[old.addr().port()], 1)).await;
+    let dns = Dns::start(&zone(&[old.addr().port()], 1)).await;
     let telemetry = srv_builder(settings(&dns, &fallback)).build().unwrap();
     assert_eq!(record_and_flush(&telemetry, 5).await.delivered, 5);
     assert_eq!(old.delivered_events().len(), 5);
 
     // The record now names only the new backend (a different host name, too).
     let mut rotated = zone(&[new.addr().port()], 1);
-    rotated.srv[0].target = "node9.example.test".into();
+    rotated.srv[0].target = support::dns::name("node9.example.test");
     rotated.hosts[0].0 = "node9.example.test".into();
-    dns.restart_with(&rotated).await;
+    dns.set_zone(&rotated).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(record_and_flush(&telemetry, 5).await.delivered, 5);
     assert_eq!(new.delivered_events().len(), 5);
@@ -273,5 +273,69 @@ async fn rotates_to_new_targets_after_the_ttl() {
         5,
         "a removed target was still used"
     );
+    telemetry.shutdown(WAIT).await;
+}
+
+/// Where a target whose escaped text is `attacker.example\!.example.test` would send a request:
+/// a URL parser reads the host up to the backslash (`attacker.example`) and the port as the
+/// scheme's default.
+const ATTACKER: &str = "attacker.example";
+const ATTACKER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 80);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_with_bytes_outside_a_host_name_label_is_rejected() {
+    // The host the DNS answer would redirect to, on the port the URL would default to. Binding
+    // port 80 needs privileges; without them the DNS log alone shows whether it was contacted.
+    let attacker = Backend::start_on((ATTACKER_IP, 80).into(), Responder::ok())
+        .await
+        .ok();
+    let good = Backend::start(Responder::ok()).await;
+    let mut zone = zone(&[good.addr().port()], 60);
+    // Bad targets first (priority 0), the good one after them (priority 10 in `zone`).
+    let bad_labels: [&[u8]; 7] = [
+        b"example!",
+        b"example/x",
+        b"example@x",
+        b"example:80",
+        b"example.x",
+        b"example x",
+        b"example\xff",
+    ];
+    for label in bad_labels {
+        let target =
+            support::dns::Name::from_labels([b"attacker".as_slice(), label, b"example", b"test"])
+                .unwrap();
+        zone.srv
+            .push(Srv::with_target(RECORD, target, good.addr().port(), 0, 10));
+    }
+    zone.hosts.push((ATTACKER.into(), ATTACKER_IP));
+    let dns = Dns::start(&zone).await;
+    let fallback = format!("http://127.0.0.1:{}", closed_port());
+    let telemetry = srv_builder(settings(&dns, &fallback)).build().unwrap();
+
+    let report = record_and_flush(&telemetry, 10).await;
+    if let Some(attacker) = &attacker {
+        assert!(
+            attacker.requests().is_empty(),
+            "requests reached the attacker: {:?}",
+            attacker.requests()
+        );
+    }
+    assert_eq!(
+        dns.queries("A", ATTACKER),
+        0,
+        "the attacker's host was resolved"
+    );
+    assert_eq!(
+        dns.queries("AAAA", ATTACKER),
+        0,
+        "the attacker's host was resolved"
+    );
+    assert_eq!(report.delivered, 10, "{report:?}");
+    assert_eq!(good.delivered_events().len(), 10);
+    // One lookup answered every bad target once; each was counted as it was ignored.
+    let stats = telemetry.recorder().send(GetStats).await.unwrap();
+    assert_eq!(stats.dns_lookups, 1, "{stats:?}");
+    assert_eq!(stats.srv_targets_rejected, bad_labels.len() as u64);
     telemetry.shutdown(WAIT).await;
 }

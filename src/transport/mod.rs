@@ -204,6 +204,14 @@ impl Backend {
             _ => 0,
         }
     }
+
+    /// SRV targets that discovery ignored so far (0 for other backends).
+    pub fn srv_rejected_targets(&self) -> u64 {
+        match self {
+            Backend::Srv(s) => s.rejected_targets(),
+            _ => 0,
+        }
+    }
 }
 
 /// Runs CPU- or disk-bound work on tokio's blocking pool so the actor thread keeps serving.

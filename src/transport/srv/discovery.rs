@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::resolver::LazyResolver;
+use super::target_name::AllowedSuffixes;
 
 /// A positive answer is kept at least this long, even with a TTL of 0, so a burst of batches
 /// does not become a burst of lookups.
@@ -18,7 +19,7 @@ const MIN_POSITIVE_TTL: Duration = Duration::from_secs(1);
 /// One SRV target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SrvTarget {
-    /// Host name, lower case, without the trailing dot.
+    /// Host name: labels of letters, digits, `-` and `_`, lower case, without the trailing dot.
     pub host: String,
     pub port: u16,
     pub priority: u16,
@@ -32,7 +33,7 @@ pub(crate) enum DiscoveryError {
     Lookup { record: String, reason: String },
     #[error("SRV lookup of {record} timed out after {timeout:?}")]
     Timeout { record: String, timeout: Duration },
-    #[error("SRV record {record} has no target under an allowed suffix")]
+    #[error("SRV record {record} has no target that is a host name under an allowed suffix")]
     NoAllowedTargets { record: String },
 }
 
@@ -53,17 +54,14 @@ enum Cached {
 #[derive(Debug)]
 pub(crate) struct Discovery {
     record: String,
-    allowed_suffixes: Vec<String>,
+    allowed_suffixes: AllowedSuffixes,
     negative_ttl: Duration,
     resolver: Arc<LazyResolver>,
     // An async lock: while one lookup runs, concurrent callers wait for its answer instead of
     // sending their own.
     cached: Mutex<Cached>,
     lookups: AtomicU64,
-}
-
-fn normalize(name: &str) -> String {
-    name.trim().trim_end_matches('.').to_ascii_lowercase()
+    rejected: AtomicU64,
 }
 
 impl Discovery {
@@ -75,14 +73,12 @@ impl Discovery {
     ) -> Self {
         Discovery {
             record: record.to_string(),
-            allowed_suffixes: allowed_suffixes
-                .iter()
-                .map(|s| normalize(s.trim_start_matches('.')))
-                .collect(),
+            allowed_suffixes: AllowedSuffixes::new(allowed_suffixes),
             negative_ttl,
             resolver,
             cached: Mutex::new(Cached::Nothing),
             lookups: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -91,10 +87,10 @@ impl Discovery {
         self.lookups.load(Ordering::Relaxed)
     }
 
-    fn allowed(&self, host: &str) -> bool {
-        self.allowed_suffixes
-            .iter()
-            .any(|s| s.is_empty() || host == s || host.ends_with(&format!(".{s}")))
+    /// Targets ignored so far because their name is not a host name under an allowed suffix
+    /// (counted at each lookup that answers them).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// The current targets: cached, or looked up now.
@@ -146,11 +142,15 @@ impl Discovery {
                 continue;
             };
             ttl = ttl.min(record.ttl);
-            let host = normalize(&srv.target.to_string());
-            if !self.allowed(&host) {
-                tracing::warn!(%host, record = %self.record, "ignoring SRV target outside the allowed suffixes");
-                continue;
-            }
+            let host = match self.allowed_suffixes.host(&srv.target) {
+                Ok(host) => host,
+                Err(reason) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    // The name's escaped text form: safe to log, never used as a host.
+                    tracing::warn!(target_name = %srv.target, %reason, record = %self.record, "ignoring SRV target");
+                    continue;
+                }
+            };
             targets.push(SrvTarget {
                 host,
                 port: srv.port,
@@ -164,24 +164,5 @@ impl Discovery {
             });
         }
         Ok((Arc::new(targets), Duration::from_secs(u64::from(ttl))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suffixes_match_whole_labels() {
-        let d = Discovery::new(
-            "_x._tcp.example.test.",
-            &[".example.test.".to_string()],
-            Duration::from_secs(1),
-            Arc::new(LazyResolver::new(None, Duration::from_secs(1))),
-        );
-        assert!(d.allowed("node1.example.test"));
-        assert!(d.allowed("example.test"));
-        assert!(!d.allowed("evilexample.test"));
-        assert!(!d.allowed("example.test.evil"));
     }
 }

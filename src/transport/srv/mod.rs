@@ -6,6 +6,7 @@ mod discovery;
 mod health;
 mod order;
 mod resolver;
+mod target_name;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,9 @@ use crate::retry_delay::BackoffPolicy;
 pub struct SrvSettings {
     /// The SRV record to look up.
     pub record: String,
-    /// Targets whose host does not end with one of these (whole labels) are ignored.
+    /// Targets whose DNS name does not end with the labels of one of these are ignored, and so
+    /// are targets with a label holding bytes other than letters, digits, `-` and `_`. An empty
+    /// suffix allows every such name.
     pub allowed_suffixes: Vec<String>,
     /// Used when discovery fails or every target failed.
     pub fallback: Url,
@@ -139,6 +142,11 @@ impl SrvBackend {
     /// DNS lookups sent so far.
     pub fn lookups(&self) -> u64 {
         self.discovery.lookups()
+    }
+
+    /// SRV targets ignored so far: not a host name, or not under an allowed suffix.
+    pub fn rejected_targets(&self) -> u64 {
+        self.discovery.rejected()
     }
 
     /// Whether `base` may be tried now: the fallback always; a target unless a concurrent
