@@ -92,7 +92,7 @@ impl SinkConfig {
 #[derive(Clone, Debug)]
 pub struct Builder {
     endpoint: Option<String>,
-    srv: SrvSettings,
+    srv: Option<SrvSettings>,
     env: EnvSource,
     env_prefix: String,
     ids: ExplicitIds,
@@ -124,7 +124,7 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             endpoint: None,
-            srv: SrvSettings::default(),
+            srv: None,
             env: EnvSource::Process,
             env_prefix: "DETSYS".into(),
             ids: ExplicitIds::default(),
@@ -185,17 +185,18 @@ impl Builder {
 
     /// Where events go: `file:///path` (or a plain path; `file:///dev/stdout` prints them) or
     /// `http(s)://host[:port]`. The `{PREFIX}_IDS_TRANSPORT` variable, when set, wins, so an
-    /// operator can redirect telemetry without a rebuild. With neither, backends are discovered
-    /// through DNS SRV records (see [`Builder::srv`]).
+    /// operator can redirect telemetry without a rebuild. With neither, and no
+    /// [`srv`](Builder::srv) settings, [`build`](Builder::build) fails with
+    /// [`BuildError::NoEndpoint`]: nothing is sent to a destination nobody chose.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
     }
 
-    /// How to discover backends through DNS SRV records when no endpoint is configured (the
-    /// default record, suffixes and fallback URL are the reference client's).
+    /// Discover backends through DNS SRV records when no endpoint is configured; the reference
+    /// deployment's record, suffixes and fallback are [`SrvSettings::determinate_systems`].
     pub fn srv(mut self, settings: SrvSettings) -> Self {
-        self.srv = settings;
+        self.srv = Some(settings);
         self
     }
 
@@ -488,9 +489,11 @@ impl Builder {
             checks.positive_duration("stream.idle_timeout", stream.idle_timeout);
             checks.backoff("stream.backoff", &stream.backoff);
         }
-        checks.positive_duration("srv.lookup_timeout", self.srv.lookup_timeout);
-        checks.duration("srv.negative_ttl", self.srv.negative_ttl);
-        checks.backoff("srv.target_backoff", &self.srv.target_backoff);
+        if let Some(srv) = &self.srv {
+            checks.positive_duration("srv.lookup_timeout", srv.lookup_timeout);
+            checks.duration("srv.negative_ttl", srv.negative_ttl);
+            checks.backoff("srv.target_backoff", &srv.target_backoff);
+        }
         checks.finish()
     }
 
@@ -521,10 +524,12 @@ impl Builder {
     }
 
     fn opted_out(&self, names: &EnvNames) -> bool {
-        let disabled_by_env = self
-            .env
-            .get(&names.telemetry)
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("disabled"));
+        let disabled_by_env = self.env.get(&names.telemetry).is_some_and(|v| {
+            let v = v.trim();
+            ["0", "false", "off", "disabled", "no"]
+                .iter()
+                .any(|off| v.eq_ignore_ascii_case(off))
+        });
         let do_not_track = self.env.get("DO_NOT_TRACK").is_some_and(|v| {
             let v = v.trim();
             !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
@@ -554,8 +559,13 @@ impl Builder {
             .or_else(|| self.endpoint.clone())
         {
             Some(text) => Endpoint::parse(&text)?,
-            None => Endpoint::Srv(self.srv.clone()),
+            None => match &self.srv {
+                Some(srv) => Endpoint::Srv(srv.clone()),
+                // Nothing is sent anywhere nobody chose.
+                None => return Err(BuildError::NoEndpoint),
+            },
         };
+        endpoint.warn_if_cleartext();
         let checkin_file = self
             .env
             .get(&names.checkin_file)

@@ -253,4 +253,44 @@ mod tests {
             Err(CheckinDocumentError::MissingOptions)
         ));
     }
+
+    /// Arbitrary JSON values, a few levels deep.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    "(variant|payload|options|zstd|[a-z]{1,4})",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_or_document_shape_parses_or_fails_cleanly(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            options in json_value(),
+        ) {
+            let _ = parse_checkin(&bytes);
+            let doc = serde_json::json!({"options": options});
+            if let Ok(checkin) = parse_checkin(doc.to_string().as_bytes()) {
+                // Whatever was served can be written back and read again.
+                let again = parse_checkin(&checkin.to_document());
+                proptest::prop_assert!(again.is_ok());
+            }
+        }
+    }
 }

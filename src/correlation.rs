@@ -395,4 +395,15 @@ mod tests {
             assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in ".{0,200}", key in "[a-z_]{1,12}", value in ".{0,20}") {
+            let _ = Correlation::parse(&text);
+            let doc = serde_json::json!({ key: value, "nested": {"a": [1, {"b": value.clone()}]} });
+            proptest::prop_assert!(Correlation::parse(&doc.to_string()).is_ok());
+        }
+    }
 }

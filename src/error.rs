@@ -22,6 +22,13 @@ pub enum BuildError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// No endpoint and no SRV record is configured: the runtime never picks a destination
+    /// on its own.
+    #[error(
+        "no endpoint configured: call Builder::endpoint (or set …_IDS_TRANSPORT) with a file:// \
+         or http(s):// URL, or Builder::srv (for example SrvSettings::determinate_systems())"
+    )]
+    NoEndpoint,
     /// The HTTP client could not be created.
     #[error("cannot create the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),

@@ -78,4 +78,23 @@ mod tests {
         assert!(acks.contains(5, 0));
         assert!(!acks.contains(5, 1) && !acks.contains(5, 2));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes around real entries: no panic, and the real entries still count.
+        #[test]
+        fn any_bytes_around_real_entries(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+            nonce in proptest::prelude::any::<u64>(),
+            seq in proptest::prelude::any::<u64>(),
+        ) {
+            let mut log = Vec::new();
+            push(nonce, seq, &mut log);
+            let mut acks = Acks::default();
+            acks.extend(&log);
+            acks.extend(&noise);
+            proptest::prop_assert!(acks.contains(nonce, seq));
+        }
+    }
 }

@@ -433,4 +433,37 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes, alone or after a valid block: the walk ends, never panics, and keeps
+        /// the valid block.
+        #[test]
+        fn any_bytes_walk_without_panic(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            flip in 0usize..600,
+        ) {
+            for found in walk(&noise) {
+                if let Found::Block(header, body) = found {
+                    let _ = unpack(&header, body);
+                }
+            }
+            let mut packer = Packer::new().unwrap();
+            let mut raw = Vec::new();
+            push_event(b"{\"e\":1}", &mut raw);
+            let mut segment = packer.encode(7, 1, 1, &raw).unwrap();
+            segment.extend_from_slice(&noise);
+            let blocks = walk(&segment).filter(|f| matches!(f, Found::Block(..))).count();
+            proptest::prop_assert!(blocks >= 1);
+            if let Some(byte) = segment.get_mut(flip) {
+                *byte ^= 0x5a;
+            }
+            for found in walk(&segment) {
+                if let Found::Block(header, body) = found {
+                    let _ = unpack(&header, body);
+                }
+            }
+        }
+    }
 }

@@ -209,4 +209,25 @@ mod tests {
         assert!(parser.push(b"event: put\n\n").is_empty());
         assert_eq!(parser.push(b"data: d\n\n"), vec![ev("message", "d")]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes in any chunks: no panic, no event over the cap, nothing held past a line.
+        #[test]
+        fn any_bytes_in_any_chunks_stay_within_the_caps(
+            chunks in proptest::collection::vec(proptest::collection::vec(
+                proptest::prelude::any::<u8>(), 0..300), 0..20),
+            cap in 1usize..64,
+        ) {
+            let mut parser = SseParser::new(cap);
+            for chunk in &chunks {
+                for event in parser.push(chunk) {
+                    proptest::prop_assert!(event.data.len() <= cap);
+                }
+                proptest::prop_assert!(parser.pending.len() <= MAX_LINE);
+                proptest::prop_assert!(parser.data.as_ref().map_or(0, String::len) <= cap);
+            }
+        }
+    }
 }

@@ -26,8 +26,9 @@ pub(crate) use http::{HttpBackend, HttpClient, HttpSettings};
 pub(crate) use srv::SrvBackend;
 pub use srv::SrvSettings;
 
-/// Where the runtime sends events, parsed from the configured endpoint.
-#[derive(Clone, Debug, PartialEq)]
+/// Where the runtime sends events, parsed from the configured endpoint. Its `Debug` output
+/// shows a URL's password as `***`.
+#[derive(Clone, PartialEq)]
 pub enum Endpoint {
     /// Append one JSON batch per line to this file (`/dev/stdout` works).
     File(PathBuf),
@@ -39,11 +40,66 @@ pub enum Endpoint {
     Srv(SrvSettings),
 }
 
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::File(path) => f.debug_tuple("File").field(path).finish(),
+            Endpoint::Http(url) => f.debug_tuple("Http").field(&redacted(url)).finish(),
+            Endpoint::Srv(settings) => f.debug_tuple("Srv").field(settings).finish(),
+        }
+    }
+}
+
+/// `url` as text with its password, if any, replaced by `***`.
+pub(crate) fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Only fails for URLs that cannot have a password, which this one has.
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
+/// `text` (an endpoint as given) with the password of a URL in it replaced by `***`: the
+/// part between `scheme://user:` and `@`.
+fn redacted_text(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.to_string();
+    };
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    let authority = &text[start..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}***{}",
+            &text[..start],
+            &authority[..=colon],
+            &text[start + at..]
+        ),
+        _ => text.to_string(),
+    }
+}
+
 impl Endpoint {
+    /// Logs a warning when events would cross a network in clear text: `http://` to a host
+    /// other than loopback.
+    pub(crate) fn warn_if_cleartext(&self) {
+        if let Endpoint::Http(url) = self
+            && url.scheme() == "http"
+            && !is_loopback(url)
+        {
+            tracing::warn!(
+                endpoint = %redacted(url),
+                "events go to a non-loopback host over plain http; use https"
+            );
+        }
+    }
+
     /// Parses `file:///…`, `http(s)://…`, or a plain path (taken as a file).
     pub fn parse(endpoint: &str) -> Result<Endpoint, BuildError> {
         let invalid = |reason: &str| BuildError::InvalidEndpoint {
-            endpoint: endpoint.to_string(),
+            endpoint: redacted_text(endpoint),
             reason: reason.to_string(),
         };
         let trimmed = endpoint.trim();
@@ -71,6 +127,19 @@ impl Endpoint {
             ));
         }
         Ok(Endpoint::File(PathBuf::from(trimmed)))
+    }
+}
+
+/// Whether `url`'s host is a loopback address or `localhost`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
     }
 }
 
@@ -244,5 +313,27 @@ mod tests {
         assert!(Endpoint::parse("").is_err());
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http://").is_err());
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let endpoint = Endpoint::parse("https://user:hunter2@example.com/x").unwrap();
+        let shown = format!("{endpoint:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("user:***@"),
+            "{shown}"
+        );
+        let error = Endpoint::parse("https://user:hunter2@/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert_eq!(
+            redacted_text("http://a:b:c@h:1/p?q=@"),
+            "http://a:***@h:1/p?q=@"
+        );
+        assert_eq!(redacted_text("http://h/p"), "http://h/p");
+        assert!(is_loopback(&Url::parse("http://127.0.0.1:1").unwrap()));
+        assert!(is_loopback(&Url::parse("http://localhost:1").unwrap()));
+        assert!(!is_loopback(&Url::parse("http://example.com").unwrap()));
     }
 }

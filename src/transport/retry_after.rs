@@ -53,4 +53,18 @@ mod tests {
             Some(MAX_RETRY_AFTER)
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_header_value_parses_within_the_cap(value in ".{0,40}", secs in 0u64..u64::MAX) {
+            let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            if let Some(wait) = parse_retry_after(&value, now) {
+                proptest::prop_assert!(wait <= MAX_RETRY_AFTER);
+            }
+            let wait = parse_retry_after(&secs.to_string(), now);
+            proptest::prop_assert_eq!(wait, Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER)));
+        }
+    }
 }

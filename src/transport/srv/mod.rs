@@ -49,7 +49,17 @@ pub struct SrvSettings {
     pub target_backoff: BackoffPolicy,
 }
 
+impl SrvSettings {
+    /// The reference deployment's SRV record (`_detsys_ids._tcp.install.determinate.systems.`),
+    /// its allowed suffix and its fallback URL. Nothing uses it unless it is passed to
+    /// [`Builder::srv`](crate::Builder::srv).
+    pub fn determinate_systems() -> Self {
+        SrvSettings::default()
+    }
+}
+
 impl Default for SrvSettings {
+    /// The same as [`SrvSettings::determinate_systems`].
     fn default() -> Self {
         SrvSettings {
             record: "_detsys_ids._tcp.install.determinate.systems.".into(),
