@@ -332,14 +332,18 @@ impl Collator {
         }
     }
 
-    fn emit(&mut self, event: RecordedEvent) {
+    fn emit(&mut self, mut event: RecordedEvent) {
         if self.session.touch(event.received_at) {
             tracing::debug!(session = %self.session.id, "new session");
             self.identity.session_id = self.session.id.clone();
             self.invalidate_shared();
             self.flag_calls_seen.clear();
         }
-        let distinct_id = self.distinct_id_json();
+        let distinct_id = match event.take_identity(&self.identity.groups) {
+            // Another user's event: its id is its own, the process's identity is untouched.
+            Some(own) => Arc::from(json_string(&own)),
+            None => self.distinct_id_json(),
+        };
         self.shared();
         let Collator {
             shared,

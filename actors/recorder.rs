@@ -259,6 +259,17 @@ impl Recorder {
             RecorderCounters::bump(&self.counters.invalid);
             return;
         }
+        if let Some(identity) = &msg.identity {
+            if !identity.distinct_id_is_valid() {
+                tracing::warn!(
+                    name = %msg.name,
+                    "dropping an event whose own distinct id is empty or longer than 200 bytes"
+                );
+                RecorderCounters::bump(&self.counters.invalid);
+                return;
+            }
+            self.counters.refused_values(identity.refused);
+        }
         self.counters.refused_values(msg.properties.refused());
         if !self.accepting() {
             return;
@@ -267,13 +278,15 @@ impl Recorder {
         let Some(pipeline) = &self.pipeline else {
             return;
         };
-        pipeline.collator.do_send(Enrich(RecordedEvent::new(
+        let mut event = RecordedEvent::new(
             msg.name,
             msg.properties,
             msg.timestamp,
             stamp.uuid,
             stamp.received_at,
-        )));
+        );
+        event.identity = msg.identity;
+        pipeline.collator.do_send(Enrich(event));
     }
 }
 
@@ -378,6 +391,16 @@ impl Handler<SetPersonProperties> for Recorder {
             act.counters.refused_values(refused);
             act.change_with_event(IdentityChange::SetPersonProperties(msg))
         });
+    }
+}
+
+impl Handler<GroupIdentify> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: GroupIdentify, ctx: &mut Context<Self>) {
+        let (record, refused) = msg.into_record();
+        self.counters.refused_values(refused);
+        self.take_record(record, ctx);
     }
 }
 

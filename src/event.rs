@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::event_identity::EventIdentity;
 use crate::properties::Properties;
 use crate::timestamp::{RFC3339_LEN, rfc3339, rfc3339_bytes};
 
@@ -30,6 +31,8 @@ pub(crate) struct RecordedEvent {
     /// When the Recorder accepted it: the system snapshot attached must not be older than the
     /// configured age relative to this instant.
     pub received_at: Instant,
+    /// Who this event alone is about, when not the process's identity.
+    pub identity: Option<Box<EventIdentity>>,
 }
 
 impl RecordedEvent {
@@ -46,7 +49,35 @@ impl RecordedEvent {
             timestamp,
             uuid,
             received_at,
+            identity: None,
         }
+    }
+
+    /// Moves the event's own identity into its properties (`$set`, `$set_once`, and `$groups`
+    /// as `process_groups` with the event's groups over them); returns its distinct id, if it
+    /// has one of its own.
+    pub fn take_identity(
+        &mut self,
+        process_groups: &std::collections::BTreeMap<String, String>,
+    ) -> Option<String> {
+        let identity = *self.identity.take()?;
+        if !identity.groups.is_empty() {
+            let mut groups = process_groups.clone();
+            groups.extend(identity.groups);
+            let groups: Map<String, Value> = groups
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            self.properties.insert("$groups", Value::Object(groups));
+        }
+        if !identity.set.is_empty() {
+            self.properties.insert("$set", Value::Object(identity.set));
+        }
+        if !identity.set_once.is_empty() {
+            self.properties
+                .insert("$set_once", Value::Object(identity.set_once));
+        }
+        identity.distinct_id
     }
 
     /// The properties' members, without the braces.

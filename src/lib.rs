@@ -58,6 +58,7 @@ pub mod env;
 mod error;
 mod evaluation;
 mod event;
+mod event_identity;
 mod features;
 mod filter;
 mod flag_reader;
@@ -87,6 +88,7 @@ pub use builder::SinkConfig;
 pub use builder::{Builder, Telemetry};
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
 pub use error::{BuildError, WaitForCheckinError};
+pub use event_identity::{EventIdentity, MAX_DISTINCT_ID_BYTES};
 pub use features::{Feature, FeatureLimits, FeatureSet, Flag, Miss};
 pub use filter::{ALWAYS_PASS, PropertyFilter};
 pub use flag_reader::FlagReader;
@@ -95,7 +97,7 @@ pub use json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue};
 pub use messages::InjectFault;
 pub use messages::{
     AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetPayloadOr,
-    GetSinkStats, GetStats, GetVariant, GetVariantOr, Identify, IsEnabled, Record,
+    GetSinkStats, GetStats, GetVariant, GetVariantOr, GroupIdentify, Identify, IsEnabled, Record,
     RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown, SubscribeFeatures,
     WaitForCheckin,
 };

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::checkin::{Checkin, CheckinRequest};
 use crate::error::WaitForCheckinError;
 use crate::event::{EncodedEvent, RecordedEvent};
+use crate::event_identity::EventIdentity;
 use crate::features::{Feature, FeatureSet};
 use crate::json::{PropertyValue, RefusedValue, checked};
 use crate::properties::Properties;
@@ -38,6 +39,9 @@ pub struct Record {
     pub properties: Properties,
     /// When it happened; [`Record::new`] takes the current time.
     pub timestamp: SystemTime,
+    /// Who this event alone is about (a request's user); `None`: the process's identity.
+    /// Boxed so that an event without one stays small while it waits in a mailbox.
+    pub identity: Option<Box<EventIdentity>>,
 }
 
 impl Record {
@@ -47,7 +51,46 @@ impl Record {
             name: name.into(),
             properties: Properties::new(),
             timestamp: SystemTime::now(),
+            identity: None,
         }
+    }
+
+    /// Attributes this event alone to user `distinct_id` (the process's identity is unchanged).
+    pub fn distinct_id(mut self, distinct_id: impl Into<String>) -> Self {
+        self.identity_mut().distinct_id = Some(distinct_id.into());
+        self
+    }
+
+    /// Puts this event alone in group `group_type` = `key` (beside the process's groups).
+    pub fn group(mut self, group_type: impl Into<String>, key: impl Into<String>) -> Self {
+        self.identity_mut()
+            .groups
+            .insert(group_type.into(), key.into());
+        self
+    }
+
+    /// Sets a person property with this event (`$set`).
+    pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        let identity = std::mem::take(self.identity_mut());
+        *self.identity_mut() = identity.set(key, value);
+        self
+    }
+
+    /// Sets a person property with this event if not set yet (`$set_once`).
+    pub fn set_once(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        let identity = std::mem::take(self.identity_mut());
+        *self.identity_mut() = identity.set_once(key, value);
+        self
+    }
+
+    /// Replaces who this event is about.
+    pub fn identity(mut self, identity: EventIdentity) -> Self {
+        self.identity = Some(Box::new(identity));
+        self
+    }
+
+    fn identity_mut(&mut self) -> &mut EventIdentity {
+        self.identity.get_or_insert_with(Box::default)
     }
 
     /// Adds one property (replacing an earlier one of the same name). A NaN, an infinity or a
@@ -199,6 +242,52 @@ impl SetPersonProperties {
     /// How many values were refused.
     pub fn refused(&self) -> u32 {
         self.refused
+    }
+}
+
+/// Describes a group: sends a `$groupidentify` event with `$group_type`, `$group_key` and
+/// `$group_set` (the group's properties). It is attributed to the group itself
+/// (`$<type>_<key>`), as PostHog expects, and changes nothing of the process's identity.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct GroupIdentify {
+    /// The kind of group (for example `organization`).
+    pub group_type: String,
+    /// The group's id.
+    pub group_key: String,
+    /// The group's properties.
+    pub set: Map<String, Value>,
+    refused: u32,
+}
+
+impl GroupIdentify {
+    /// Describes group `group_type` = `group_key`.
+    pub fn new(group_type: impl Into<String>, group_key: impl Into<String>) -> Self {
+        GroupIdentify {
+            group_type: group_type.into(),
+            group_key: group_key.into(),
+            set: Map::new(),
+            refused: 0,
+        }
+    }
+
+    /// Adds a group property (refused as by [`Identify::set`]).
+    pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+        set_checked(&mut self.set, &mut self.refused, key, value);
+        self
+    }
+
+    /// The event it sends.
+    pub(crate) fn into_record(mut self) -> (Record, u32) {
+        let refused = self
+            .refused
+            .saturating_add(crate::json::retain_admissible(&mut self.set));
+        let record = Record::new("$groupidentify")
+            .property("$group_type", self.group_type.as_str())
+            .property("$group_key", self.group_key.as_str())
+            .property("$group_set", Value::Object(self.set))
+            .distinct_id(format!("${}_{}", self.group_type, self.group_key));
+        (record, refused)
     }
 }
 

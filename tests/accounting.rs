@@ -207,7 +207,10 @@ async fn the_counters_lane_does_not_wait_behind_a_burst() {
     let ordered = in_order.await.unwrap();
     assert_eq!(ordered.accepted, BURST);
     // At a quiet moment both lanes agree.
-    let report = recorder.send(Flush::within(Duration::from_secs(120))).await.unwrap();
+    let report = recorder
+        .send(Flush::within(Duration::from_secs(120)))
+        .await
+        .unwrap();
     assert_eq!(report.pending, 0);
     let (lane, message) = (
         telemetry.stats().await,
