@@ -59,6 +59,7 @@ mod error;
 mod evaluation;
 mod event;
 mod features;
+mod files;
 mod filter;
 mod flag_reader;
 mod identity;

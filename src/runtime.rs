@@ -38,7 +38,7 @@ pub(crate) struct SinkParts {
     pub backend: Backend,
     pub queue: SubmitterConfig,
     pub filter: PropertyFilter,
-    pub spool: Option<crate::spool::Spool>,
+    pub spool: crate::spool::SinkSpool,
 }
 
 /// Everything the pipeline actors are built from.
@@ -127,7 +127,7 @@ pub(crate) fn start(
         let transport = Supervisor::start_in_arbiter(&arbiter, move |_| Transport::new(backend));
         let (queue, to_transport, spool) = (sink.queue, transport.clone().recipient(), sink.spool);
         let submitter = Supervisor::start_in_arbiter(&arbiter, move |_| {
-            Submitter::new(queue, to_transport, spool)
+            Submitter::new(queue, to_transport, spool.spool, spool.unavailable)
         });
         lanes.push(Lane::new(sink.filter, submitter.clone()));
         sinks.push(SinkActors {

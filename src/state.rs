@@ -2,20 +2,23 @@
 //! device id, distinct id, groups), so a restarted application serves flags at once and keeps
 //! its ids.
 //!
-//! Each file is written whole to a temporary file in the same directory, synced, and renamed
-//! over the old one, so a crash leaves either the old or the new version, never half of one.
-//! The directory is created owner-only (0700) and the files are owner-only (0600). A file that
-//! cannot be read or parsed is ignored with a warning: it never stops the runtime.
+//! Each file is written whole to a new temporary file in the same directory, synced, and
+//! renamed over the old one, so a crash leaves either the old or the new version, never half
+//! of one. The directory and files are the process's alone (see [`crate::files`]): 0700 and
+//! 0600, never opened through a symlink, and an existing directory that another user owns or
+//! others may write to is not used at all. A file that cannot be read or parsed is ignored
+//! with a warning: it never stops the runtime.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::checkin::{Checkin, parse_checkin};
 use crate::env::EnvSource;
+use crate::files::{self, UnsafeDir};
 
 const CHECKIN_FILE: &str = "checkin.json";
 const IDENTITY_FILE: &str = "identity.json";
@@ -71,6 +74,25 @@ impl StateDir {
         Some(StateDir { dir })
     }
 
+    /// The directory for `location` if it is safe to use (see [`files::vet_dir`]), and
+    /// whether one was refused as unsafe; a refusal is logged.
+    pub fn usable(
+        location: &StateLocation,
+        env: &EnvSource,
+        prefix: &str,
+    ) -> (Option<StateDir>, bool) {
+        let Some(state) = StateDir::resolve(location, env, prefix) else {
+            return (None, false);
+        };
+        match files::vet_dir(&state.dir) {
+            Ok(()) => (Some(state), false),
+            Err(refused) => {
+                warn_refused(&refused);
+                (None, true)
+            }
+        }
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.dir
@@ -101,9 +123,9 @@ impl StateDir {
     }
 
     fn read(&self, name: &str) -> Option<Vec<u8>> {
-        match fs::read(self.dir.join(name)) {
+        match files::read_private(&self.dir.join(name)) {
             Ok(bytes) => Some(bytes),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => {
                 tracing::warn!(file = %self.dir.join(name).display(), %error, "cannot read saved state");
                 None
@@ -111,55 +133,35 @@ impl StateDir {
         }
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        create_private_dir(&self.dir)?;
-        let target = self.dir.join(name);
-        let temporary = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut file = private_file(&temporary)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&temporary, &target)
-        })();
-        if result.is_err() {
+    /// A new temporary file in the directory holding `bytes`, synced.
+    fn temporary(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        files::ensure_private_dir(&self.dir)?;
+        let (temporary, mut file) = files::new_temporary(&self.dir, &format!(".{name}"))?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        if let Err(error) = written {
+            let _ = fs::remove_file(&temporary);
+            return Err(error);
+        }
+        Ok(temporary)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let temporary = self.temporary(name, bytes)?;
+        // A rename replaces a link at the target; it does not write through it.
+        let renamed = fs::rename(&temporary, self.dir.join(name));
+        if renamed.is_err() {
             let _ = fs::remove_file(&temporary);
         }
-        result
+        renamed
     }
 }
 
-#[cfg(unix)]
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
-}
-
-#[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+/// Logs why a directory is not used for state.
+fn warn_refused(refused: &UnsafeDir) {
+    tracing::warn!(
+        error = %refused,
+        "not using the state directory: no identity or flags are kept and no spool is used"
+    );
 }
 
 #[cfg(test)]
