@@ -141,8 +141,10 @@ pub(crate) fn start(
     };
     let transport = primary.transport.clone();
     let (env, names) = (parts.env, parts.names);
+    // The host name's salt is kept where the identity is.
+    let state = parts.saver.as_ref().map(|s| s.dir().clone());
     let snapshotter =
-        Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names));
+        Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names, state));
     let collator_config = parts.collator;
     let ss = snapshotter.clone();
     let collator =

@@ -1,6 +1,6 @@
 //! Last-known-good state on disk: the last successful check-in and the identity (anonymous id,
 //! device id, distinct id, groups), so a restarted application serves flags at once and keeps
-//! its ids.
+//! its ids; and the installation's salt for hashing the host name.
 //!
 //! Each file is written whole to a new temporary file in the same directory, synced, and
 //! renamed over the old one, so a crash leaves either the old or the new version, never half
@@ -22,6 +22,10 @@ use crate::files::{self, UnsafeDir};
 
 const CHECKIN_FILE: &str = "checkin.json";
 const IDENTITY_FILE: &str = "identity.json";
+const HOST_SALT_FILE: &str = "host-salt";
+
+/// The salt the host name is hashed with (see [`StateDir::host_salt`]).
+pub(crate) type HostSalt = [u8; 32];
 
 /// Where state is kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -154,6 +158,74 @@ impl StateDir {
         }
         renamed
     }
+
+    /// Writes `name` only if there is nothing by that name yet (`AlreadyExists` otherwise).
+    fn create(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let temporary = self.temporary(name, bytes)?;
+        let target = self.dir.join(name);
+        // A hard link fails on anything at the target, a link included, and it appears
+        // whole. A file system without hard links gets a rename: the last writer wins.
+        let linked = match fs::hard_link(&temporary, &target) {
+            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                fs::rename(&temporary, &target)
+            }
+            linked => linked,
+        };
+        let _ = fs::remove_file(&temporary);
+        linked
+    }
+
+    /// This installation's salt for hashing the host name: read from the directory, or made
+    /// and kept there the first time. `None` (logged) when it can be neither read nor kept;
+    /// the caller then uses a salt of its own for the run.
+    pub fn host_salt(&self) -> Option<HostSalt> {
+        let fresh = crate::rng::secret_bytes();
+        let text = salt_text(&fresh);
+        let kept = match self.read_salt() {
+            KeptSalt::Found(salt) => return Some(salt),
+            KeptSalt::Unreadable => return None,
+            KeptSalt::Missing => self.create(HOST_SALT_FILE, text.as_bytes()),
+            KeptSalt::Malformed => self.write(HOST_SALT_FILE, text.as_bytes()),
+        };
+        match kept {
+            Ok(()) => Some(fresh),
+            // Another process of this installation made one first: that one counts.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => match self.read_salt() {
+                KeptSalt::Found(salt) => Some(salt),
+                _ => None,
+            },
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), %error, "cannot keep the host salt");
+                None
+            }
+        }
+    }
+
+    fn read_salt(&self) -> KeptSalt {
+        let path = self.dir.join(HOST_SALT_FILE);
+        match files::read_private(&path) {
+            Ok(text) => match parse_salt(&text) {
+                Some(salt) => KeptSalt::Found(salt),
+                None => {
+                    tracing::warn!(file = %path.display(), "replacing a malformed host salt");
+                    KeptSalt::Malformed
+                }
+            },
+            Err(error) if error.kind() == io::ErrorKind::NotFound => KeptSalt::Missing,
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "cannot read the host salt");
+                KeptSalt::Unreadable
+            }
+        }
+    }
+}
+
+/// What the directory holds as the host salt.
+enum KeptSalt {
+    Found(HostSalt),
+    Missing,
+    Malformed,
+    Unreadable,
 }
 
 /// Logs why a directory is not used for state.
@@ -162,6 +234,23 @@ fn warn_refused(refused: &UnsafeDir) {
         error = %refused,
         "not using the state directory: no identity or flags are kept and no spool is used"
     );
+}
+
+/// The salt as kept on disk: 64 lowercase hex digits.
+fn salt_text(salt: &HostSalt) -> String {
+    salt.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_salt(text: &[u8]) -> Option<HostSalt> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    let mut salt = HostSalt::default();
+    if text.len() != salt.len() * 2 {
+        return None;
+    }
+    for (byte, pair) in salt.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(salt)
 }
 
 #[cfg(test)]
@@ -227,6 +316,42 @@ mod tests {
     }
 
     #[test]
+    fn the_host_salt_is_made_once_and_kept() {
+        let dir = temp();
+        let state =
+            StateDir::resolve(&StateLocation::At(dir.clone()), &EnvSource::default(), "X").unwrap();
+        let salt = state.host_salt().unwrap();
+        assert_eq!(state.host_salt(), Some(salt));
+        let other = StateDir::resolve(&StateLocation::At(temp()), &EnvSource::default(), "X");
+        let other = other.unwrap();
+        assert_ne!(other.host_salt(), Some(salt));
+        fs::remove_dir_all(other.path()).unwrap();
+        // Only the salt is left: no temporary file.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::write(dir.join(HOST_SALT_FILE), "not a salt").unwrap();
+        let replaced = state.host_salt().unwrap();
+        assert_ne!(replaced, salt);
+        assert_eq!(state.host_salt(), Some(replaced));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join(HOST_SALT_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            // A link in its place is not read, and not written through.
+            let target = dir.join("elsewhere");
+            fs::write(&target, salt_text(&salt)).unwrap();
+            fs::remove_file(dir.join(HOST_SALT_FILE)).unwrap();
+            std::os::unix::fs::symlink(&target, dir.join(HOST_SALT_FILE)).unwrap();
+            assert_eq!(state.host_salt(), None);
+            assert_eq!(fs::read_to_string(&target).unwrap(), salt_text(&salt));
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn default_location_follows_xdg() {
         let env = EnvSource::fixed([("XDG_STATE_HOME", "/s"), ("HOME", "/h")]);
         let dir = StateDir::resolve(&StateLocation::Default, &env, "DETSYS").unwrap();
@@ -269,6 +394,11 @@ impl Saver {
             written: Default::default(),
             in_flight: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// The directory it saves to.
+    pub fn dir(&self) -> &StateDir {
+        &self.dir
     }
 
     /// Resolves once every save started so far is on disk (or failed); a shutdown waits for

@@ -1,11 +1,12 @@
-//! What could tie events to a machine or a person beyond what the application chose: `Reset`
-//! starts a new device id too.
+//! What could tie events to a machine or a person beyond what the application chose: the
+//! host name's hash is salted per installation, and `Reset` starts a new device id too.
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
-use actix_telemetry::{Flush, Record, Reset};
+use actix_telemetry::{Flush, Record, Reset, StateLocation};
 use serde_json::Value;
 use support::*;
 
@@ -42,6 +43,46 @@ async fn run(
                 .unwrap_or_else(|| panic!("no {name} event"))
         })
         .collect()
+}
+
+async fn host_name(state: StateLocation) -> String {
+    let events = run(|b| b.state(state), &["one"]).await;
+    events[0]["properties"]["host_name"]
+        .as_str()
+        .expect("a host_name")
+        .to_string()
+}
+
+/// What the host name hashed to without a salt.
+fn unsalted(name: &str) -> String {
+    let hash = format!("actix-telemetry/host:{name}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("h-{hash:016x}")
+}
+
+fn dir(path: &Path) -> StateLocation {
+    StateLocation::At(path.to_path_buf())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_name_hash_is_stable_for_one_installation_and_useless_elsewhere() {
+    let temp = TempDir::new("identity-host");
+    let (mine, other) = (temp.join("mine"), temp.join("other"));
+    let first = host_name(dir(&mine)).await;
+    assert!(first.starts_with("h-") && first.len() == 18, "{first}");
+    assert_eq!(host_name(dir(&mine)).await, first, "not stable across runs");
+    assert_ne!(host_name(dir(&other)).await, first, "the same elsewhere");
+    if let Some(name) = sysinfo::System::host_name() {
+        assert_ne!(first, unsalted(name.trim()), "a dictionary reverses it");
+    }
+    // With nowhere to keep a salt, each run has its own.
+    assert_ne!(
+        host_name(StateLocation::Disabled).await,
+        host_name(StateLocation::Disabled).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,7 +80,7 @@ async fn every_file_and_directory_is_owner_only() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for expected in ["identity.json", "lock"] {
+    for expected in ["identity.json", "host-salt", "lock"] {
         assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
     }
     assert!(names.iter().any(|n| n.ends_with(".log")), "{names:?}");
@@ -104,7 +104,7 @@ async fn a_symlink_planted_in_the_state_directory_is_never_followed() {
     let victim = outside.join("victim");
     std::fs::write(&victim, "untouched").unwrap();
     let pid = std::process::id();
-    for name in ["identity.json", "checkin.json"] {
+    for name in ["identity.json", "checkin.json", "host-salt"] {
         symlink(&victim, state.join(format!(".{name}.{pid}.tmp"))).unwrap();
     }
     // A saved identity that is a link to a file someone else controls.
@@ -112,6 +112,8 @@ async fn a_symlink_planted_in_the_state_directory_is_never_followed() {
     let planted_text = r#"{"anon_distinct_id":"planted-anon","device_id":"planted-device","distinct_id":"planted-user","groups":{}}"#;
     std::fs::write(&planted, planted_text).unwrap();
     symlink(&planted, state.join("identity.json")).unwrap();
+    // The salt, too.
+    symlink(&victim, state.join("host-salt")).unwrap();
     // The spool's lock, pointing to where no file is yet.
     let lock_target = outside.join("made-through-the-lock");
     symlink(&lock_target, spool.join("lock")).unwrap();
