@@ -36,7 +36,7 @@ use crate::checkin::CheckinRequest;
 use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, object_body};
 use crate::features::{FeatureLimits, FeatureSet};
 use crate::filter::PropertyFilter;
-use crate::identity::{Identity, new_id};
+use crate::identity::Identity;
 use crate::messages::{
     ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
     FlushRequest, ForwardFlush, IdentityChange, ReportCounters, Stamp, TakeSnapshot,
@@ -444,7 +444,7 @@ impl Collator {
                 self.invalidate_shared();
             }
             IdentityChange::Identify(identify) => {
-                self.identity.distinct_id = Some(identify.distinct_id);
+                self.identity.identify(identify.distinct_id);
                 self.save_identity();
                 self.person_properties
                     .extend(identify.set.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -463,17 +463,13 @@ impl Collator {
                 self.emit_special("$create_alias", properties, stamp);
             }
             IdentityChange::AddGroup(group) => {
-                self.identity
-                    .groups
-                    .insert(group.group_type, group.group_key);
+                self.identity.add_group(group.group_type, group.group_key);
                 self.invalidate_shared();
             }
             IdentityChange::Reset => {
-                self.identity.distinct_id = None;
-                self.identity.anon_distinct_id = new_id();
+                self.identity.reset(&self.config.identity);
                 self.session.restart(Instant::now());
                 self.identity.session_id = self.session.id.clone();
-                self.identity.groups = self.config.identity.groups.clone();
                 self.person_properties.clear();
                 self.flag_calls_seen.clear();
                 self.invalidate_shared();

@@ -92,6 +92,8 @@ impl Default for SubmitterConfig {
 #[derive(Debug)]
 pub struct Submitter {
     core: SinkCore,
+    /// A spool was configured and could not be used: reported in `Stats::spools_unavailable`.
+    spool_unavailable: bool,
     transport: Recipient<DeliverBatch>,
     /// The pause timer is set for this instant (so it is set once per pause).
     wake_at: Option<Instant>,
@@ -110,9 +112,11 @@ impl Submitter {
         config: SubmitterConfig,
         transport: Recipient<DeliverBatch>,
         spool: Option<Spool>,
+        spool_unavailable: bool,
     ) -> Self {
         Submitter {
             core: SinkCore::new(config, spool),
+            spool_unavailable,
             transport,
             wake_at: None,
             spool_write_scheduled: false,
@@ -320,6 +324,7 @@ impl Handler<ReportCounters> for Submitter {
 
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
         let mut stats = self.core.stats();
+        stats.spools_unavailable = u64::from(self.spool_unavailable);
         stats.merge(&self.guard.stats());
         MessageResult(stats)
     }

@@ -1,7 +1,8 @@
 //! The **SystemSnapshotter** actor: facts about the host.
 //!
 //! - Owns: the static facts (OS, version, target triple, cores, total memory, boot time,
-//!   locale, timezone, CI, process name, hashed host name), gathered once, on the first request.
+//!   locale, timezone, CI, process name, hashed host name), gathered once, on the first request;
+//!   the salt the host name is hashed with when there is no state directory to keep one.
 //! - Takes: `TakeSnapshot` from the Collator (answers a fresh [`SystemSnapshot`] with the
 //!   volatile facts read now), `ReportCounters`.
 //! - Sends: nothing; it only answers.
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use crate::env::{EnvNames, EnvSource};
 use crate::messages::{ReportCounters, TakeSnapshot};
 use crate::snapshot::{StaticFacts, SystemSnapshot, VolatileFacts};
+use crate::state::{HostSalt, StateDir};
 use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 
 /// Reads host facts. See the module documentation.
@@ -26,15 +28,21 @@ use crate::supervision::{ActorKind, Guard, Guarded, guarded};
 pub struct SystemSnapshotter {
     env: EnvSource,
     names: EnvNames,
+    /// Where the installation's host salt is kept, if anywhere.
+    state: Option<StateDir>,
+    /// The salt of this run, for when none can be kept.
+    run_salt: HostSalt,
     static_facts: Option<Arc<StaticFacts>>,
     guard: Guard,
 }
 
 impl SystemSnapshotter {
-    pub(crate) fn new(env: EnvSource, names: EnvNames) -> Self {
+    pub(crate) fn new(env: EnvSource, names: EnvNames, state: Option<StateDir>) -> Self {
         SystemSnapshotter {
             env,
             names,
+            state,
+            run_salt: crate::rng::secret_bytes(),
             static_facts: None,
             guard: Guard::new(ActorKind::SystemSnapshotter),
         }
@@ -62,16 +70,25 @@ impl Handler<TakeSnapshot> for SystemSnapshotter {
 
     fn handle(&mut self, _msg: TakeSnapshot, ctx: &mut Context<Self>) -> Self::Result {
         let inputs = guarded(self, ctx, |act, _| {
-            (act.static_facts.clone(), act.env.clone(), act.names.clone())
+            // What the static facts are gathered with, the first time.
+            let facts = act
+                .static_facts
+                .clone()
+                .ok_or_else(|| (act.state.clone(), act.run_salt));
+            (facts, act.env.clone(), act.names.clone())
         });
-        let Some((known, env, names)) = inputs else {
+        let Some((facts, env, names)) = inputs else {
             return Box::pin(fut::ready(None));
         };
         let read = tokio::task::spawn_blocking(move || {
             // The instant is taken before reading, so the snapshot is never younger than it
             // claims to be.
             let taken_at = Instant::now();
-            let static_facts = known.unwrap_or_else(|| Arc::new(StaticFacts::gather(&env, &names)));
+            let static_facts = facts.unwrap_or_else(|(state, run_salt)| {
+                let salt = state.as_ref().and_then(StateDir::host_salt);
+                let salt = salt.unwrap_or(run_salt);
+                Arc::new(StaticFacts::gather_salted(&env, &names, &salt))
+            });
             SystemSnapshot {
                 static_facts,
                 volatile: VolatileFacts::gather(),

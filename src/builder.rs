@@ -23,6 +23,7 @@ use crate::messages::{Flush, Shutdown};
 use crate::retry_delay::BackoffPolicy;
 use crate::runtime::{PipelineParts, SinkParts, Started, start};
 use crate::session::SessionPolicy;
+use crate::spool::SpoolDirs;
 use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::stream::StreamSettings;
@@ -422,7 +423,8 @@ impl Builder {
     }
 
     /// Whether each sink keeps its undelivered events in a durable spool in the state
-    /// directory (default: on, when there is a state directory).
+    /// directory (default: on, when there is a state directory). With it on, two sinks whose
+    /// names map to one spool directory are refused by [`build`](Builder::build).
     pub fn spool(mut self, enabled: bool) -> Self {
         self.spool = enabled;
         self
@@ -497,32 +499,6 @@ impl Builder {
         checks.finish()
     }
 
-    /// The spool of sink `name`, if spooling is on and there is a state directory; a spool that
-    /// cannot be opened is logged and the sink runs without one.
-    fn open_spool(&self, state: Option<&StateDir>, name: &str) -> Option<crate::spool::Spool> {
-        if !self.spool {
-            return None;
-        }
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let dir = state?.path().join("spool").join(safe);
-        match crate::spool::Spool::open(&dir, self.spool_max_bytes) {
-            Ok(opened) => Some(opened),
-            Err(error) => {
-                tracing::warn!(dir = %dir.display(), %error, "running without a spool");
-                None
-            }
-        }
-    }
-
     fn opted_out(&self, names: &EnvNames) -> bool {
         let disabled_by_env = self.env.get(&names.telemetry).is_some_and(|v| {
             let v = v.trim();
@@ -542,7 +518,7 @@ impl Builder {
     /// delivered what it holds). Returns at once: the first check-in happens in the background.
     ///
     /// Errors are about configuration only: an invalid endpoint, a file endpoint that cannot
-    /// be opened, an invalid setting. A malformed correlation document is not an error: it is
+    /// be opened, an invalid setting, two sinks sharing a spool directory. A malformed correlation document is not an error: it is
     /// logged, ignored, and reported by [`Telemetry::correlation_error`].
     pub fn build(self) -> Result<Telemetry, BuildError> {
         let budget = self.budget();
@@ -577,14 +553,19 @@ impl Builder {
             user_agent: self.user_agent.clone(),
             max_checkin_bytes: self.max_checkin_bytes,
         };
-        let state = StateDir::resolve(&self.state, &self.env, &self.env_prefix);
-        let open_spool = |name: &str| self.open_spool(state.as_ref(), name);
+        let (state, state_refused) = StateDir::usable(&self.state, &self.env, &self.env_prefix);
+        let mut spools = SpoolDirs::new(
+            self.spool,
+            self.spool_max_bytes,
+            state.as_ref(),
+            state_refused,
+        );
         let mut sinks = vec![SinkParts {
             name: "primary".into(),
             backend: Backend::open(&endpoint, checkin_file, &http)?,
             queue: self.submitter.clone(),
             filter: self.filter.clone(),
-            spool: open_spool("primary"),
+            spool: spools.open("primary")?,
         }];
         for sink in &self.sinks {
             sinks.push(SinkParts {
@@ -592,7 +573,7 @@ impl Builder {
                 backend: Backend::open(&Endpoint::parse(&sink.endpoint)?, None, &http)?,
                 queue: sink.queue.clone(),
                 filter: sink.filter.clone(),
-                spool: open_spool(&sink.name),
+                spool: spools.open(&sink.name)?,
             });
         }
 

@@ -35,6 +35,18 @@ pub enum BuildError {
     /// A setting is out of range or contradicts another; the error names it.
     #[error("invalid configuration: {0}")]
     InvalidConfig(#[from] crate::validate::ConfigError),
+    /// Two sinks' names map to the same spool directory (`<state>/spool/<dir>`: characters
+    /// other than ASCII letters, digits, `-` and `_` become `_`, and case is not told apart);
+    /// rename one of them.
+    #[error("sinks {first:?} and {second:?} would share the spool directory spool/{dir}")]
+    SharedSpool {
+        /// The sink named first (`primary` for the primary endpoint).
+        first: String,
+        /// The sink whose name clashes with it.
+        second: String,
+        /// The directory's name.
+        dir: String,
+    },
     /// The private actix system thread could not be started.
     #[error("cannot start the telemetry thread: {0}")]
     Runtime(String),

@@ -1,5 +1,10 @@
 //! Who the events are about: the ids every event carries, resolved once at build time from the
-//! builder, the correlation data and fresh values.
+//! builder, the correlation data, the ids saved by earlier runs and fresh values.
+//!
+//! Ids handed down in the correlation data (a CI run, a parent process) describe this run
+//! only: they win over saved ids, and are never saved. What is saved is the installation's own
+//! identity (explicit, saved or generated ids, and changes the application makes at run time),
+//! so the next run, with other correlation data or none, does not inherit them.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +23,11 @@ pub(crate) struct Identity {
     pub session_id: String,
     pub window_id: Option<String>,
     pub groups: BTreeMap<String, String>,
+    /// The installation's own identity, without what the correlation data handed down: what
+    /// is saved for the next run.
+    own: PersistedIdentity,
+    /// The application set the device id: `Reset` keeps it.
+    device_pinned: bool,
 }
 
 /// Ids the application set explicitly on the builder.
@@ -30,49 +40,101 @@ pub(crate) struct ExplicitIds {
 }
 
 impl Identity {
-    /// Explicit ids win over saved ids, which win over correlation ids, which win over
-    /// generated ones; `$session_id` comes from the correlation when it has one; groups are
-    /// merged, saved < builder < correlation for the same group type.
+    /// Explicit ids win over correlation ids, which win over saved ids, which win over
+    /// generated ones; `$session_id` and `$window_id` come from the correlation when it has
+    /// them; groups are merged, saved < builder < correlation for the same group type. Only
+    /// explicit, saved and generated ids and groups are kept for the next run.
     pub fn resolve(
         explicit: &ExplicitIds,
         saved: Option<&PersistedIdentity>,
         correlation: &Correlation,
     ) -> Identity {
         let saved = saved.cloned().unwrap_or_default();
-        let mut groups = saved.groups;
-        groups.extend(explicit.groups.clone());
+        let mut own_groups = saved.groups;
+        own_groups.extend(explicit.groups.clone());
+        let own = PersistedIdentity {
+            distinct_id: explicit.distinct_id.clone().or(saved.distinct_id),
+            anon_distinct_id: Some(
+                explicit
+                    .anon_distinct_id
+                    .clone()
+                    .or(saved.anon_distinct_id)
+                    .unwrap_or_else(new_id),
+            ),
+            device_id: Some(
+                explicit
+                    .device_id
+                    .clone()
+                    .or(saved.device_id)
+                    .unwrap_or_else(new_device_id),
+            ),
+            groups: own_groups,
+        };
+        // Explicit ids are in `own` already: only the correlation's come before the rest of it.
+        let this_run =
+            |explicit: &Option<String>, handed_down: &Option<String>, own: &Option<String>| {
+                explicit
+                    .clone()
+                    .or_else(|| handed_down.clone())
+                    .or_else(|| own.clone())
+            };
+        let mut groups = own.groups.clone();
         groups.extend(correlation.groups.clone());
         Identity {
-            distinct_id: explicit
-                .distinct_id
-                .clone()
-                .or(saved.distinct_id)
-                .or_else(|| correlation.distinct_id.clone()),
-            anon_distinct_id: explicit
-                .anon_distinct_id
-                .clone()
-                .or(saved.anon_distinct_id)
-                .or_else(|| correlation.anon_distinct_id.clone())
-                .unwrap_or_else(new_id),
-            device_id: explicit
-                .device_id
-                .clone()
-                .or(saved.device_id)
-                .or_else(|| correlation.device_id.clone())
-                .unwrap_or_else(|| format!("DIDS-DEV-{}", new_id())),
+            distinct_id: this_run(
+                &explicit.distinct_id,
+                &correlation.distinct_id,
+                &own.distinct_id,
+            ),
+            anon_distinct_id: this_run(
+                &explicit.anon_distinct_id,
+                &correlation.anon_distinct_id,
+                &own.anon_distinct_id,
+            )
+            .unwrap_or_else(new_id),
+            device_id: this_run(&explicit.device_id, &correlation.device_id, &own.device_id)
+                .unwrap_or_else(new_device_id),
             session_id: correlation.session_id.clone().unwrap_or_else(new_id),
             window_id: correlation.window_id.clone(),
             groups,
+            own,
+            device_pinned: explicit.device_id.is_some(),
         }
     }
 
-    /// What is saved across runs.
+    /// What is saved across runs: the installation's own ids, never those the correlation
+    /// data handed down.
     pub fn persisted(&self) -> PersistedIdentity {
-        PersistedIdentity {
-            anon_distinct_id: Some(self.anon_distinct_id.clone()),
-            device_id: Some(self.device_id.clone()),
-            distinct_id: self.distinct_id.clone(),
-            groups: self.groups.clone(),
+        self.own.clone()
+    }
+
+    /// `Identify`: the person events are about from now on, in this run and the next.
+    pub fn identify(&mut self, distinct_id: String) {
+        self.own.distinct_id = Some(distinct_id.clone());
+        self.distinct_id = Some(distinct_id);
+    }
+
+    /// `AddGroup`: a group every event carries from now on, in this run and the next.
+    pub fn add_group(&mut self, group_type: String, group_key: String) {
+        self.own
+            .groups
+            .insert(group_type.clone(), group_key.clone());
+        self.groups.insert(group_type, group_key);
+    }
+
+    /// `Reset`: no distinct id, a new anonymous id, the groups of `start` (the identity the
+    /// run began with), and a new device id unless the application set one. The session is
+    /// the caller's to restart.
+    pub fn reset(&mut self, start: &Identity) {
+        self.distinct_id = None;
+        self.anon_distinct_id = new_id();
+        self.groups = start.groups.clone();
+        self.own.distinct_id = None;
+        self.own.anon_distinct_id = Some(self.anon_distinct_id.clone());
+        self.own.groups = start.own.groups.clone();
+        if !self.device_pinned {
+            self.device_id = new_device_id();
+            self.own.device_id = Some(self.device_id.clone());
         }
     }
 
@@ -82,6 +144,11 @@ impl Identity {
             .as_deref()
             .unwrap_or(&self.anon_distinct_id)
     }
+}
+
+/// A new device id: `DIDS-DEV-` and a UUIDv7.
+fn new_device_id() -> String {
+    format!("DIDS-DEV-{}", new_id())
 }
 
 /// A new UUIDv7 as text.
@@ -120,25 +187,74 @@ mod tests {
     }
 
     #[test]
-    fn saved_ids_sit_between_explicit_and_correlation() {
-        let correlation =
-            Correlation::parse(r#"{"distinct_id":"c-user","$anon_distinct_id":"c-anon"}"#).unwrap();
+    fn correlation_ids_win_over_saved_ones_and_are_never_kept() {
+        let correlation = Correlation::parse(
+            r#"{"distinct_id":"c-user","$anon_distinct_id":"c-anon","$device_id":"c-dev",
+                "$groups":{"org":"c-org"}}"#,
+        )
+        .unwrap();
         let saved = PersistedIdentity {
             anon_distinct_id: Some("s-anon".into()),
             device_id: Some("s-dev".into()),
             distinct_id: Some("s-user".into()),
-            groups: BTreeMap::from([("org".into(), "s-org".into())]),
+            groups: BTreeMap::from([("org".into(), "s-org".into()), ("x".into(), "s-x".into())]),
         };
         let explicit = ExplicitIds {
             device_id: Some("b-dev".into()),
             ..ExplicitIds::default()
         };
         let id = Identity::resolve(&explicit, Some(&saved), &correlation);
-        assert_eq!(id.distinct_id.as_deref(), Some("s-user"));
-        assert_eq!(id.anon_distinct_id, "s-anon");
+        assert_eq!(id.distinct_id.as_deref(), Some("c-user"));
+        assert_eq!(id.anon_distinct_id, "c-anon");
         assert_eq!(id.device_id, "b-dev");
-        assert_eq!(id.groups["org"], "s-org");
-        assert_eq!(id.persisted().device_id.as_deref(), Some("b-dev"));
+        assert_eq!(id.groups["org"], "c-org");
+        assert_eq!(id.groups["x"], "s-x");
+        let kept = id.persisted();
+        assert_eq!(kept.distinct_id.as_deref(), Some("s-user"));
+        assert_eq!(kept.anon_distinct_id.as_deref(), Some("s-anon"));
+        assert_eq!(kept.device_id.as_deref(), Some("b-dev"));
+        assert_eq!(kept.groups["org"], "s-org");
+    }
+
+    #[test]
+    fn changes_at_run_time_are_kept() {
+        let correlation =
+            Correlation::parse(r#"{"distinct_id":"c-user","$groups":{"org":"c-org"}}"#).unwrap();
+        let mut id = Identity::resolve(&ExplicitIds::default(), None, &correlation);
+        let start = id.clone();
+        assert_eq!(id.persisted().distinct_id, None);
+        id.identify("me".into());
+        id.add_group("org".into(), "mine".into());
+        assert_eq!(id.effective_distinct_id(), "me");
+        let kept = id.persisted();
+        assert_eq!(kept.distinct_id.as_deref(), Some("me"));
+        assert_eq!(kept.groups["org"], "mine");
+        id.reset(&start);
+        assert_eq!(id.distinct_id, None);
+        assert_eq!(id.groups["org"], "c-org");
+        assert_ne!(id.anon_distinct_id, start.anon_distinct_id);
+        assert_ne!(id.device_id, start.device_id);
+        let kept = id.persisted();
+        assert_eq!(kept.distinct_id, None);
+        assert!(kept.groups.is_empty());
+        assert_eq!(kept.device_id.as_deref(), Some(id.device_id.as_str()));
+        assert_eq!(
+            kept.anon_distinct_id.as_deref(),
+            Some(id.anon_distinct_id.as_str())
+        );
+    }
+
+    #[test]
+    fn reset_keeps_a_device_id_the_application_set() {
+        let explicit = ExplicitIds {
+            device_id: Some("pinned".into()),
+            ..ExplicitIds::default()
+        };
+        let mut id = Identity::resolve(&explicit, None, &Correlation::default());
+        let start = id.clone();
+        id.reset(&start);
+        assert_eq!(id.device_id, "pinned");
+        assert_eq!(id.persisted().device_id.as_deref(), Some("pinned"));
     }
 
     #[test]

@@ -60,6 +60,7 @@ mod evaluation;
 mod event;
 mod event_identity;
 mod features;
+mod files;
 mod filter;
 mod flag_reader;
 mod identity;

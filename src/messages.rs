@@ -310,7 +310,8 @@ pub struct AddGroup {
 }
 
 /// Forgets the user: clears the distinct id, groups and person properties, and starts a new
-/// anonymous id and session. The device id and facts stay.
+/// anonymous id, device id and session. A device id set with
+/// [`Builder::device_id`](crate::Builder::device_id) stays, and so do the facts.
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "()")]
 pub struct Reset;

@@ -1,6 +1,7 @@
-//! Cheap randomness where no secret is at stake: spreading load over SRV targets and the random
-//! bits of event UUIDs. Seeded once from the standard library's per-process random hash keys,
-//! so no system call is made per value.
+//! Randomness. [`Rng`] and [`UuidV7Source`] are cheap, for where no secret is at stake
+//! (spreading load over SRV targets, the random bits of event UUIDs): seeded once from the
+//! standard library's per-process random hash keys, so no system call is made per value.
+//! [`secret_bytes`] is for a salt that must stay unguessable.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,6 +43,19 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+}
+
+/// `N` bytes nobody can guess, for a salt kept secret (unlike [`Rng`], whose 64-bit state is
+/// not meant to be): SipHash of a counter under the keys the standard library draws from the
+/// operating system's random source for its hash maps, 128 bits of it.
+pub(crate) fn secret_bytes<const N: usize>() -> [u8; N] {
+    let keys = std::collections::hash_map::RandomState::new();
+    let mut bytes = [0u8; N];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let word = keys.hash_one(i as u64).to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+    bytes
 }
 
 /// UUIDv7s: the millisecond timestamp, then a 12-bit counter that keeps ids made in the same

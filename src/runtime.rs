@@ -38,7 +38,7 @@ pub(crate) struct SinkParts {
     pub backend: Backend,
     pub queue: SubmitterConfig,
     pub filter: PropertyFilter,
-    pub spool: Option<crate::spool::Spool>,
+    pub spool: crate::spool::SinkSpool,
 }
 
 /// Everything the pipeline actors are built from.
@@ -145,7 +145,7 @@ pub(crate) fn start(
         let transport = Supervisor::start_in_arbiter(&arbiter, move |_| Transport::new(backend));
         let (queue, to_transport, spool) = (sink.queue, transport.clone().recipient(), sink.spool);
         let submitter = Supervisor::start_in_arbiter(&arbiter, move |_| {
-            Submitter::new(queue, to_transport, spool)
+            Submitter::new(queue, to_transport, spool.spool, spool.unavailable)
         });
         lanes.push(Lane::new(sink.filter, submitter.clone()));
         sinks.push(SinkActors {
@@ -164,8 +164,10 @@ pub(crate) fn start(
     };
     let transport = primary.transport.clone();
     let (env, names) = (parts.env, parts.names);
+    // The host name's salt is kept where the identity is.
+    let state = parts.saver.as_ref().map(|s| s.dir().clone());
     let snapshotter =
-        Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names));
+        Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names, state));
     let collator_config = parts.collator;
     let ss = snapshotter.clone();
     let collator =

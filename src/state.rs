@@ -1,24 +1,31 @@
 //! Last-known-good state on disk: the last successful check-in and the identity (anonymous id,
 //! device id, distinct id, groups), so a restarted application serves flags at once and keeps
-//! its ids.
+//! its ids; and the installation's salt for hashing the host name.
 //!
-//! Each file is written whole to a temporary file in the same directory, synced, and renamed
-//! over the old one, so a crash leaves either the old or the new version, never half of one.
-//! The directory is created owner-only (0700) and the files are owner-only (0600). A file that
-//! cannot be read or parsed is ignored with a warning: it never stops the runtime.
+//! Each file is written whole to a new temporary file in the same directory, synced, and
+//! renamed over the old one, so a crash leaves either the old or the new version, never half
+//! of one. The directory and files are the process's alone (see [`crate::files`]): 0700 and
+//! 0600, never opened through a symlink, and an existing directory that another user owns or
+//! others may write to is not used at all. A file that cannot be read or parsed is ignored
+//! with a warning: it never stops the runtime.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::checkin::{Checkin, parse_checkin};
 use crate::env::EnvSource;
+use crate::files::{self, UnsafeDir};
 
 const CHECKIN_FILE: &str = "checkin.json";
 const IDENTITY_FILE: &str = "identity.json";
+const HOST_SALT_FILE: &str = "host-salt";
+
+/// The salt the host name is hashed with (see [`StateDir::host_salt`]).
+pub(crate) type HostSalt = [u8; 32];
 
 /// Where state is kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,6 +78,25 @@ impl StateDir {
         Some(StateDir { dir })
     }
 
+    /// The directory for `location` if it is safe to use (see [`files::vet_dir`]), and
+    /// whether one was refused as unsafe; a refusal is logged.
+    pub fn usable(
+        location: &StateLocation,
+        env: &EnvSource,
+        prefix: &str,
+    ) -> (Option<StateDir>, bool) {
+        let Some(state) = StateDir::resolve(location, env, prefix) else {
+            return (None, false);
+        };
+        match files::vet_dir(&state.dir) {
+            Ok(()) => (Some(state), false),
+            Err(refused) => {
+                warn_refused(&refused);
+                (None, true)
+            }
+        }
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.dir
@@ -101,9 +127,9 @@ impl StateDir {
     }
 
     fn read(&self, name: &str) -> Option<Vec<u8>> {
-        match fs::read(self.dir.join(name)) {
+        match files::read_private(&self.dir.join(name)) {
             Ok(bytes) => Some(bytes),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => {
                 tracing::warn!(file = %self.dir.join(name).display(), %error, "cannot read saved state");
                 None
@@ -111,55 +137,120 @@ impl StateDir {
         }
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        create_private_dir(&self.dir)?;
-        let target = self.dir.join(name);
-        let temporary = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut file = private_file(&temporary)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&temporary, &target)
-        })();
-        if result.is_err() {
+    /// A new temporary file in the directory holding `bytes`, synced.
+    fn temporary(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        files::ensure_private_dir(&self.dir)?;
+        let (temporary, mut file) = files::new_temporary(&self.dir, &format!(".{name}"))?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        if let Err(error) = written {
+            let _ = fs::remove_file(&temporary);
+            return Err(error);
+        }
+        Ok(temporary)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let temporary = self.temporary(name, bytes)?;
+        // A rename replaces a link at the target; it does not write through it.
+        let renamed = fs::rename(&temporary, self.dir.join(name));
+        if renamed.is_err() {
             let _ = fs::remove_file(&temporary);
         }
-        result
+        renamed
+    }
+
+    /// Writes `name` only if there is nothing by that name yet (`AlreadyExists` otherwise).
+    fn create(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let temporary = self.temporary(name, bytes)?;
+        let target = self.dir.join(name);
+        // A hard link fails on anything at the target, a link included, and it appears
+        // whole. A file system without hard links gets a rename: the last writer wins.
+        let linked = match fs::hard_link(&temporary, &target) {
+            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                fs::rename(&temporary, &target)
+            }
+            linked => linked,
+        };
+        let _ = fs::remove_file(&temporary);
+        linked
+    }
+
+    /// This installation's salt for hashing the host name: read from the directory, or made
+    /// and kept there the first time. `None` (logged) when it can be neither read nor kept;
+    /// the caller then uses a salt of its own for the run.
+    pub fn host_salt(&self) -> Option<HostSalt> {
+        let fresh = crate::rng::secret_bytes();
+        let text = salt_text(&fresh);
+        let kept = match self.read_salt() {
+            KeptSalt::Found(salt) => return Some(salt),
+            KeptSalt::Unreadable => return None,
+            KeptSalt::Missing => self.create(HOST_SALT_FILE, text.as_bytes()),
+            KeptSalt::Malformed => self.write(HOST_SALT_FILE, text.as_bytes()),
+        };
+        match kept {
+            Ok(()) => Some(fresh),
+            // Another process of this installation made one first: that one counts.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => match self.read_salt() {
+                KeptSalt::Found(salt) => Some(salt),
+                _ => None,
+            },
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), %error, "cannot keep the host salt");
+                None
+            }
+        }
+    }
+
+    fn read_salt(&self) -> KeptSalt {
+        let path = self.dir.join(HOST_SALT_FILE);
+        match files::read_private(&path) {
+            Ok(text) => match parse_salt(&text) {
+                Some(salt) => KeptSalt::Found(salt),
+                None => {
+                    tracing::warn!(file = %path.display(), "replacing a malformed host salt");
+                    KeptSalt::Malformed
+                }
+            },
+            Err(error) if error.kind() == io::ErrorKind::NotFound => KeptSalt::Missing,
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "cannot read the host salt");
+                KeptSalt::Unreadable
+            }
+        }
     }
 }
 
-#[cfg(unix)]
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+/// What the directory holds as the host salt.
+enum KeptSalt {
+    Found(HostSalt),
+    Missing,
+    Malformed,
+    Unreadable,
 }
 
-#[cfg(not(unix))]
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
+/// Logs why a directory is not used for state.
+fn warn_refused(refused: &UnsafeDir) {
+    tracing::warn!(
+        error = %refused,
+        "not using the state directory: no identity or flags are kept and no spool is used"
+    );
 }
 
-#[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+/// The salt as kept on disk: 64 lowercase hex digits.
+fn salt_text(salt: &HostSalt) -> String {
+    salt.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+fn parse_salt(text: &[u8]) -> Option<HostSalt> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    let mut salt = HostSalt::default();
+    if text.len() != salt.len() * 2 {
+        return None;
+    }
+    for (byte, pair) in salt.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(salt)
 }
 
 #[cfg(test)]
@@ -225,6 +316,42 @@ mod tests {
     }
 
     #[test]
+    fn the_host_salt_is_made_once_and_kept() {
+        let dir = temp();
+        let state =
+            StateDir::resolve(&StateLocation::At(dir.clone()), &EnvSource::default(), "X").unwrap();
+        let salt = state.host_salt().unwrap();
+        assert_eq!(state.host_salt(), Some(salt));
+        let other = StateDir::resolve(&StateLocation::At(temp()), &EnvSource::default(), "X");
+        let other = other.unwrap();
+        assert_ne!(other.host_salt(), Some(salt));
+        fs::remove_dir_all(other.path()).unwrap();
+        // Only the salt is left: no temporary file.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::write(dir.join(HOST_SALT_FILE), "not a salt").unwrap();
+        let replaced = state.host_salt().unwrap();
+        assert_ne!(replaced, salt);
+        assert_eq!(state.host_salt(), Some(replaced));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join(HOST_SALT_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            // A link in its place is not read, and not written through.
+            let target = dir.join("elsewhere");
+            fs::write(&target, salt_text(&salt)).unwrap();
+            fs::remove_file(dir.join(HOST_SALT_FILE)).unwrap();
+            std::os::unix::fs::symlink(&target, dir.join(HOST_SALT_FILE)).unwrap();
+            assert_eq!(state.host_salt(), None);
+            assert_eq!(fs::read_to_string(&target).unwrap(), salt_text(&salt));
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn default_location_follows_xdg() {
         let env = EnvSource::fixed([("XDG_STATE_HOME", "/s"), ("HOME", "/h")]);
         let dir = StateDir::resolve(&StateLocation::Default, &env, "DETSYS").unwrap();
@@ -267,6 +394,11 @@ impl Saver {
             written: Default::default(),
             in_flight: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// The directory it saves to.
+    pub fn dir(&self) -> &StateDir {
+        &self.dir
     }
 
     /// Resolves once every save started so far is on disk (or failed); a shutdown waits for

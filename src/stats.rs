@@ -120,6 +120,12 @@ pub struct Stats {
     /// Events an earlier run left in the spool, taken in by this run (they are not in
     /// `accepted`).
     pub recovered: u64,
+    /// Sinks running without the spool they were configured with: the state directory or the
+    /// sink's spool directory was refused as unsafe (owned by another user, writable by its
+    /// group or by others, a symbolic link where a spool file belongs), or the spool could not
+    /// be opened (for example, another process holds its lock). The log says which and why.
+    /// Their events are kept in memory only.
+    pub spools_unavailable: u64,
     /// Sinks paused because their backend refused a whole batch (401, 403, 404); they keep
     /// their events and try again on a long interval.
     pub sinks_paused: u64,
@@ -245,6 +251,7 @@ impl Stats {
         self.stream_errors += other.stream_errors;
         self.spool_disk_only += other.spool_disk_only;
         self.recovered += other.recovered;
+        self.spools_unavailable += other.spools_unavailable;
         self.sinks_paused += other.sinks_paused;
         self.sinks_failing += other.sinks_failing;
     }

@@ -137,3 +137,55 @@ async fn no_state_directory_keeps_nothing() {
     telemetry.shutdown(WAIT).await;
     assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
 }
+
+/// One run on a shared machine, with `correlation` handed down, recording one event.
+async fn correlated_run(state: &std::path::Path, correlation: Option<&str>) -> serde_json::Value {
+    let backend = Backend::start(Responder::ok()).await;
+    let vars: Vec<(&str, &str)> = correlation
+        .map(|doc| ("DETSYS_CORRELATION", doc))
+        .into_iter()
+        .collect();
+    let telemetry = builder_with_env(&backend.url(), vars)
+        .state_dir(state)
+        .build()
+        .unwrap();
+    telemetry.recorder().do_send(Record::new("run"));
+    telemetry
+        .recorder()
+        .send(Flush::within(WAIT))
+        .await
+        .unwrap();
+    telemetry.shutdown(WAIT).await;
+    backend.delivered_events().remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_handed_down_apply_to_their_run_only() {
+    let dir = TempDir::new("persistence-correlation");
+    let state = dir.join("state");
+    let own = correlated_run(&state, None).await;
+
+    // A CI runner runs repository A's job, then repository B's, on the same machine.
+    let repo_a = r#"{"distinct_id":"GHR-A","$anon_distinct_id":"anon-A","$device_id":"WF-A","$groups":{"github_repository":"GHR-A"}}"#;
+    let repo_b =
+        r#"{"distinct_id":"GHR-B","$device_id":"WF-B","$groups":{"github_repository":"GHR-B"}}"#;
+    let a = correlated_run(&state, Some(repo_a)).await;
+    assert_eq!(a["distinct_id"], "GHR-A");
+    assert_eq!(a["properties"]["$device_id"], "WF-A");
+    let b = correlated_run(&state, Some(repo_b)).await;
+    assert_eq!(b["distinct_id"], "GHR-B");
+    assert_eq!(b["properties"]["$device_id"], "WF-B");
+    assert_eq!(b["properties"]["$groups"]["github_repository"], "GHR-B");
+    assert_ne!(b["properties"]["$anon_distinct_id"], "anon-A");
+
+    // Nothing of either job was kept: the machine's own ids are.
+    let saved = std::fs::read_to_string(state.join("identity.json")).unwrap();
+    for handed_down in ["GHR-A", "GHR-B", "anon-A", "WF-A", "WF-B"] {
+        assert!(!saved.contains(handed_down), "{handed_down} kept: {saved}");
+    }
+    let after = correlated_run(&state, None).await;
+    for id in ["$device_id", "$anon_distinct_id"] {
+        assert_eq!(after["properties"][id], own["properties"][id], "{id}");
+    }
+    assert_eq!(after["properties"]["$groups"], json!({}));
+}

@@ -199,3 +199,44 @@ async fn a_backlog_larger_than_the_queue_is_read_back_as_room_frees_and_all_deli
     assert_eq!(stats.spool_backlog_bytes, 0, "{stats:?}");
     telemetry.shutdown(WAIT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_whose_names_map_to_one_spool_directory_are_a_build_error() {
+    use actix_telemetry::{BuildError, SinkConfig};
+    let dir = TempDir::new("spool-shared");
+    let state = dir.join("state");
+    let backend = Backend::start(Responder::ok()).await;
+    let clash = |a: &str, b: &str| {
+        builder(&backend.url())
+            .state_dir(&state)
+            .sink(SinkConfig::new(a, backend.url()))
+            .sink(SinkConfig::new(b, backend.url()))
+            .build()
+    };
+    for (a, b) in [
+        ("audit log", "audit_log"),
+        ("audit", "audit"),
+        ("Audit", "audit"),
+        ("primary", "other"),
+    ] {
+        let Err(error) = clash(a, b) else {
+            panic!("{a:?} and {b:?} share a spool directory");
+        };
+        let text = error.to_string();
+        assert!(
+            matches!(error, BuildError::SharedSpool { .. }),
+            "{a:?}, {b:?}: {text}"
+        );
+        let second = if a == "primary" { a } else { b };
+        assert!(text.contains(second), "{text}");
+    }
+    // Without a spool nothing is shared.
+    let telemetry = builder(&backend.url())
+        .state_dir(&state)
+        .spool(false)
+        .sink(SinkConfig::new("audit log", backend.url()))
+        .sink(SinkConfig::new("audit_log", backend.url()))
+        .build()
+        .unwrap();
+    telemetry.shutdown(WAIT).await;
+}

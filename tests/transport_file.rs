@@ -243,3 +243,28 @@ async fn editing_the_checkin_file_flips_flags_without_a_refresh() {
     assert_eq!(changed.len(), 2);
     telemetry.shutdown(WAIT).await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_is_created_owner_only_and_an_existing_one_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = TempDir::new("file-mode");
+    let created = dir.join("created.jsonl");
+    let existing = dir.join("existing.jsonl");
+    std::fs::write(&existing, "").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640)).unwrap();
+    for path in [&created, &existing] {
+        let telemetry = builder(path.to_str().unwrap()).build().unwrap();
+        telemetry.recorder().do_send(Record::new("one"));
+        telemetry
+            .recorder()
+            .send(Flush::within(WAIT))
+            .await
+            .unwrap();
+        telemetry.shutdown(WAIT).await;
+        assert_eq!(lines(path).len(), 1);
+    }
+    assert_eq!(mode(&created), 0o600);
+    assert_eq!(mode(&existing), 0o640);
+}

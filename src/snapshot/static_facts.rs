@@ -10,8 +10,8 @@ use super::ci::detect_ci;
 /// The compilation target, recorded by the build script.
 const TARGET_TRIPLE: &str = env!("ACTIX_TELEMETRY_TARGET");
 
-/// Mixed into the host name before hashing so the hash identifies a host only within this
-/// library's data and cannot be matched against hashes of host names made elsewhere.
+/// Mixed into the host name before hashing, with the installation's salt, so the hash
+/// identifies a host only within this library's data.
 const HOST_HASH_DOMAIN: &str = "actix-telemetry/host:";
 
 /// Facts that never change while the process runs; gathered once (blocking: call from a
@@ -40,16 +40,27 @@ pub struct StaticFacts {
     pub boot_time: Option<u64>,
     /// Base name of the executable, never a full path.
     pub process_name: Option<String>,
-    /// Hash of the host name (`h-` and 16 hex digits); the raw name is never kept.
+    /// Hash of the host name with a random salt (`h-` and 16 hex digits); the raw name is
+    /// never kept. The runtime's salt is the installation's, kept in the state directory, so
+    /// the hash is the same for every run on one machine and says nothing elsewhere: without
+    /// the salt it cannot be matched against a list of names.
     pub host_name_hash: Option<String>,
 }
 
 impl StaticFacts {
-    /// Reads the facts from the host and from `env`.
+    /// Reads the facts from the host and from `env`, hashing the host name with a new random
+    /// salt (so [`host_name_hash`](StaticFacts::host_name_hash) differs at every call; the
+    /// runtime hashes with the installation's salt instead).
     ///
     /// Blocks on file system and OS queries, so call it from a blocking thread. A fact that
     /// cannot be read is left as `None` (or a neutral value) rather than failing.
     pub fn gather(env: &EnvSource, names: &EnvNames) -> StaticFacts {
+        let salt: [u8; 32] = crate::rng::secret_bytes();
+        StaticFacts::gather_salted(env, names, &salt)
+    }
+
+    /// [`gather`](StaticFacts::gather), hashing the host name with `salt`.
+    pub(crate) fn gather_salted(env: &EnvSource, names: &EnvNames, salt: &[u8]) -> StaticFacts {
         let mut system = sysinfo::System::new();
         system.refresh_memory();
         StaticFacts {
@@ -71,7 +82,7 @@ impl StaticFacts {
             process_name: process_name(),
             host_name_hash: sysinfo::System::host_name()
                 .and_then(|value| non_blank(&value))
-                .map(|name| hash_host_name(&name)),
+                .map(|name| hash_host_name(&name, salt)),
         }
     }
 }
@@ -176,12 +187,16 @@ fn base_name(path: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-/// `h-` and 16 lowercase hex digits.
-fn hash_host_name(host_name: &str) -> String {
-    let mut input = String::with_capacity(HOST_HASH_DOMAIN.len() + host_name.len());
-    input.push_str(HOST_HASH_DOMAIN);
-    input.push_str(host_name);
-    format!("h-{:016x}", fnv1a_64(input.as_bytes()))
+/// `h-` and 16 lowercase hex digits: FNV-1a of the domain, `salt` and the name. After a secret
+/// salt of 32 random bytes the hash's state is unknown when the name is mixed in, and for a
+/// given name each step of FNV-1a maps states one to one, so without the salt every name is as
+/// likely to give a hash as any other: a list of names cannot be tried against it.
+fn hash_host_name(host_name: &str, salt: &[u8]) -> String {
+    let mut input = Vec::with_capacity(HOST_HASH_DOMAIN.len() + salt.len() + host_name.len());
+    input.extend_from_slice(HOST_HASH_DOMAIN.as_bytes());
+    input.extend_from_slice(salt);
+    input.extend_from_slice(host_name.as_bytes());
+    format!("h-{:016x}", fnv1a_64(&input))
 }
 
 /// 64-bit FNV-1a. Written out rather than taken from `std`'s hashers because the hash is sent
@@ -210,7 +225,8 @@ mod tests {
 
     #[test]
     fn host_name_hash_shape() {
-        let hash = hash_host_name("build-box.example.com");
+        let salt = [7u8; 32];
+        let hash = hash_host_name("build-box.example.com", &salt);
         assert!(hash.starts_with("h-"), "{hash}");
         assert_eq!(hash.len(), 18, "{hash}");
         assert!(
@@ -219,19 +235,20 @@ mod tests {
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
         assert!(!hash.contains("build-box"));
-        // Stable: the same name always gives the same hash, and the domain prefix is part of it.
-        assert_eq!(hash, hash_host_name("build-box.example.com"));
+        // Stable for one salt; another salt, another hash; never the unsalted one.
+        assert_eq!(hash, hash_host_name("build-box.example.com", &salt));
+        assert_ne!(hash, hash_host_name("build-box.example.com", &[8u8; 32]));
         assert_ne!(
-            hash,
-            format!("h-{:016x}", fnv1a_64(b"build-box.example.com"))
-        );
-        assert_eq!(
             hash,
             format!(
                 "h-{:016x}",
                 fnv1a_64(b"actix-telemetry/host:build-box.example.com")
             )
         );
+        let mut input = b"actix-telemetry/host:".to_vec();
+        input.extend_from_slice(&salt);
+        input.extend_from_slice(b"build-box.example.com");
+        assert_eq!(hash, format!("h-{:016x}", fnv1a_64(&input)));
     }
 
     #[test]

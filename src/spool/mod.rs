@@ -6,9 +6,13 @@
 //! # Layout
 //!
 //! A spool directory holds a `lock` file (one process per directory) and numbered segments:
-//! `seg-<n>.log`, a sequence of blocks, and `seg-<n>.acks`, its ack log. Files are created
-//! owner-only. Appended events wait in memory until [`Spool::flush`], which writes all of them
-//! as one compressed block per segment (more if they exceed [`BLOCK_RAW_BYTES`]); the Submitter
+//! `seg-<n>.log`, a sequence of blocks, and `seg-<n>.acks`, its ack log. The directory and its
+//! files are the process's alone ([`crate::files`]): created owner-only, never opened through
+//! a symlink, and a directory another user owns or others may write to is refused. Each sink
+//! has a directory of its own ([`SpoolDirs`]).
+//!
+//! Appended events wait in memory until [`Spool::flush`], which writes all of them as one
+//! compressed block per segment (more if they exceed [`BLOCK_RAW_BYTES`]); the Submitter
 //! flushes at the end of every turn of its mailbox. A segment is sealed once it holds
 //! [`SEGMENT_RAW_BYTES`] of events (uncompressed, so that reading one back costs a bounded
 //! amount of memory) and deleted with its ack log once all its events are done. Segment numbers
@@ -60,19 +64,22 @@
 //! the dependency tree.
 
 pub(crate) mod acks;
+mod dirs;
 pub(crate) mod record;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use acks::Acks;
+pub(crate) use dirs::{SinkSpool, SpoolDirs};
 use record::{Found, Packer};
 
+use crate::files::{open_private, private_options, read_private};
 use crate::rng::Rng;
 
 /// A segment is sealed once this many bytes of events (uncompressed) were appended to it:
@@ -285,19 +292,8 @@ fn parse_name(name: &str) -> Option<(u64, bool)> {
     Some((number.parse().ok()?, is_log))
 }
 
-/// Options for the spool's files: owner-only when created.
-fn private_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-}
-
 fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map_or(0, |m| m.len())
+    fs::symlink_metadata(path).map_or(0, |m| m.len())
 }
 
 fn remove_file(path: &Path) {
@@ -312,12 +308,11 @@ impl Spool {
     /// Opens (creating it if needed) the spool in `dir`. The segments an earlier run left are
     /// only listed here; [`read_back`](Spool::read_back) reads them.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
-        crate::state::create_private_dir(dir)?;
-        let lock = private_options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))?;
+        crate::files::ensure_private_dir(dir)?;
+        let lock = open_private(
+            private_options().create(true).truncate(false).write(true),
+            &dir.join("lock"),
+        )?;
         lock.try_lock().map_err(|_| {
             io::Error::new(
                 io::ErrorKind::WouldBlock,
@@ -650,7 +645,7 @@ impl Spool {
         if !self.segments.get(&id).is_some_and(|s| s.on_disk) {
             return Replay::default();
         }
-        let bytes = match fs::read(segment_path(&self.dir, id)) {
+        let bytes = match read_private(&segment_path(&self.dir, id)) {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(%error, segment = id, "cannot read a spool segment back");
@@ -666,7 +661,7 @@ impl Spool {
             }
         };
         let mut acked = Acks::default();
-        acked.extend(&fs::read(acks_path(&self.dir, id)).unwrap_or_default());
+        acked.extend(&read_private(&acks_path(&self.dir, id)).unwrap_or_default());
         if let Some(pending) = self.pending_acks.get(&id) {
             acked.extend(pending);
         }
@@ -735,9 +730,9 @@ impl Spool {
     /// The events not acknowledged in an earlier run's segment, from its block headers (so a
     /// block that is damaged counts too: it is removed unread either way).
     fn count_earlier(&self, id: u64) -> u64 {
-        let bytes = fs::read(segment_path(&self.dir, id)).unwrap_or_default();
+        let bytes = read_private(&segment_path(&self.dir, id)).unwrap_or_default();
         let mut acked = Acks::default();
-        acked.extend(&fs::read(acks_path(&self.dir, id)).unwrap_or_default());
+        acked.extend(&read_private(&acks_path(&self.dir, id)).unwrap_or_default());
         let mut nonce = None;
         let mut events = 0;
         for found in record::walk(&bytes) {
@@ -794,7 +789,7 @@ fn create_log(dir: &Path, id: u64) -> io::Result<File> {
 /// returns its new length. A torn entry past `good_len` (a crash, a failed write) is cut off
 /// first so that every entry starts at a multiple of [`acks::ENTRY`].
 fn append_acks(path: &Path, good_len: u64, bytes: &[u8]) -> io::Result<u64> {
-    let mut file = private_options().create(true).append(true).open(path)?;
+    let mut file = open_private(private_options().create(true).append(true), path)?;
     let found = file.metadata()?.len();
     let whole = found.min(good_len) - found.min(good_len) % acks::ENTRY;
     if found != whole {

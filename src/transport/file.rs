@@ -32,8 +32,14 @@ fn fingerprint(path: &Path) -> Fingerprint {
     Some((metadata.modified().ok()?, metadata.len()))
 }
 
+/// Opens `path` for appending, creating it owner-only (0600) if it does not exist; an existing
+/// file keeps its permissions (and may be a link: `/dev/stdout` is one).
 fn open_for_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 impl FileBackend {
