@@ -486,7 +486,9 @@ impl Collator {
 
     fn flag_called(&mut self, call: FeatureFlagCalled) {
         let key = (
-            self.identity.effective_distinct_id().to_string(),
+            call.distinct_id
+                .clone()
+                .unwrap_or_else(|| self.identity.effective_distinct_id().to_string()),
             call.flag.clone(),
             call.response.to_string(),
         );
@@ -507,7 +509,18 @@ impl Collator {
             properties.insert("$feature_flag_default".into(), Value::Bool(true));
             properties.insert("$feature_flag_default_reason".into(), miss.as_str().into());
         }
-        self.emit_special("$feature_flag_called", properties, call.stamp);
+        let mut event = RecordedEvent::new(
+            "$feature_flag_called".to_string(),
+            Properties::from_map(&properties),
+            call.stamp.timestamp,
+            call.stamp.uuid,
+            call.stamp.received_at,
+        );
+        // A read for one user of a multi-user service is that user's event.
+        event.identity = call
+            .distinct_id
+            .map(|id| Box::new(crate::event_identity::EventIdentity::user(id)));
+        self.emit(event);
     }
 
     fn checkin_request(&mut self) -> CheckinRequest {

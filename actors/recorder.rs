@@ -160,7 +160,13 @@ impl Recorder {
     }
 
     /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
-    fn flag_read(&mut self, flag: &str, response: Value, default_used: Option<Miss>) {
+    fn flag_read(
+        &mut self,
+        flag: &str,
+        response: Value,
+        default_used: Option<Miss>,
+        distinct_id: Option<String>,
+    ) {
         // Not counted as accepted here: most reads repeat an earlier one and make no event.
         // The Collator counts the ones that do.
         if self.shutting_down || self.pipeline.is_none() {
@@ -174,6 +180,7 @@ impl Recorder {
             flag: flag.to_string(),
             response,
             default_used,
+            distinct_id,
             stamp,
         });
     }
@@ -189,7 +196,7 @@ impl Recorder {
     ) -> Option<R> {
         let features = self.features.clone();
         let read = evaluate(&features, name, follow, read, on_miss);
-        self.flag_read(name, read.response, read.default_used);
+        self.flag_read(name, read.response, read.default_used, None);
         read.value
     }
 
@@ -663,7 +670,7 @@ impl Handler<FlagEvaluated> for Recorder {
 
     fn handle(&mut self, msg: FlagEvaluated, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| {
-            act.flag_read(&msg.flag, msg.response, msg.default_used)
+            act.flag_read(&msg.flag, msg.response, msg.default_used, msg.distinct_id)
         });
     }
 }

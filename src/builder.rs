@@ -28,6 +28,7 @@ use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::stream::StreamSettings;
 use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
+use crate::user_flags::UserFlagSettings;
 use crate::validate::{Checks, ConfigError, ConfigProblem, MIN_EVENT_BYTES};
 
 /// How long a shutdown started by dropping the [`Telemetry`] handle may take.
@@ -107,6 +108,7 @@ pub struct Builder {
     user_agent: String,
     max_checkin_bytes: usize,
     feature_limits: FeatureLimits,
+    user_flags: UserFlagSettings,
     state: StateLocation,
     stream: Option<StreamSettings>,
     session: SessionPolicy,
@@ -140,6 +142,7 @@ impl Default for Builder {
             user_agent: format!("{LIB_NAME}/{LIB_VERSION}"),
             max_checkin_bytes: crate::transport::DEFAULT_MAX_CHECKIN_BYTES,
             feature_limits: FeatureLimits::default(),
+            user_flags: UserFlagSettings::default(),
             state: StateLocation::Default,
             stream: None,
             session: SessionPolicy::default(),
@@ -380,6 +383,13 @@ impl Builder {
         self
     }
 
+    /// How long one user's flags are cached and how many users at most, for
+    /// [`FlagReader::for_user`] (default 60 s, 10,000 users).
+    pub fn user_flags(mut self, settings: UserFlagSettings) -> Self {
+        self.user_flags = settings;
+        self
+    }
+
     /// The HTTP `User-Agent` (default `actix-telemetry/<version>`).
     pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
         self.user_agent = agent.into();
@@ -467,6 +477,13 @@ impl Builder {
             check_queue(&mut checks, &scope, &sink.queue, self.max_event_bytes);
         }
         checks.positive_duration("checkin_interval", self.checkin_interval);
+        checks.positive_duration("user_flags.ttl", self.user_flags.ttl);
+        checks.at_least(
+            "user_flags.max_users",
+            self.user_flags.max_users as u64,
+            1,
+            "one user",
+        );
         checks.duration("snapshot_max_age", self.snapshot_max_age);
         checks.positive_duration("request_timeout", self.request_timeout);
         checks.positive_duration("connect_timeout", self.connect_timeout);
@@ -525,7 +542,11 @@ impl Builder {
         self.validate()?;
         let names = EnvNames::with_prefix(&self.env_prefix);
         if self.opted_out(&names) {
-            return Ok(Telemetry::new(start(None, budget)?, None, None));
+            return Ok(Telemetry::new(
+                start(None, budget, self.user_flags)?,
+                None,
+                None,
+            ));
         }
 
         let endpoint = match self
@@ -615,7 +636,7 @@ impl Builder {
             names,
         };
         Ok(Telemetry::new(
-            start(Some(parts), budget)?,
+            start(Some(parts), budget, self.user_flags)?,
             Some(endpoint),
             correlation_error,
         ))

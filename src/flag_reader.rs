@@ -8,6 +8,7 @@
 //! Recorder with a `do_send`, and the Collator de-duplicates it as it does for every read.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
 use serde::Serialize;
@@ -19,6 +20,7 @@ use crate::actors::recorder::Recorder;
 use crate::evaluation::{Evaluation, OnMiss, evaluate};
 use crate::features::{Feature, FeatureSet};
 use crate::messages::FlagEvaluated;
+use crate::user_flags::{FlagUser, UserFlagCache};
 
 /// Reads flags from the runtime's local copy on the calling thread; clone it freely. Get one
 /// from [`Telemetry::flags`](crate::Telemetry::flags).
@@ -40,17 +42,45 @@ pub struct FlagReader {
     features: watch::Receiver<Arc<FeatureSet>>,
     recorder: Addr<Recorder>,
     follow_pointers: bool,
+    users: Arc<UserFlagCache>,
 }
+
+/// How long a read for a user waits for that user's first fetch by default.
+const DEFAULT_USER_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl FlagReader {
     pub(crate) fn new(
         features: watch::Receiver<Arc<FeatureSet>>,
         recorder: Addr<Recorder>,
+        users: Arc<UserFlagCache>,
     ) -> Self {
         FlagReader {
             features,
             recorder,
             follow_pointers: false,
+            users,
+        }
+    }
+
+    /// Reads flags for `user` (one user of a multi-user service) instead of the process's
+    /// identity: answered from a per-user cache, fetched from the backend in the background.
+    ///
+    /// ```no_run
+    /// # async fn handler(telemetry: &actix_telemetry::Telemetry) {
+    /// use actix_telemetry::FlagUser;
+    /// let user = telemetry
+    ///     .flags()
+    ///     .for_user(FlagUser::new("user-42").group("company", "acme"));
+    /// if user.is_enabled("beta").await {
+    ///     // …
+    /// }
+    /// # }
+    /// ```
+    pub fn for_user(&self, user: FlagUser) -> UserFlagReader {
+        UserFlagReader {
+            reader: self.clone(),
+            user,
+            timeout: DEFAULT_USER_TIMEOUT,
         }
     }
 
@@ -113,16 +143,95 @@ impl FlagReader {
     ) -> Option<R> {
         // The lock of the watch is held only for the pointer copy.
         let features = self.features.borrow().clone();
+        self.read_in(&features, None, name, read, on_miss)
+    }
+
+    /// Reads `name` in `features` and records the evaluation for `distinct_id`.
+    fn read_in<R>(
+        &self,
+        features: &FeatureSet,
+        distinct_id: Option<&str>,
+        name: &str,
+        read: impl FnOnce(&FeatureSet, &str) -> Option<R>,
+        on_miss: OnMiss,
+    ) -> Option<R> {
         let Evaluation {
             value,
             response,
             default_used,
-        } = evaluate(&features, name, self.follow_pointers, read, on_miss);
+        } = evaluate(features, name, self.follow_pointers, read, on_miss);
         self.recorder.do_send(FlagEvaluated {
             flag: name.to_string(),
             response,
             default_used,
+            distinct_id: distinct_id.map(str::to_string),
         });
         value
+    }
+}
+
+/// Reads flags for one user (see [`FlagReader::for_user`]). A read waits at most its timeout
+/// (default 500 ms) for the user's first fetch, then answers as if the flag were absent
+/// (`None`, `false` or the caller's default) without recording an evaluation; later reads are
+/// answered from the cache at once. Waiting needs a tokio runtime (actix-web's is one);
+/// elsewhere a read answers only what is cached.
+#[derive(Clone, Debug)]
+pub struct UserFlagReader {
+    reader: FlagReader,
+    user: FlagUser,
+    timeout: Duration,
+}
+
+impl UserFlagReader {
+    /// Waits at most `timeout` for the user's first fetch.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The user's flags, or `None` when they could not be had in time; records no evaluation.
+    pub async fn features(&self) -> Option<Arc<FeatureSet>> {
+        self.reader.users.features(&self.user, self.timeout).await
+    }
+
+    /// Flag `name`'s variant as `T` for this user.
+    pub async fn variant<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.read(name, |f, t| f.variant(t), OnMiss::Nothing).await
+    }
+
+    /// Flag `name`'s payload as `T` for this user.
+    pub async fn payload<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.read(name, |f, t| f.payload(t), OnMiss::Nothing).await
+    }
+
+    /// Whether flag `name` is on for this user.
+    pub async fn is_enabled(&self, name: &str) -> bool {
+        self.read(name, |f, t| Some(f.is_enabled(t)), OnMiss::Nothing)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Flag `name`'s variant as `T` for this user, or `default`.
+    pub async fn variant_or<T: DeserializeOwned + Serialize>(&self, name: &str, default: T) -> T {
+        let shown = serde_json::to_value(&default).unwrap_or(Value::Null);
+        self.read(name, |f, t| f.variant(t), OnMiss::Default(shown))
+            .await
+            .unwrap_or(default)
+    }
+
+    async fn read<R>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&FeatureSet, &str) -> Option<R>,
+        on_miss: OnMiss,
+    ) -> Option<R> {
+        let features = self.features().await?;
+        self.reader.read_in(
+            &features,
+            Some(self.user.distinct_id()),
+            name,
+            read,
+            on_miss,
+        )
     }
 }

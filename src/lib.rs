@@ -80,6 +80,7 @@ mod supervision;
 mod timestamp;
 pub mod transport;
 mod turns;
+mod user_flags;
 mod validate;
 
 pub use actors::recorder::Recorder;
@@ -92,7 +93,7 @@ pub use error::{BuildError, WaitForCheckinError};
 pub use event_identity::{EventIdentity, MAX_DISTINCT_ID_BYTES};
 pub use features::{Feature, FeatureLimits, FeatureSet, Flag, Miss};
 pub use filter::{ALWAYS_PASS, PropertyFilter};
-pub use flag_reader::FlagReader;
+pub use flag_reader::{FlagReader, UserFlagReader};
 pub use json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue};
 #[cfg(feature = "fault-injection")]
 pub use messages::InjectFault;
@@ -112,4 +113,5 @@ pub use stream::StreamSettings;
 pub use supervision::Fault;
 pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
 pub use transport::{Endpoint, SrvSettings, TransportError};
+pub use user_flags::{FlagUser, UserFlagSettings};
 pub use validate::{ConfigError, ConfigProblem, MAX_SETTING_DURATION, MIN_EVENT_BYTES};

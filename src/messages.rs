@@ -645,6 +645,8 @@ pub(crate) struct FlagEvaluated {
     pub flag: String,
     pub response: Value,
     pub default_used: Option<crate::features::Miss>,
+    /// The user the flags were read for; `None`: the process's identity.
+    pub distinct_id: Option<String>,
 }
 
 /// Recorder → Collator: a flag was read; becomes a `$feature_flag_called` event.
@@ -655,6 +657,8 @@ pub(crate) struct FeatureFlagCalled {
     pub response: Value,
     /// Set when the caller's default was answered, with the reason.
     pub default_used: Option<crate::features::Miss>,
+    /// The user the flags were read for; `None`: the process's identity.
+    pub distinct_id: Option<String>,
     pub stamp: Stamp,
 }
 

@@ -31,6 +31,7 @@ use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
 use crate::supervision::{ActorKind, Guard};
 use crate::transport::Backend;
+use crate::user_flags::{UserFlagCache, UserFlagSettings};
 
 /// One sink: a named destination with its own queue and filter.
 pub(crate) struct SinkParts {
@@ -107,6 +108,7 @@ fn start_recorder(
     pipeline: Option<Pipeline>,
     initial_flags: Arc<FeatureSet>,
     budget: Arc<Budget>,
+    users: Arc<UserFlagCache>,
 ) -> Started {
     let (features_tx, features_rx) = watch::channel(initial_flags);
     let guard = Guard::new(ActorKind::Recorder);
@@ -121,7 +123,7 @@ fn start_recorder(
         Recorder::new(pipeline, features_tx, counters, recorder_budget, guard)
     });
     Started {
-        flags: FlagReader::new(features_rx, recorder.clone()),
+        flags: FlagReader::new(features_rx, recorder.clone(), users),
         events: EventSender::new(recorder.clone(), budget, control.counters.clone()),
         recorder,
         control,
@@ -133,10 +135,18 @@ fn start_recorder(
 pub(crate) fn start(
     parts: Option<PipelineParts>,
     budget: Arc<Budget>,
+    user_flags: UserFlagSettings,
 ) -> Result<Started, BuildError> {
     let arbiter = telemetry_arbiter()?;
     let Some(parts) = parts else {
-        return Ok(start_recorder(&arbiter, None, Default::default(), budget));
+        let users = Arc::new(UserFlagCache::new(user_flags, None, None));
+        return Ok(start_recorder(
+            &arbiter,
+            None,
+            Default::default(),
+            budget,
+            users,
+        ));
     };
     let mut sinks = Vec::new();
     let mut lanes = Vec::new();
@@ -188,7 +198,13 @@ pub(crate) fn start(
         snapshotter,
         saver,
     };
-    let started = start_recorder(&arbiter, Some(pipeline), initial_flags, budget);
+    // Flags for one user come from the primary sink's backend, as the process's do.
+    let users = Arc::new(UserFlagCache::new(
+        user_flags,
+        Some(transport.clone().recipient()),
+        Some(arbiter.clone()),
+    ));
+    let started = start_recorder(&arbiter, Some(pipeline), initial_flags, budget, users);
     configuration.do_send(ConnectRecorder(started.recorder.clone().recipient()));
     Ok(started)
 }
