@@ -1,13 +1,18 @@
 //! Benchmarks of the control plane: reading flags and counters while events flow.
 //!
 //! ```text
-//! cargo bench --bench control -- [flag_read|stats_burst|all] [--runs N] [--samples N]
+//! cargo bench --bench control -- [flag_read|user_flag_read|identity_record|stats_burst|all] [--runs N] [--samples N]
 //! ```
 //!
 //! - `flag_read`: what a flag read costs the calling thread through `Telemetry::flags()` (the
 //!   local copy, target: median under 1 µs), against `send(IsEnabled)` to the Recorder (an actor
 //!   round trip across threads) measured in the same run. Every read also records its
 //!   `$feature_flag_called`, de-duplicated by the runtime.
+//! - `user_flag_read`: a read through `FlagReader::for_user` once that user's flags are cached
+//!   (target: median under 1 µs), for one of 1,000 users.
+//! - `identity_record`: what building and sending a `Record` costs the caller with its own
+//!   distinct id against a plain one, in alternating chunks of the same run (target: at most
+//!   10 % more); a distinct id and a group are measured too.
 //! - `stats_burst`: right after 1,000,000 events are recorded at once (to a loopback backend),
 //!   how long `Telemetry::stats()` takes to answer (target: within milliseconds), against
 //!   `send(GetStats)`, which answers in order behind the burst.
@@ -35,6 +40,28 @@ const SCENARIOS: &[Scenario] = &[
         targets: &[Target {
             metric: "local_is_enabled_p50",
             check: Check::Below(1_000.0),
+            over: Over::Median,
+            from_issue: true,
+        }],
+    },
+    Scenario {
+        name: "user_flag_read",
+        summary: "a cached flag read for one of 1,000 users",
+        run: user_flag_read,
+        targets: &[Target {
+            metric: "user_is_enabled_p50",
+            check: Check::Below(1_000.0),
+            over: Over::Median,
+            from_issue: true,
+        }],
+    },
+    Scenario {
+        name: "identity_record",
+        summary: "a Record with its own identity against a plain one, on the caller's thread",
+        run: identity_record,
+        targets: &[Target {
+            metric: "identity_cost_ratio",
+            check: Check::AtMost(1.10),
             over: Over::Median,
             from_issue: true,
         }],
@@ -124,6 +151,118 @@ fn flag_read(options: &Options) -> Result<(), String> {
         .block_on(recorder.send(actix_telemetry::GetStats))
         .map_err(|e| format!("GetStats: {e}"))?;
     emit("evaluation_events", stats.accepted as f64, "events");
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+/// A runtime whose check-in file serves `beta` and `theme` to everyone.
+fn with_flag_file(dir: &TempDir) -> Result<actix_telemetry::Telemetry, String> {
+    let checkin = dir.0.join("checkin.json");
+    std::fs::write(
+        &checkin,
+        r#"{"options":{"beta":{"variant":true},"theme":{"variant":"dark"}}}"#,
+    )
+    .map_err(|e| format!("cannot write the check-in file: {e}"))?;
+    let file = checkin.display().to_string();
+    start_with("/dev/null", |b| {
+        b.env(EnvSource::fixed([("DETSYS_IDS_CHECKIN_FILE", file)]))
+    })
+}
+
+const USERS: usize = 1_000;
+
+fn user_flag_read(options: &Options) -> Result<(), String> {
+    let dir = TempDir::new("user-flags")?;
+    let telemetry = with_flag_file(&dir)?;
+    let rt = runtime()?;
+    let flags = telemetry.flags();
+    let users: Vec<_> = (0..USERS)
+        .map(|i| flags.for_user(actix_telemetry::FlagUser::new(format!("user-{i}"))))
+        .collect();
+    let recorder = telemetry.recorder().clone();
+    let samples = options.samples;
+    let timings = rt.block_on(async {
+        // Every user's flags fetched once.
+        for user in &users {
+            if user.features().await.is_none() {
+                return Err("a user's flags could not be fetched".to_string());
+            }
+        }
+        let mut timings = Vec::with_capacity(samples);
+        let mut done = 0;
+        while done < samples {
+            let n = CHUNK.min(samples - done);
+            for i in 0..n {
+                let user = &users[(done + i) % USERS];
+                let t0 = Instant::now();
+                let on = user.is_enabled("beta").await;
+                timings.push(t0.elapsed().as_nanos() as u64);
+                std::hint::black_box(on);
+            }
+            let _ = recorder.send(Flush::new()).await;
+            done += n;
+        }
+        Ok(timings)
+    })?;
+    let mut timings = timings;
+    emit_distribution("user_is_enabled", &mut timings);
+    shutdown(&rt, telemetry, Duration::from_secs(5));
+    Ok(())
+}
+
+fn identity_record(options: &Options) -> Result<(), String> {
+    let telemetry = start_with("/dev/null", |b| b)?;
+    let rt = runtime()?;
+    let recorder = telemetry.recorder().clone();
+    let (mut plain, mut own, mut grouped) = (Vec::new(), Vec::new(), Vec::new());
+    let mut done = 0;
+    while done < options.samples {
+        let n = CHUNK.min(options.samples - done);
+        for i in 0..n {
+            let t0 = Instant::now();
+            recorder.do_send(actix_telemetry::Record::new("request").property("i", i as u64));
+            plain.push(t0.elapsed().as_nanos() as u64);
+        }
+        rt.block_on(recorder.send(Flush::new()))
+            .map_err(|e| format!("Flush: {e}"))?;
+        for i in 0..n {
+            let t0 = Instant::now();
+            recorder.do_send(
+                actix_telemetry::Record::new("request")
+                    .property("i", i as u64)
+                    .distinct_id("user-42"),
+            );
+            own.push(t0.elapsed().as_nanos() as u64);
+        }
+        rt.block_on(recorder.send(Flush::new()))
+            .map_err(|e| format!("Flush: {e}"))?;
+        for i in 0..n {
+            let t0 = Instant::now();
+            recorder.do_send(
+                actix_telemetry::Record::new("request")
+                    .property("i", i as u64)
+                    .distinct_id("user-42")
+                    .group("company", "acme"),
+            );
+            grouped.push(t0.elapsed().as_nanos() as u64);
+        }
+        rt.block_on(recorder.send(Flush::new()))
+            .map_err(|e| format!("Flush: {e}"))?;
+        done += n;
+    }
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+    emit("plain_mean", mean(&plain), "ns");
+    emit("identity_mean", mean(&own), "ns");
+    emit("identity_group_mean", mean(&grouped), "ns");
+    emit("identity_cost_ratio", mean(&own) / mean(&plain).max(1.0), "");
+    emit(
+        "identity_group_cost_ratio",
+        mean(&grouped) / mean(&plain).max(1.0),
+        "",
+    );
+    emit_distribution("plain", &mut plain);
+    emit_distribution("identity", &mut own);
+    emit_distribution("identity_group", &mut grouped);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())
 }

@@ -164,6 +164,12 @@ impl UserFlagCache {
         };
         let now = Instant::now();
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        // The common case, a fresh user, costs one lookup and no copy of the user.
+        if let Some((features, at)) = slots.get(user).and_then(|slot| slot.fetched.as_ref())
+            && now.saturating_duration_since(*at) < self.settings.ttl
+        {
+            return Lookup::Ready(features.clone());
+        }
         if !slots.contains_key(user) && slots.len() >= self.settings.max_users.max(1) {
             evict_oldest(&mut slots);
         }
@@ -171,14 +177,6 @@ impl UserFlagCache {
             fetched: None,
             fetching: None,
         });
-        let fresh = slot
-            .fetched
-            .as_ref()
-            .filter(|(_, at)| now.saturating_duration_since(*at) < self.settings.ttl)
-            .map(|(features, _)| features.clone());
-        if let Some(features) = fresh {
-            return Lookup::Ready(features);
-        }
         let answer = match &slot.fetching {
             Some(answer) => answer.clone(),
             None => {
