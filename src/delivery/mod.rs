@@ -408,19 +408,16 @@ impl SinkCore {
         if rest.len() == 0 {
             self.batches_delivered += 1;
         }
-        self.forget(&delivered, delivered_bytes, Resolution::Delivered);
-        self.forget(&gone, gone_bytes, Resolution::Dropped);
+        // Both settled before any flush is answered, so a flush sees them together.
+        self.settle(&delivered, delivered_bytes, Resolution::Delivered);
+        self.settle(&gone, gone_bytes, Resolution::Dropped);
         if rest.len() == 0 {
             self.health.on_success();
         } else {
-            self.retry_later(
-                rest,
-                kind,
-                after,
-                "the backend asked for some events again",
-                now,
-            );
+            let reason = "the backend asked for some events again";
+            self.retry_later(rest, kind, after, reason, now);
         }
+        self.answer_completed_flushes();
     }
 
     /// A whole batch refused for good: with a spool the sink pauses and keeps everything
@@ -480,11 +477,16 @@ impl SinkCore {
 
     /// Accounts for events that left memory for good, and answers flushes they complete.
     fn forget(&mut self, seqs: &[u64], held_bytes: usize, how: Resolution) {
+        self.settle(seqs, held_bytes, how);
+        self.answer_completed_flushes();
+    }
+
+    /// [`forget`](Self::forget) without answering the flushes it completes.
+    fn settle(&mut self, seqs: &[u64], held_bytes: usize, how: Resolution) {
         self.held_events -= seqs.len();
         self.held_bytes -= held_bytes;
         self.spooling.release(seqs);
         self.flushes.account(seqs, how);
-        self.answer_completed_flushes();
     }
 
     fn oldest_held(&self) -> Option<u64> {
