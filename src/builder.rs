@@ -97,6 +97,16 @@ impl SinkConfig {
     }
 }
 
+/// An endpoint as given; its `Debug` output hides passwords and API keys in it.
+#[derive(Clone)]
+struct EndpointText(String);
+
+impl std::fmt::Debug for EndpointText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::transport::redacted_endpoint(&self.0))
+    }
+}
+
 /// Configures the runtime. Every setting has a default; [`Builder::build`] starts it.
 ///
 /// ```no_run
@@ -111,7 +121,7 @@ impl SinkConfig {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Builder {
-    endpoint: Option<String>,
+    endpoint: Option<EndpointText>,
     posthog: Option<PostHogSettings>,
     srv: Option<SrvSettings>,
     env: EnvSource,
@@ -211,7 +221,7 @@ impl Builder {
     /// [`srv`](Builder::srv) settings, [`build`](Builder::build) fails with
     /// [`BuildError::NoEndpoint`]: nothing is sent to a destination nobody chose.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
+        self.endpoint = Some(EndpointText(endpoint.into()));
         self.posthog = None;
         self
     }
@@ -589,7 +599,7 @@ impl Builder {
             .env
             .get(&names.transport)
             .filter(|v| !v.trim().is_empty())
-            .or_else(|| self.endpoint.clone())
+            .or_else(|| self.endpoint.clone().map(|text| text.0))
         {
             Some(text) => Endpoint::parse(&text)?,
             None if self.posthog.is_some() => {

@@ -625,6 +625,10 @@ fn endpoint_form_and_redaction() {
         &PostHogSettings::new("phc_secret", "https://eu.i.posthog.com").unwrap(),
     );
     assert!(!format!("{sink:?}").contains("phc_secret"));
+    let builder = actix_telemetry::Builder::new()
+        .endpoint("posthog+https://h?api_key=phc_secret")
+        .sink(sink);
+    assert!(!format!("{builder:?}").contains("phc_secret"));
     let error = actix_telemetry::Endpoint::parse("posthog+https://h?api_key=phc_secret&capture=v7")
         .unwrap_err()
         .to_string();
