@@ -274,15 +274,14 @@ impl Responder {
         Responder(Arc::new(f))
     }
 
-    /// `checkin` (200) for `/check-in`, 200 `{}` for everything else.
+    /// `checkin` (200) for `/check-in`, no flags for PostHog's `/flags/`, 200 `{}` for
+    /// everything else.
     pub fn with_checkin(checkin: Value) -> Responder {
         let checkin = Reply::json(200, &checkin);
-        Responder::new(move |req, _| {
-            if req.path_only() == CHECK_IN {
-                checkin.clone()
-            } else {
-                Reply::ok()
-            }
+        Responder::new(move |req, _| match req.path_only() {
+            CHECK_IN => checkin.clone(),
+            POSTHOG_FLAGS => Reply::json(200, &serde_json::json!({"flags": {}})),
+            _ => Reply::ok(),
         })
     }
 
