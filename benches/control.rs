@@ -254,7 +254,11 @@ fn identity_record(options: &Options) -> Result<(), String> {
     emit("plain_mean", mean(&plain), "ns");
     emit("identity_mean", mean(&own), "ns");
     emit("identity_group_mean", mean(&grouped), "ns");
-    emit("identity_cost_ratio", mean(&own) / mean(&plain).max(1.0), "");
+    emit(
+        "identity_cost_ratio",
+        mean(&own) / mean(&plain).max(1.0),
+        "",
+    );
     emit(
         "identity_group_cost_ratio",
         mean(&grouped) / mean(&plain).max(1.0),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release --example loopback_backend
-//! cargo bench --bench record -- [caller|throughput|paced|burst|outage|file|spool|drain|all] [--runs N]
+//! cargo bench --bench record -- [caller|throughput|posthog|paced|burst|outage|file|spool|drain|all] [--runs N]
 //! ```
 //!
 //! - `caller`: what `Addr<Recorder>::do_send(Record)` costs the calling thread (target: median
@@ -15,6 +15,8 @@
 //!   peak resident set under 64 MiB.
 //! - `outage`: 1,000,000 events while the backend is down: the queue stays within its limits
 //!   and every event is accounted for (delivered, dropped by cause, or still queued).
+//! - `posthog`: as `throughput`, to the loopback backend speaking PostHog capture v0 with gzip
+//!   (target: at least 250,000/s).
 //! - `file`: events per second to a file.
 //! - `spool`: as `throughput`, with the durable spool on (in a fresh state directory), to
 //!   compare with `throughput`, where there is no state directory and so no spool.
@@ -149,6 +151,20 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "posthog",
+        summary: "as throughput, PostHog capture v0 with gzip on the wire",
+        run: posthog,
+        targets: &[
+            Target {
+                metric: "events_per_s",
+                check: Check::AtLeast(250_000.0),
+                over: Over::Median,
+                from_issue: true,
+            },
+            NONE_LOST,
+        ],
+    },
+    Scenario {
         name: "file",
         summary: "events to a file under the temporary directory",
         run: file,
@@ -271,13 +287,29 @@ fn throughput(options: &Options) -> Result<(), String> {
     measure_throughput(options, None)
 }
 
+fn posthog(options: &Options) -> Result<(), String> {
+    measure_to(options, None, |url| {
+        format!("posthog+{url}?api_key=phc_bench&compression=gzip")
+    })
+}
+
 /// `throughput`, spooling every event in `state` when there is one.
 fn measure_throughput(options: &Options, state: Option<&TempDir>) -> Result<(), String> {
+    measure_to(options, state, str::to_string)
+}
+
+/// `throughput` to the endpoint `endpoint` makes of the backend's URL.
+fn measure_to(
+    options: &Options,
+    state: Option<&TempDir>,
+    endpoint: impl FnOnce(&str) -> String,
+) -> Result<(), String> {
     let n = options.events;
     let backend = LoopbackBackend::spawn()?;
+    let endpoint = endpoint(backend.url());
     let telemetry = match state {
-        Some(dir) => start_with(backend.url(), |b| b.state_dir(&dir.0))?,
-        None => start(backend.url())?,
+        Some(dir) => start_with(&endpoint, |b| b.state_dir(&dir.0))?,
+        None => start(&endpoint)?,
     };
     let recorder = telemetry.recorder().clone();
     let rt = runtime()?;

@@ -27,7 +27,7 @@ use crate::spool::SpoolDirs;
 use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::stream::StreamSettings;
-use crate::transport::{Backend, Endpoint, HttpSettings, SrvSettings};
+use crate::transport::{Backend, Endpoint, HttpSettings, PostHogSettings, SrvSettings};
 use crate::user_flags::UserFlagSettings;
 use crate::validate::{Checks, ConfigError, ConfigProblem, MIN_EVENT_BYTES};
 
@@ -42,11 +42,11 @@ const DROP_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
 /// let audit = SinkConfig::new("audit-log", "file:///var/log/app/events.jsonl")
 ///     .filter(PropertyFilter::all().deny(["email", "host_name"]));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SinkConfig {
     /// A name for logs and [`GetSinkStats`](crate::GetSinkStats).
     pub name: String,
-    /// `file:///…`, a path, or `http(s)://…`.
+    /// `file:///…`, a path, `http(s)://…` or `posthog+http(s)://…?api_key=…`.
     pub endpoint: String,
     /// Which properties this sink receives.
     pub filter: PropertyFilter,
@@ -54,7 +54,27 @@ pub struct SinkConfig {
     pub queue: SubmitterConfig,
 }
 
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkConfig")
+            .field("name", &self.name)
+            .field(
+                "endpoint",
+                &crate::transport::redacted_endpoint(&self.endpoint),
+            )
+            .field("filter", &self.filter)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
 impl SinkConfig {
+    /// A sink called `name` sending to PostHog, receiving every property, with the default
+    /// queue.
+    pub fn posthog(name: impl Into<String>, settings: &PostHogSettings) -> Self {
+        SinkConfig::new(name, settings.to_endpoint())
+    }
+
     /// A sink called `name` writing to `endpoint`, receiving every property, with the default
     /// queue.
     pub fn new(name: impl Into<String>, endpoint: impl Into<String>) -> Self {
@@ -79,6 +99,16 @@ impl SinkConfig {
     }
 }
 
+/// An endpoint as given; its `Debug` output hides passwords and API keys in it.
+#[derive(Clone)]
+struct EndpointText(String);
+
+impl std::fmt::Debug for EndpointText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::transport::redacted_endpoint(&self.0))
+    }
+}
+
 /// Configures the runtime. Every setting has a default; [`Builder::build`] starts it.
 ///
 /// ```no_run
@@ -93,7 +123,8 @@ impl SinkConfig {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Builder {
-    endpoint: Option<String>,
+    endpoint: Option<EndpointText>,
+    posthog: Option<PostHogSettings>,
     srv: Option<SrvSettings>,
     env: EnvSource,
     env_prefix: String,
@@ -127,6 +158,7 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             endpoint: None,
+            posthog: None,
             srv: None,
             env: EnvSource::Process,
             env_prefix: "DETSYS".into(),
@@ -193,7 +225,18 @@ impl Builder {
     /// [`srv`](Builder::srv) settings, [`build`](Builder::build) fails with
     /// [`BuildError::NoEndpoint`]: nothing is sent to a destination nobody chose.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
+        self.endpoint = Some(EndpointText(endpoint.into()));
+        self.posthog = None;
+        self
+    }
+
+    /// Send events to PostHog's capture API and take feature flags from its `/flags` API, in
+    /// place of an [`endpoint`](Builder::endpoint) (the last of the two set wins; the
+    /// `{PREFIX}_IDS_TRANSPORT` variable still wins over both). The endpoint form
+    /// `posthog+https://host?api_key=…` does the same from text.
+    pub fn posthog(mut self, settings: PostHogSettings) -> Self {
+        self.posthog = Some(settings);
+        self.endpoint = None;
         self
     }
 
@@ -553,9 +596,12 @@ impl Builder {
             .env
             .get(&names.transport)
             .filter(|v| !v.trim().is_empty())
-            .or_else(|| self.endpoint.clone())
+            .or_else(|| self.endpoint.clone().map(|text| text.0))
         {
             Some(text) => Endpoint::parse(&text)?,
+            None if self.posthog.is_some() => {
+                Endpoint::PostHog(self.posthog.clone().ok_or(BuildError::NoEndpoint)?)
+            }
             None => match &self.srv {
                 Some(srv) => Endpoint::Srv(srv.clone()),
                 // Nothing is sent anywhere nobody chose.

@@ -88,6 +88,9 @@ pub enum CheckinDocumentError {
     /// The required `options` object is missing or not an object.
     #[error("check-in document has no \"options\" object")]
     MissingOptions,
+    /// A PostHog `/flags` answer has neither a `flags` nor a `featureFlags` object.
+    #[error("flags answer has neither a \"flags\" nor a \"featureFlags\" object")]
+    MissingFlags,
 }
 
 /// Parses a check-in document. Only a document that is not an object with an `options` object

@@ -173,6 +173,8 @@ enum Form {
 }
 
 const NAME_OPEN: &str = "{\"name\":";
+/// PostHog's opening, in place of [`NAME_OPEN`].
+const EVENT_OPEN: &str = "{\"event\":";
 const DISTINCT_ID_OPEN: &str = ",\"distinct_id\":";
 const UUID_OPEN: &str = ",\"uuid\":\"";
 const TIMESTAMP_OPEN: &str = "\",\"timestamp\":\"";
@@ -277,6 +279,24 @@ impl EncodedEvent {
 
     /// Appends the event's JSON to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.write_with(NAME_OPEN, out);
+    }
+
+    /// Appends the event's JSON to `out` in PostHog's shape, which differs only in its first
+    /// key: `{"event":…,"distinct_id":…,…}`. An event read back from the spool is written with
+    /// its `{"name":` opening replaced.
+    pub fn write_posthog_to(&self, out: &mut Vec<u8>) {
+        if let Form::Whole = self.form
+            && let Some(rest) = self.text.strip_prefix(NAME_OPEN)
+        {
+            out.extend_from_slice(EVENT_OPEN.as_bytes());
+            out.extend_from_slice(rest.as_bytes());
+            return;
+        }
+        self.write_with(EVENT_OPEN, out);
+    }
+
+    fn write_with(&self, open: &str, out: &mut Vec<u8>) {
         let Form::Parts {
             timestamp_ms,
             name_end,
@@ -289,7 +309,7 @@ impl EncodedEvent {
         };
         let (name, own) = self.text.split_at(*name_end as usize);
         let shared = shared.as_deref().unwrap_or("");
-        out.extend_from_slice(NAME_OPEN.as_bytes());
+        out.extend_from_slice(open.as_bytes());
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(DISTINCT_ID_OPEN.as_bytes());
         out.extend_from_slice(distinct_id.as_bytes());
@@ -456,6 +476,21 @@ mod tests {
         assert_eq!(back.encoded_len(), bytes.len());
         assert_eq!(back.uuid, ev.uuid);
         assert!(EncodedEvent::from_spool(vec![0xff, 0xfe]).is_none());
+    }
+
+    #[test]
+    fn posthog_shape_differs_only_in_the_first_key() {
+        let ev = event(json!({"k": 1}));
+        let e = encode(&ev, &shared());
+        let (mut ids, mut posthog) = (Vec::new(), Vec::new());
+        e.write_to(&mut ids);
+        e.write_posthog_to(&mut posthog);
+        assert_eq!(&posthog[..9], b"{\"event\":");
+        assert_eq!(&posthog[9..], &ids[8..]);
+        let back = EncodedEvent::from_spool(ids).unwrap();
+        let mut again = Vec::new();
+        back.write_posthog_to(&mut again);
+        assert_eq!(again, posthog);
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub use stream::StreamSettings;
 #[cfg(feature = "fault-injection")]
 pub use supervision::Fault;
 pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
-pub use transport::{Endpoint, SrvSettings, TransportError};
+pub use transport::{
+    CaptureVersion, Compression, Endpoint, PostHogSettings, SrvSettings, TransportError,
+};
 pub use user_flags::{FlagUser, UserFlagSettings};
 pub use validate::{ConfigError, ConfigProblem, MAX_SETTING_DURATION, MIN_EVENT_BYTES};

@@ -86,6 +86,40 @@ fn an_outage_pauses_then_probes_one_batch_at_a_time_then_resumes_at_full_speed()
 }
 
 #[test]
+fn a_partial_answer_delivers_drops_and_retries_only_what_it_names() {
+    let mut core = SinkCore::new(config(), None);
+    for i in 0..4 {
+        core.enqueue(event(i));
+    }
+    let (tx, mut rx) = oneshot::channel();
+    core.start_flush(None, false, tx);
+    let t0 = Instant::now();
+    let out = core.next_batch(t0).expect("a batch");
+    let partial = DeliveryOutcome::Partial {
+        retry: vec![2],
+        dropped: vec![1],
+        after: Some(Duration::from_secs(1)),
+    };
+    core.on_outcome(out.id, partial, t0);
+    assert!(rx.try_recv().is_err(), "the retried event is still held");
+    assert!(core.next_batch(t0).is_none(), "not before Retry-After");
+    let t1 = core.resume_at().expect("a pause");
+    assert!(t1 >= t0 + Duration::from_secs(1));
+    let again = core.next_batch(t1).expect("the retried event");
+    assert_eq!(again.events.len(), 1);
+    assert_eq!(again.events[0].uuid, out.events[2].uuid);
+    core.on_outcome(again.id, DeliveryOutcome::Delivered, t1);
+    let report = rx.try_recv().expect("the flush is answered");
+    assert_eq!((report.delivered, report.dropped), (3, 1));
+    let stats = core.stats();
+    assert_eq!(
+        (stats.delivered, stats.dropped.rejected, stats.retries),
+        (3, 1, 1)
+    );
+    assert_balanced(&core);
+}
+
+#[test]
 fn without_a_spool_attempts_are_bounded() {
     let mut core = SinkCore::new(config(), None);
     core.enqueue(event(1));
@@ -204,11 +238,17 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn outcome(how: u8) -> DeliveryOutcome {
-    match how % 6 {
+    match how % 7 {
         0 | 1 => DeliveryOutcome::Delivered,
         2 => retry(),
         3 => DeliveryOutcome::Rejected { status: 400 },
         4 => DeliveryOutcome::TooLarge,
+        // Indices past the end of a short batch are ignored.
+        5 => DeliveryOutcome::Partial {
+            retry: vec![usize::from(how / 7 % 4)],
+            dropped: vec![usize::from(how / 28 % 4), 9],
+            after: None,
+        },
         _ => DeliveryOutcome::Refused { status: 401 },
     }
 }

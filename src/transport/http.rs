@@ -70,7 +70,7 @@ fn with_path(base: &Url, path: &str) -> Url {
     url
 }
 
-fn client(
+pub(crate) fn build_client(
     settings: &HttpSettings,
     resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
 ) -> Result<reqwest::Client, reqwest::Error> {
@@ -95,7 +95,7 @@ impl HttpClient {
         resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
     ) -> Result<Self, BuildError> {
         Ok(HttpClient {
-            client: client(settings, resolver.clone()).map_err(BuildError::HttpClient)?,
+            client: build_client(settings, resolver.clone()).map_err(BuildError::HttpClient)?,
             settings: settings.clone(),
             resolver,
             zstd: Arc::new(AtomicBool::new(true)),
@@ -105,7 +105,7 @@ impl HttpClient {
     /// A new client (fresh connection pool) with the same settings and what was learned about
     /// compression; the current one if a new one cannot be made.
     pub fn rebuilt(&self) -> Self {
-        match client(&self.settings, self.resolver.clone()) {
+        match build_client(&self.settings, self.resolver.clone()) {
             Ok(client) => HttpClient {
                 client,
                 zstd: Arc::new(AtomicBool::new(self.zstd.load(Ordering::Relaxed))),
@@ -261,7 +261,7 @@ fn classify(status: StatusCode, retry_after: Option<Duration>) -> DeliveryOutcom
             after: retry_after,
             reason: format!("HTTP {status}"),
         },
-        // Redirects are never followed (see `client`), so a 3xx means the events did not
+        // Redirects are never followed (see `build_client`), so a 3xx means the events did not
         // arrive; like a stray 1xx it is a transient failure, retried with backoff.
         100..=199 | 300..=399 => DeliveryOutcome::Retry {
             after: retry_after,
@@ -271,7 +271,7 @@ fn classify(status: StatusCode, retry_after: Option<Duration>) -> DeliveryOutcom
     }
 }
 
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         format!("timed out: {error}")
     } else if error.is_connect() {

@@ -7,6 +7,7 @@
 mod body;
 mod file;
 mod http;
+mod posthog;
 mod retry_after;
 mod srv;
 
@@ -23,6 +24,8 @@ use crate::event::EncodedEvent;
 pub use body::DEFAULT_MAX_CHECKIN_BYTES;
 pub(crate) use file::FileBackend;
 pub(crate) use http::{HttpBackend, HttpClient, HttpSettings};
+pub(crate) use posthog::PostHogBackend;
+pub use posthog::{CaptureVersion, Compression, PostHogSettings};
 pub(crate) use srv::SrvBackend;
 pub use srv::SrvSettings;
 
@@ -38,6 +41,8 @@ pub enum Endpoint {
     /// "ids" protocol backends discovered through a DNS SRV record (the default when no
     /// endpoint is configured).
     Srv(SrvSettings),
+    /// PostHog's capture and flags APIs (`posthog+https://host?api_key=…`).
+    PostHog(PostHogSettings),
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -46,6 +51,7 @@ impl std::fmt::Debug for Endpoint {
             Endpoint::File(path) => f.debug_tuple("File").field(path).finish(),
             Endpoint::Http(url) => f.debug_tuple("Http").field(&redacted(url)).finish(),
             Endpoint::Srv(settings) => f.debug_tuple("Srv").field(settings).finish(),
+            Endpoint::PostHog(settings) => f.debug_tuple("PostHog").field(settings).finish(),
         }
     }
 }
@@ -60,9 +66,34 @@ pub(crate) fn redacted(url: &Url) -> String {
     shown.to_string()
 }
 
+/// An endpoint as given, fit to show: passwords and API keys in it replaced by `***`.
+pub(crate) fn redacted_endpoint(text: &str) -> String {
+    redacted_text(text)
+}
+
 /// `text` (an endpoint as given) with the password of a URL in it replaced by `***`: the
 /// part between `scheme://user:` and `@`.
 fn redacted_text(text: &str) -> String {
+    redacted_keys(&redacted_password(text))
+}
+
+/// `text` with the value of every `api_key=` or `token=` query parameter replaced by `***`.
+fn redacted_keys(text: &str) -> String {
+    let Some(query_at) = text.find('?') else {
+        return text.to_string();
+    };
+    let (head, query) = text.split_at(query_at + 1);
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name == "api_key" || name == "token" => format!("{name}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{head}{}", pairs.join("&"))
+}
+
+fn redacted_password(text: &str) -> String {
     let Some(start) = text.find("://").map(|i| i + 3) else {
         return text.to_string();
     };
@@ -85,10 +116,12 @@ impl Endpoint {
     /// Logs a warning when events would cross a network in clear text: `http://` to a host
     /// other than loopback.
     pub(crate) fn warn_if_cleartext(&self) {
-        if let Endpoint::Http(url) = self
-            && url.scheme() == "http"
-            && !is_loopback(url)
-        {
+        let url = match self {
+            Endpoint::Http(url) => url,
+            Endpoint::PostHog(settings) => &settings.host,
+            _ => return,
+        };
+        if url.scheme() == "http" && !is_loopback(url) {
             tracing::warn!(
                 endpoint = %redacted(url),
                 "events go to a non-loopback host over plain http; use https"
@@ -96,7 +129,8 @@ impl Endpoint {
         }
     }
 
-    /// Parses `file:///…`, `http(s)://…`, or a plain path (taken as a file).
+    /// Parses `file:///…`, `http(s)://…`, `posthog+http(s)://…?api_key=…` (see
+    /// [`PostHogSettings`]), or a plain path (taken as a file).
     pub fn parse(endpoint: &str) -> Result<Endpoint, BuildError> {
         let invalid = |reason: &str| BuildError::InvalidEndpoint {
             endpoint: redacted_text(endpoint),
@@ -107,6 +141,9 @@ impl Endpoint {
             return Err(invalid("it is empty"));
         }
         let lower = trimmed.to_ascii_lowercase();
+        if lower.starts_with("posthog+") {
+            return Ok(Endpoint::PostHog(PostHogSettings::from_endpoint(trimmed)?));
+        }
         if lower.starts_with("http://") || lower.starts_with("https://") {
             let url = Url::parse(trimmed).map_err(|e| invalid(&e.to_string()))?;
             if url.host_str().is_none_or(str::is_empty) {
@@ -123,7 +160,7 @@ impl Endpoint {
         }
         if trimmed.contains("://") {
             return Err(invalid(
-                "unsupported scheme (use file://, http:// or https://)",
+                "unsupported scheme (use file://, http://, https:// or posthog+https://)",
             ));
         }
         Ok(Endpoint::File(PathBuf::from(trimmed)))
@@ -160,6 +197,14 @@ pub(crate) enum DeliveryOutcome {
     TooLarge,
     /// A final refusal of the whole batch (401, 403, 404, other 4xx): retrying cannot help.
     Refused { status: u16 },
+    /// The backend answered for each event (PostHog capture v1): the events at `retry`
+    /// (indices into the batch) go again, alone and not before `after`; those at `dropped` were
+    /// refused for good and are counted; every other one is delivered.
+    Partial {
+        retry: Vec<usize>,
+        dropped: Vec<usize>,
+        after: Option<Duration>,
+    },
 }
 
 /// Why a check-in failed.
@@ -206,6 +251,7 @@ pub(crate) enum Backend {
     File(FileBackend),
     Http(HttpBackend),
     Srv(SrvBackend),
+    PostHog(PostHogBackend),
 }
 
 impl Backend {
@@ -223,6 +269,9 @@ impl Backend {
             )?)),
             Endpoint::Http(url) => Ok(Backend::Http(HttpBackend::new(url, http)?)),
             Endpoint::Srv(settings) => Ok(Backend::Srv(SrvBackend::new(settings, http)?)),
+            Endpoint::PostHog(settings) => {
+                Ok(Backend::PostHog(PostHogBackend::new(settings, http)?))
+            }
         }
     }
 
@@ -233,6 +282,7 @@ impl Backend {
             Backend::File(f) => Backend::File(f.reopened()),
             Backend::Http(h) => Backend::Http(h.rebuilt()),
             Backend::Srv(s) => Backend::Srv(s.rebuilt()),
+            Backend::PostHog(p) => Backend::PostHog(p.rebuilt()),
         }
     }
 
@@ -241,6 +291,7 @@ impl Backend {
             Backend::File(f) => f.deliver(events).await,
             Backend::Http(h) => h.deliver(events).await,
             Backend::Srv(s) => s.deliver(events).await,
+            Backend::PostHog(p) => p.deliver(events).await,
         }
     }
 
@@ -249,6 +300,7 @@ impl Backend {
             Backend::File(f) => f.check_in().await,
             Backend::Http(h) => h.check_in(request).await,
             Backend::Srv(s) => s.check_in(request).await,
+            Backend::PostHog(p) => p.check_in(request).await,
         }
     }
 
@@ -332,6 +384,10 @@ mod tests {
             "http://a:***@h:1/p?q=@"
         );
         assert_eq!(redacted_text("http://h/p"), "http://h/p");
+        assert_eq!(
+            redacted_text("posthog+https://h/?capture=v1&api_key=phc_s&token=t"),
+            "posthog+https://h/?capture=v1&api_key=***&token=***"
+        );
         assert!(is_loopback(&Url::parse("http://127.0.0.1:1").unwrap()));
         assert!(is_loopback(&Url::parse("http://localhost:1").unwrap()));
         assert!(!is_loopback(&Url::parse("http://example.com").unwrap()));

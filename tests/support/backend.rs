@@ -37,6 +37,39 @@ use tokio::time::Instant;
 pub const CHECK_IN: &str = "/check-in";
 /// Path of the event batch endpoint.
 pub const EVENTS_BATCH: &str = "/events/batch";
+/// Path of PostHog's capture v0 endpoint.
+pub const POSTHOG_BATCH: &str = "/batch/";
+/// Path of PostHog's capture v1 endpoint.
+pub const POSTHOG_V1: &str = "/i/v1/analytics/events";
+/// Path of PostHog's remote flags endpoint.
+pub const POSTHOG_FLAGS: &str = "/flags/";
+/// Paths whose 2xx-answered bodies count as delivered batches (`{"batch": [...]}`).
+const EVENT_PATHS: [&str; 3] = [EVENTS_BATCH, POSTHOG_BATCH, POSTHOG_V1];
+
+/// `body` with `Content-Encoding: encoding` undone, with the real codecs: zstd, gzip, deflate
+/// (zlib-wrapped or raw, as PostHog takes it) and br. Unknown encodings are left as they are.
+pub fn decode(encoding: &str, body: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match encoding {
+        "zstd" => return zstd::decode_all(body),
+        "gzip" => {
+            flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;
+        }
+        "deflate" if body.first() == Some(&0x78) => {
+            flate2::read::ZlibDecoder::new(body).read_to_end(&mut out)?;
+        }
+        "deflate" => {
+            flate2::read::DeflateDecoder::new(body).read_to_end(&mut out)?;
+        }
+        "br" => {
+            brotli::Decompressor::new(body, 4096).read_to_end(&mut out)?;
+        }
+        _ => return Ok(body.to_vec()),
+    }
+    Ok(out)
+}
+
 /// Path of the statistics endpoint served in counting-only mode.
 pub const STATS: &str = "/stats";
 
@@ -241,15 +274,14 @@ impl Responder {
         Responder(Arc::new(f))
     }
 
-    /// `checkin` (200) for `/check-in`, 200 `{}` for everything else.
+    /// `checkin` (200) for `/check-in`, no flags for PostHog's `/flags/`, 200 `{}` for
+    /// everything else.
     pub fn with_checkin(checkin: Value) -> Responder {
         let checkin = Reply::json(200, &checkin);
-        Responder::new(move |req, _| {
-            if req.path_only() == CHECK_IN {
-                checkin.clone()
-            } else {
-                Reply::ok()
-            }
+        Responder::new(move |req, _| match req.path_only() {
+            CHECK_IN => checkin.clone(),
+            POSTHOG_FLAGS => Reply::json(200, &serde_json::json!({"flags": {}})),
+            _ => Reply::ok(),
         })
     }
 
@@ -341,7 +373,7 @@ impl Shared {
     fn record(&self, request: Request, reply: &Reply) {
         let delivered = reply.is_success()
             && request.method == Method::POST.as_str()
-            && request.path_only() == EVENTS_BATCH;
+            && EVENT_PATHS.contains(&request.path_only());
         let raw_len = request.raw_body.len() as u64;
         let decoded_len = request.body.len() as u64;
         let status = if reply.hang { 0 } else { reply.status };
@@ -715,15 +747,11 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Respon
             )
         })
         .collect();
-    let zstd_encoded = find_header(&headers, "content-encoding")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("zstd"));
-    let (body, undecodable) = if zstd_encoded {
-        match zstd::decode_all(raw_body.as_slice()) {
-            Ok(decoded) => (decoded, false),
-            Err(_) => (raw_body.clone(), true),
-        }
-    } else {
-        (raw_body.clone(), false)
+    let encoding = find_header(&headers, "content-encoding").map(|v| v.trim().to_ascii_lowercase());
+    let (body, undecodable) = match encoding.as_deref().map(|e| decode(e, &raw_body)) {
+        Some(Ok(decoded)) => (decoded, false),
+        Some(Err(_)) => (raw_body.clone(), true),
+        None => (raw_body.clone(), false),
     };
     let request = Request {
         method: parts.method.as_str().to_owned(),
@@ -734,10 +762,10 @@ async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Respon
         received_at,
     };
 
-    // A body that claims zstd but is not is a client bug; a real server refuses it without
+    // A body that claims an encoding but is not in it is a client bug; a real server refuses it without
     // looking further, and tests want to see that refusal regardless of the script.
     let reply = if undecodable {
-        Reply::json(400, &serde_json::json!({"error": "invalid zstd body"}))
+        Reply::json(400, &serde_json::json!({"error": "undecodable body"}))
     } else {
         shared.choose(&request)
     };
