@@ -127,8 +127,14 @@ impl EventSender {
     /// Records `event`; false if it was dropped because the runtime is behind and the
     /// [`AdmissionPolicy`] says so (counted in `Stats::dropped.overflow`).
     pub fn record(&self, event: Record) -> bool {
+        self.record_with(event, self.budget.policy)
+    }
+
+    /// Records `event` as [`record`](Self::record) does, under `policy` instead of the
+    /// sender's (on the runtime's own thread waiting would only wait for itself).
+    pub(crate) fn record_with(&self, event: Record, policy: AdmissionPolicy) -> bool {
         let admitted = self.budget.try_take()
-            || match self.budget.policy {
+            || match policy {
                 AdmissionPolicy::Drop => false,
                 AdmissionPolicy::Wait(limit) => {
                     let now = Instant::now();
