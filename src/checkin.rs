@@ -78,6 +78,7 @@ impl Checkin {
 
 /// Why a check-in document was not accepted as a whole.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckinDocumentError {
     /// The document is not JSON.
     #[error("check-in document is not JSON: {0}")]

@@ -2,6 +2,7 @@
 
 /// Events the runtime had to drop, by cause. Every drop is counted in exactly one field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DropCounts {
     /// Telemetry is disabled (`…_IDS_TELEMETRY=disabled` or `DO_NOT_TRACK`).
     pub opt_out: u64,
@@ -68,6 +69,7 @@ impl DropCounts {
 
 /// A picture of the runtime's counters, answered to [`GetStats`](crate::GetStats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Events (including `$identify`, `$set`, `$create_alias`, `$feature_flag_called`) accepted
     /// by the Recorder.
