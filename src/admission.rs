@@ -22,6 +22,12 @@ use crate::control::RecorderCounters;
 use crate::messages::{AdmittedRecord, Record};
 
 /// What [`EventSender::record`] does when the budget of events not yet taken in is used up.
+///
+/// ```
+/// use actix_telemetry::{AdmissionPolicy, Builder};
+/// // A latency-critical service: never wait, count what is dropped.
+/// let builder = Builder::new().admission(AdmissionPolicy::Drop);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdmissionPolicy {
     /// Wait on the calling thread, at most this long, for the runtime to take events in (back

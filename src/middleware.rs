@@ -44,6 +44,16 @@ pub const MAX_SESSION_ID_BYTES: usize = 200;
 const UNMATCHED_ROUTE: &str = "(unmatched)";
 
 /// Who a request is for.
+///
+/// ```
+/// use actix_telemetry::{RequestIds, TelemetryMiddleware};
+/// # fn middleware(events: actix_telemetry::EventSender) -> TelemetryMiddleware {
+/// TelemetryMiddleware::new(events).identify(|request| {
+///     let user = request.headers().get("x-user")?.to_str().ok()?;
+///     Some(RequestIds::user(user).session("web"))
+/// })
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestIds {
@@ -314,6 +324,16 @@ where
 /// A request's telemetry context: records events for the request's user and session. Take it
 /// as a handler argument (the request must pass through [`TelemetryMiddleware`]); clones
 /// share the ids, and it may be moved to other threads and tasks.
+///
+/// ```
+/// use actix_telemetry::{Record, RequestTelemetry};
+///
+/// async fn sign_in(telemetry: RequestTelemetry) -> &'static str {
+///     telemetry.identify("user-42"); // this request's later events are for user-42
+///     telemetry.record(Record::new("signed_in"));
+///     "welcome"
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct RequestTelemetry {
     events: EventSender,

@@ -68,6 +68,15 @@ impl DropCounts {
 }
 
 /// A picture of the runtime's counters, answered to [`GetStats`](crate::GetStats).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// let stats = telemetry.stats().await;
+/// println!("accepted {}, delivered {}, queued {}", stats.accepted, stats.delivered, stats.queue_depth);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
