@@ -40,7 +40,9 @@ use crate::json::{MAX_VALUE_DEPTH, dispose, nests_deeper_than, retain_admissible
 use crate::messages::*;
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
-use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+#[cfg(feature = "fault-injection")]
+use crate::supervision::ActorKind;
+use crate::supervision::{Guard, Guarded, guarded};
 use crate::turns::Turns;
 
 /// Longest accepted event name, in bytes.
