@@ -78,6 +78,15 @@ const SAVE_GRACE: Duration = Duration::from_secs(2);
 pub(crate) const LATE_ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// The application's handle on the runtime. See the module documentation.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::Record;
+/// let recorder = telemetry.recorder().clone();
+/// std::thread::spawn(move || recorder.do_send(Record::new("from_a_thread")));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Recorder {
     pipeline: Option<Pipeline>,

@@ -88,7 +88,7 @@ impl Default for SubmitterConfig {
     }
 }
 
-/// Drives one sink's [`SinkCore`]: timers, the Transport, and the spool's device syncs.
+/// Drives one sink's `SinkCore`: timers, the Transport, and the spool's device syncs.
 #[derive(Debug)]
 pub struct Submitter {
     core: SinkCore,

@@ -1,7 +1,7 @@
 //! The **Transport** actor: writes batches and reads check-ins through one backend (File, HTTP
 //! or SRV-discovered HTTP).
 //!
-//! - Owns: the [`Backend`](crate::transport::Backend) (HTTP client and its connection pool, the
+//! - Owns: the `Backend` (HTTP client and its connection pool, the
 //!   resolver, the discovery cache and target health, or the open file), and a count of
 //!   consecutive failures.
 //! - Takes: `DeliverBatch` from the Submitter (answers a `DeliveryOutcome`), `FetchCheckin`

@@ -1,4 +1,6 @@
-//! An actix-web service embedding the runtime as README.md shows: one event per request, and on
+//! An actix-web service embedding the runtime as README.md shows: one event per request,
+//! recorded through the request's telemetry context (so it carries the user and session ids of
+//! the `X-PostHog-Distinct-Id` and `X-PostHog-Session-Id` headers, when sent), and on
 //! SIGINT or SIGTERM the server stops, the telemetry delivers what is queued within its
 //! deadline, and the shutdown report is printed as one JSON line on stdout:
 //! `shutdown-report {"complete":true,...}`.
@@ -13,15 +15,15 @@
 
 use std::time::Duration;
 
-use actix_telemetry::{Builder, EventSender, Record, ShutdownReport};
+use actix_telemetry::{Builder, Record, RequestTelemetry, ShutdownReport, TelemetryMiddleware};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use serde_json::{Value, json};
 
 /// How long the telemetry may take to deliver what is queued once the server has stopped.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
-async fn index(request: HttpRequest, events: web::Data<EventSender>) -> &'static str {
-    events.record(Record::new("page_viewed").property("path", request.path()));
+async fn index(request: HttpRequest, telemetry: RequestTelemetry) -> &'static str {
+    telemetry.record(Record::new("page_viewed").property("path", request.path()));
     "hello\n"
 }
 
@@ -37,12 +39,12 @@ async fn main() -> std::io::Result<()> {
         .build()
         .map_err(std::io::Error::other)?;
     // The bounded path: memory stays within its budget however hard the service is hit.
-    let events = telemetry.events();
+    let middleware = TelemetryMiddleware::new(telemetry.events());
     // actix-web stops the server on SIGINT and SIGTERM (and then stops the actix `System`);
     // `run` returns once it has.
     HttpServer::new(move || {
         App::new()
-            .app_data(web::Data::new(events.clone()))
+            .wrap(middleware.clone())
             .route("/", web::get().to(index))
     })
     .bind(&addr)?

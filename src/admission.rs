@@ -22,6 +22,12 @@ use crate::control::RecorderCounters;
 use crate::messages::{AdmittedRecord, Record};
 
 /// What [`EventSender::record`] does when the budget of events not yet taken in is used up.
+///
+/// ```
+/// use actix_telemetry::{AdmissionPolicy, Builder};
+/// // A latency-critical service: never wait, count what is dropped.
+/// let builder = Builder::new().admission(AdmissionPolicy::Drop);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdmissionPolicy {
     /// Wait on the calling thread, at most this long, for the runtime to take events in (back
@@ -127,8 +133,14 @@ impl EventSender {
     /// Records `event`; false if it was dropped because the runtime is behind and the
     /// [`AdmissionPolicy`] says so (counted in `Stats::dropped.overflow`).
     pub fn record(&self, event: Record) -> bool {
+        self.record_with(event, self.budget.policy)
+    }
+
+    /// Records `event` as [`record`](Self::record) does, under `policy` instead of the
+    /// sender's (on the runtime's own thread waiting would only wait for itself).
+    pub(crate) fn record_with(&self, event: Record, policy: AdmissionPolicy) -> bool {
         let admitted = self.budget.try_take()
-            || match self.budget.policy {
+            || match policy {
                 AdmissionPolicy::Drop => false,
                 AdmissionPolicy::Wait(limit) => {
                     let now = Instant::now();

@@ -734,6 +734,18 @@ fn check_queue(checks: &mut Checks, scope: &str, s: &SubmitterConfig, max_event_
 /// A running runtime. Send messages to [`recorder`](Telemetry::recorder); call
 /// [`shutdown`](Telemetry::shutdown) before exiting. Dropping it starts a best-effort shutdown
 /// (a short deadline, nothing awaited).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use std::time::Duration;
+/// use actix_telemetry::Record;
+/// telemetry.events().record(Record::new("job_finished"));
+/// let report = telemetry.shutdown(Duration::from_secs(5)).await;
+/// println!("delivered {}", report.stats.delivered);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Telemetry {
     recorder: Addr<Recorder>,

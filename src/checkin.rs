@@ -78,6 +78,7 @@ impl Checkin {
 
 /// Why a check-in document was not accepted as a whole.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckinDocumentError {
     /// The document is not JSON.
     #[error("check-in document is not JSON: {0}")]
@@ -95,6 +96,12 @@ pub enum CheckinDocumentError {
 
 /// Parses a check-in document. Only a document that is not an object with an `options` object
 /// is an error; a malformed flag is set aside in [`FeatureSet::invalid`] and the rest served.
+///
+/// ```
+/// let checkin = actix_telemetry::parse_checkin(br#"{"options": {"beta": {"variant": true}}}"#)?;
+/// assert!(checkin.features.is_enabled("beta"));
+/// # Ok::<(), actix_telemetry::CheckinDocumentError>(())
+/// ```
 pub fn parse_checkin(bytes: &[u8]) -> Result<Checkin, CheckinDocumentError> {
     let doc: Value = serde_json::from_slice(bytes).map_err(CheckinDocumentError::Json)?;
     let Value::Object(mut doc) = doc else {

@@ -38,6 +38,7 @@ pub struct Correlation {
 
 /// Why a correlation document was rejected.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CorrelationError {
     /// The text is not valid JSON.
     #[error("correlation data is not valid JSON")]

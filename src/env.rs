@@ -9,6 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A source of environment variables: the process environment or a fixed map.
+///
+/// ```
+/// use actix_telemetry::{Builder, env::EnvSource};
+/// // Exactly these variables; the process environment is ignored.
+/// let builder = Builder::new().env(EnvSource::fixed([("DETSYS_IDS_TELEMETRY", "disabled")]));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub enum EnvSource {
     /// Read the process environment.

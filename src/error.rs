@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Why the runtime could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The endpoint is neither a `file://` URL, a path, nor an `http(s)://` URL.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
@@ -54,6 +55,7 @@ pub enum BuildError {
 
 /// Why [`WaitForCheckin`](crate::WaitForCheckin) returned without a fresh check-in.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WaitForCheckinError {
     /// No check-in succeeded within the timeout.
     #[error("no check-in completed within {0:?}")]

@@ -14,6 +14,13 @@ pub const MAX_DISTINCT_ID_BYTES: usize = 200;
 /// The identity of one event: its distinct id, the groups it belongs to and person properties
 /// to set with it. Unset parts fall back to the process's identity (its distinct id, its
 /// groups); the process's identity itself never changes.
+///
+/// ```
+/// use actix_telemetry::{EventIdentity, Record};
+/// let identity = EventIdentity::user("user-42").group("company", "acme").set("plan", "pro");
+/// let event = Record::new("invoice_paid").identity(identity);
+/// assert!(event.identity.is_some());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct EventIdentity {

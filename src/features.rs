@@ -39,6 +39,7 @@ pub struct Feature<V, P> {
 
 /// Why a read fell back to the caller's default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Miss {
     /// No such flag.
     Missing,

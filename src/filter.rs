@@ -22,6 +22,13 @@ const PERSON_SET: &str = "$set";
 const PERSON_SET_ONCE: &str = "$set_once";
 
 /// An allow-list and a deny-list of property names.
+///
+/// ```
+/// use actix_telemetry::PropertyFilter;
+/// let filter = PropertyFilter::all().deny(["email"]);
+/// assert!(!filter.passes("email"));
+/// assert!(filter.passes("$session_id"), "identity fields always pass");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PropertyFilter {
     allow: Option<BTreeSet<String>>,

@@ -66,6 +66,9 @@ mod flag_reader;
 mod identity;
 mod json;
 mod messages;
+#[cfg(feature = "actix-web")]
+mod middleware;
+mod panic_hook;
 mod properties;
 mod retry_delay;
 mod rng;
@@ -78,6 +81,8 @@ mod stats;
 mod stream;
 mod supervision;
 mod timestamp;
+#[cfg(feature = "tracing-layer")]
+mod tracing_layer;
 pub mod transport;
 mod turns;
 mod user_flags;
@@ -103,6 +108,12 @@ pub use messages::{
     RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown, SubscribeFeatures,
     WaitForCheckin,
 };
+#[cfg(feature = "actix-web")]
+pub use middleware::{
+    DISTINCT_ID_HEADER, MAX_SESSION_ID_BYTES, MissingMiddleware, REQUEST_EVENT, RequestIds,
+    RequestTelemetry, SESSION_ID_HEADER, TelemetryMiddleware, TelemetryService,
+};
+pub use panic_hook::{EXCEPTION_EVENT, MAX_PANIC_MESSAGE_BYTES, PanicHook};
 pub use properties::{Properties, PropertyNames};
 pub use retry_delay::BackoffPolicy;
 pub use session::SessionPolicy;
@@ -112,6 +123,8 @@ pub use stream::StreamSettings;
 #[cfg(feature = "fault-injection")]
 pub use supervision::Fault;
 pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
+#[cfg(feature = "tracing-layer")]
+pub use tracing_layer::TelemetryLayer;
 pub use transport::{
     CaptureVersion, Compression, Endpoint, PostHogSettings, SrvSettings, TransportError,
 };

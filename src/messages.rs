@@ -30,6 +30,16 @@ use crate::transport::{DeliveryOutcome, TransportError};
 // ───────────────────────────── public: application → Recorder ─────────────────────────────
 
 /// Records an event. Never waits on the network; send it with `do_send`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::Record;
+/// telemetry.events().record(
+///     Record::new("report_exported").property("rows", 1200).distinct_id("user-42"),
+/// );
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct Record {
@@ -116,6 +126,14 @@ impl Record {
 
 /// Sets a fact: a property added to every later event (it wins over builder and correlation
 /// facts of the same name).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::SetFact;
+/// telemetry.recorder().do_send(SetFact::new("region", "eu-west-1"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct SetFact {
@@ -166,6 +184,14 @@ fn set_checked(
 
 /// Identifies the user: later events carry `distinct_id`, and an `$identify` event is sent with
 /// `$set` and `$set_once`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::Identify;
+/// telemetry.recorder().do_send(Identify::new("user-42").set("plan", "pro"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct Identify {
@@ -210,6 +236,16 @@ impl Identify {
 }
 
 /// Sets person properties: sends a `$set` event.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::SetPersonProperties;
+/// telemetry
+///     .recorder()
+///     .do_send(SetPersonProperties::new().set("plan", "team").set_once("first_seen", "2026-12-01"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, Message)]
 #[rtype(result = "()")]
 pub struct SetPersonProperties {
@@ -248,6 +284,16 @@ impl SetPersonProperties {
 /// Describes a group: sends a `$groupidentify` event with `$group_type`, `$group_key` and
 /// `$group_set` (the group's properties). It is attributed to the group itself
 /// (`$<type>_<key>`), as PostHog expects, and changes nothing of the process's identity.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::GroupIdentify;
+/// telemetry
+///     .recorder()
+///     .do_send(GroupIdentify::new("company", "acme").set("seats", 12));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct GroupIdentify {
@@ -292,6 +338,14 @@ impl GroupIdentify {
 }
 
 /// Links another id to the current user: sends a `$create_alias` event.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::Alias;
+/// telemetry.recorder().do_send(Alias { alias: "old-id-7".into() });
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct Alias {
@@ -300,6 +354,17 @@ pub struct Alias {
 }
 
 /// Adds the user to a group; later events carry it in `$groups`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::AddGroup;
+/// telemetry.recorder().do_send(AddGroup {
+///     group_type: "company".into(),
+///     group_key: "acme".into(),
+/// });
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct AddGroup {
@@ -312,6 +377,13 @@ pub struct AddGroup {
 /// Forgets the user: clears the distinct id, groups and person properties, and starts a new
 /// anonymous id, device id and session. A device id set with
 /// [`Builder::device_id`](crate::Builder::device_id) stays, and so do the facts.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// telemetry.recorder().do_send(actix_telemetry::Reset);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "()")]
 pub struct Reset;
@@ -321,6 +393,17 @@ pub struct Reset;
 ///
 /// The deadline is an instant, taken when the message is made ([`Flush::within`]): time spent
 /// in mailboxes on the way counts against it.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use std::time::Duration;
+/// use actix_telemetry::Flush;
+/// let report = telemetry.recorder().send(Flush::within(Duration::from_secs(5))).await?;
+/// println!("delivered {}, pending {}", report.delivered, report.pending);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, Message)]
 #[rtype(result = "FlushReport")]
 pub struct Flush {
@@ -350,6 +433,17 @@ impl Flush {
 
 /// Stops accepting events, delivers what is queued until `deadline`, drops the rest (counted),
 /// reports, and stops the runtime's actors.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use std::time::Duration;
+/// use actix_telemetry::Shutdown;
+/// let report = telemetry.recorder().send(Shutdown::within(Duration::from_secs(5))).await?;
+/// println!("complete: {}", report.complete);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "ShutdownReport")]
 pub struct Shutdown {
@@ -368,6 +462,15 @@ impl Shutdown {
 }
 
 /// Reads a flag's variant as `T` and records a `$feature_flag_called` event.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::GetVariant;
+/// let theme: Option<String> = telemetry.recorder().send(GetVariant::new("theme")).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Message)]
 #[rtype(result = "Option<T>")]
 pub struct GetVariant<T: DeserializeOwned + 'static> {
@@ -396,6 +499,15 @@ impl<T: DeserializeOwned + 'static> GetVariant<T> {
 }
 
 /// Reads a flag's payload as `T` and records a `$feature_flag_called` event.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::GetPayload;
+/// let limits: Option<serde_json::Value> = telemetry.recorder().send(GetPayload::new("limits")).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Message)]
 #[rtype(result = "Option<T>")]
 pub struct GetPayload<T: DeserializeOwned + 'static> {
@@ -425,6 +537,18 @@ impl<T: DeserializeOwned + 'static> GetPayload<T> {
 
 /// Reads a flag's variant as `V` and its payload as `P`, independently (a payload that does not
 /// parse leaves `payload` empty and the variant readable); records `$feature_flag_called`.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::GetFeature;
+/// let feature = telemetry
+///     .recorder()
+///     .send(GetFeature::<String, serde_json::Value>::new("checkout"))
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Message)]
 #[rtype(result = "Option<Feature<V, P>>")]
 pub struct GetFeature<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> {
@@ -453,6 +577,15 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> GetFeature<V,
 }
 
 /// Whether a flag is present and on; records `$feature_flag_called`.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::IsEnabled;
+/// let on: bool = telemetry.recorder().send(IsEnabled::new("new-dashboard")).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "bool")]
 pub struct IsEnabled {
@@ -481,6 +614,15 @@ impl IsEnabled {
 /// Reads a flag's variant as `T`, or answers `default` when the flag is missing, malformed, not
 /// a `T`, or its pointer chain loops. The `$feature_flag_called` event then says the default was
 /// used, and why.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::GetVariantOr;
+/// let page_size: u32 = telemetry.recorder().send(GetVariantOr::new("page-size", 50u32)).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Message)]
 #[rtype(result = "T")]
 pub struct GetVariantOr<T: DeserializeOwned + Serialize + 'static> {
@@ -511,6 +653,18 @@ impl<T: DeserializeOwned + Serialize + 'static> GetVariantOr<T> {
 
 /// Reads a flag's payload as `T`, or answers `default` when the flag or its payload is missing,
 /// malformed or not a `T`; the `$feature_flag_called` event then says the default was used.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use actix_telemetry::GetPayloadOr;
+/// let banner: String = telemetry
+///     .recorder()
+///     .send(GetPayloadOr::new("banner", String::new()))
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Message)]
 #[rtype(result = "T")]
 pub struct GetPayloadOr<T: DeserializeOwned + 'static> {
@@ -540,11 +694,36 @@ impl<T: DeserializeOwned + 'static> GetPayloadOr<T> {
 }
 
 /// The whole current flag set, without recording an evaluation event.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// let flags = telemetry.recorder().send(actix_telemetry::GetFeatures).await?;
+/// println!("{} flags", flags.len());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Arc<FeatureSet>")]
 pub struct GetFeatures;
 
 /// Waits until a check-in has succeeded in this run of the runtime (returns at once if one has).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// use std::time::Duration;
+/// use actix_telemetry::WaitForCheckin;
+/// let answer = telemetry
+///     .recorder()
+///     .send(WaitForCheckin { timeout: Duration::from_secs(2) })
+///     .await?;
+/// if let Err(why) = answer {
+///     eprintln!("serving the flags of an earlier run: {why}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Result<Arc<FeatureSet>, WaitForCheckinError>")]
 pub struct WaitForCheckin {
@@ -553,21 +732,58 @@ pub struct WaitForCheckin {
 }
 
 /// Asks for a check-in now, in the background; returns at once.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// telemetry.recorder().do_send(actix_telemetry::RefreshConfiguration);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "()")]
 pub struct RefreshConfiguration;
 
 /// Subscribes to flag changes: the subscription wakes only when the flags really changed.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// let mut subscription = telemetry.recorder().send(actix_telemetry::SubscribeFeatures).await?;
+/// while let Some(flags) = subscription.changed().await {
+///     println!("flags changed: {} now", flags.len());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "FeatureSubscription")]
 pub struct SubscribeFeatures;
 
 /// The runtime's counters.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// let stats = telemetry.recorder().send(actix_telemetry::GetStats).await?;
+/// println!("accepted {}, dropped {}", stats.accepted, stats.dropped.total());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Stats")]
 pub struct GetStats;
 
 /// The counters of each sink (its queue, deliveries and drops), by name, primary first.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// for (sink, stats) in telemetry.recorder().send(actix_telemetry::GetSinkStats).await? {
+///     println!("{sink}: delivered {}", stats.delivered);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Vec<(String, Stats)>")]
 pub struct GetSinkStats;

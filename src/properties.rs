@@ -18,6 +18,15 @@ use crate::json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue, checked, nests_d
 static REFUSAL_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Properties of one event: unique names, JSON values.
+///
+/// ```
+/// use actix_telemetry::Properties;
+/// let mut properties = Properties::new();
+/// properties.insert("rows", 1200);
+/// properties.insert("ratio", f64::NAN); // refused and counted
+/// assert_eq!(properties.len(), 1);
+/// assert_eq!(properties.refused(), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Properties {
     /// `"a":1,"b":"x"` (the members of a JSON object, without braces).

@@ -9,6 +9,15 @@ use std::time::Duration;
 use backoff::backoff::Backoff;
 
 /// How retry delays grow.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_telemetry::{BackoffPolicy, Builder};
+/// let builder = Builder::new().backoff(BackoffPolicy {
+///     initial: Duration::from_secs(1),
+///     ..BackoffPolicy::default()
+/// });
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackoffPolicy {
     /// The first delay.

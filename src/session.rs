@@ -9,6 +9,15 @@ use tokio::time::Instant;
 use crate::identity::new_id;
 
 /// When sessions end.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_telemetry::{Builder, SessionPolicy};
+/// let builder = Builder::new().session(SessionPolicy {
+///     idle_timeout: Duration::from_secs(10 * 60),
+///     ..SessionPolicy::default()
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionPolicy {
     /// A session ends after this long without events.

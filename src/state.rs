@@ -28,6 +28,12 @@ const HOST_SALT_FILE: &str = "host-salt";
 pub(crate) type HostSalt = [u8; 32];
 
 /// Where state is kept.
+///
+/// ```
+/// use actix_telemetry::{Builder, StateLocation};
+/// let builder = Builder::new().state(StateLocation::At("/var/lib/my-service/telemetry".into()));
+/// let in_memory_only = Builder::new().state(StateLocation::Disabled);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum StateLocation {
     /// `$XDG_STATE_HOME/actix-telemetry/<prefix>` (or `~/.local/state/…`), when a home is known.

@@ -2,6 +2,7 @@
 
 /// Events the runtime had to drop, by cause. Every drop is counted in exactly one field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DropCounts {
     /// Telemetry is disabled (`…_IDS_TELEMETRY=disabled` or `DO_NOT_TRACK`).
     pub opt_out: u64,
@@ -67,7 +68,17 @@ impl DropCounts {
 }
 
 /// A picture of the runtime's counters, answered to [`GetStats`](crate::GetStats).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let telemetry = actix_telemetry::Builder::new().endpoint("file:///dev/stdout").build()?;
+/// let stats = telemetry.stats().await;
+/// println!("accepted {}, delivered {}, queued {}", stats.accepted, stats.delivered, stats.queue_depth);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Events (including `$identify`, `$set`, `$create_alias`, `$feature_flag_called`) accepted
     /// by the Recorder.
