@@ -114,7 +114,7 @@ impl FileBackend {
         })
         .await?
         .map_err(|source| TransportError::Io { path, source })?;
-        Ok(parse_checkin(&bytes)?)
+        super::parse_document(bytes, parse_checkin).await
     }
 
     /// Whether the check-in document changed since it was last read.

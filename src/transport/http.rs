@@ -11,7 +11,7 @@ use url::Url;
 
 use super::body::{MAX_EVENTS_RESPONSE_BYTES, read_capped};
 use super::retry_after::parse_retry_after;
-use super::{DeliveryOutcome, TransportError, off_thread};
+use super::{DeliveryOutcome, TransportError, off_thread, parse_document};
 use crate::checkin::{Checkin, CheckinRequest, parse_checkin};
 use crate::error::BuildError;
 use crate::event::{EncodedEvent, encode_batch};
@@ -193,7 +193,7 @@ impl HttpClient {
             return Err(TransportError::Status(status.as_u16()));
         }
         let bytes = read_capped(response, self.settings.max_checkin_bytes).await?;
-        let checkin = parse_checkin(&bytes)?;
+        let checkin = parse_document(bytes, parse_checkin).await?;
         self.zstd
             .store(checkin.server_options.zstd, Ordering::Relaxed);
         Ok(checkin)

@@ -335,6 +335,22 @@ impl Backend {
     }
 }
 
+/// Documents smaller than this are parsed on the actor thread (well under a millisecond);
+/// larger ones, up to `max_checkin_bytes`, on the blocking pool, so that a large check-in never
+/// holds up the thread that serves events and flag reads.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
+
+/// Parses a check-in document with `parse`, off the actor thread when it is large.
+async fn parse_document<T: Send + 'static>(
+    bytes: Vec<u8>,
+    parse: fn(&[u8]) -> Result<T, CheckinDocumentError>,
+) -> Result<T, TransportError> {
+    if bytes.len() < INLINE_PARSE_BYTES {
+        return Ok(parse(&bytes)?);
+    }
+    Ok(off_thread(move || parse(&bytes)).await??)
+}
+
 /// Runs CPU- or disk-bound work on tokio's blocking pool so the actor thread keeps serving.
 async fn off_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,

@@ -54,7 +54,7 @@ pub(super) async fn fetch(
         let status = response.status();
         if status.is_success() {
             let bytes = read_capped(response, backend.http.max_checkin_bytes).await?;
-            return Ok(parse_flags(&bytes)?);
+            return super::super::parse_document(bytes, parse_flags).await;
         }
         let _ = read_capped(response, MAX_EVENTS_RESPONSE_BYTES).await;
         if !retried
