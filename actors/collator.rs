@@ -142,6 +142,9 @@ pub struct Collator {
     shared: Option<SharedProperties>,
     /// The effective distinct id and its JSON text, shared by every event encoded for it.
     distinct_id: Option<(String, Arc<str>)>,
+    /// The last distinct id an event brought of its own, as JSON: a user's requests come in
+    /// runs, so consecutive events usually share it.
+    own_distinct_id: Option<(String, Arc<str>)>,
     pending: VecDeque<Work>,
     flag_calls_seen: HashSet<(String, String, String)>,
     dropped: DropCounts,
@@ -176,6 +179,7 @@ impl Collator {
             snapshot_failed_at: None,
             shared: None,
             distinct_id: None,
+            own_distinct_id: None,
             pending: VecDeque::new(),
             flag_calls_seen: HashSet::new(),
             dropped: DropCounts::default(),
@@ -341,7 +345,14 @@ impl Collator {
         }
         let distinct_id = match event.take_identity(&self.identity.groups) {
             // Another user's event: its id is its own, the process's identity is untouched.
-            Some(own) => Arc::from(json_string(&own)),
+            Some(own) => match &self.own_distinct_id {
+                Some((raw, json)) if *raw == own => json.clone(),
+                _ => {
+                    let json: Arc<str> = Arc::from(json_string(&own));
+                    self.own_distinct_id = Some((own, json.clone()));
+                    json
+                }
+            },
             None => self.distinct_id_json(),
         };
         self.shared();

@@ -27,7 +27,11 @@ pub(crate) async fn read_capped(
         return Err(TransportError::BodyTooLarge { limit });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(TransportError::Http)? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(crate::transport::http_error)?
+    {
         if body.len() + chunk.len() > limit {
             return Err(TransportError::BodyTooLarge { limit });
         }

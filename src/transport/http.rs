@@ -143,7 +143,7 @@ impl HttpClient {
                 Err(error) => {
                     return DeliveryOutcome::Retry {
                         after: None,
-                        reason: describe(&error),
+                        reason: describe(error),
                     };
                 }
             };
@@ -186,7 +186,7 @@ impl HttpClient {
             .body(body)
             .send()
             .await
-            .map_err(TransportError::Http)?;
+            .map_err(crate::transport::http_error)?;
         let status = response.status();
         if !status.is_success() {
             let _ = read_capped(response, MAX_EVENTS_RESPONSE_BYTES).await;
@@ -271,7 +271,8 @@ fn classify(status: StatusCode, retry_after: Option<Duration>) -> DeliveryOutcom
     }
 }
 
-pub(crate) fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: reqwest::Error) -> String {
+    let error = &super::redacted_error(error);
     if error.is_timeout() {
         format!("timed out: {error}")
     } else if error.is_connect() {

@@ -335,6 +335,22 @@ impl Backend {
     }
 }
 
+/// `error` with the password of its URL, if any, replaced by `***`: reqwest's errors name the
+/// URL they were about, and they end up in logs and in [`TransportError::Http`].
+pub(crate) fn redacted_error(mut error: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = error.url_mut()
+        && url.password().is_some()
+    {
+        let _ = url.set_password(Some("***"));
+    }
+    error
+}
+
+/// A request that did not complete, as a [`TransportError`], its URL's password redacted.
+pub(crate) fn http_error(error: reqwest::Error) -> TransportError {
+    TransportError::Http(redacted_error(error))
+}
+
 /// Documents smaller than this are parsed on the actor thread (well under a millisecond);
 /// larger ones, up to `max_checkin_bytes`, on the blocking pool, so that a large check-in never
 /// holds up the thread that serves events and flag reads.
@@ -407,5 +423,34 @@ mod tests {
         assert!(is_loopback(&Url::parse("http://127.0.0.1:1").unwrap()));
         assert!(is_loopback(&Url::parse("http://localhost:1").unwrap()));
         assert!(!is_loopback(&Url::parse("http://example.com").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn request_errors_never_show_a_password() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let error = reqwest::Client::new()
+            .get(format!("http://user:hunter2@{closed}/x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("hunter2") || error.url().is_some());
+        let shown = http_error(error).to_string();
+        let source = format!(
+            "{:?}",
+            std::error::Error::source(&http_error_again(closed).await)
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!source.contains("hunter2"), "{source}");
+    }
+
+    async fn http_error_again(closed: std::net::SocketAddr) -> TransportError {
+        let error = reqwest::Client::new()
+            .get(format!("http://user:hunter2@{closed}/x"))
+            .send()
+            .await
+            .unwrap_err();
+        http_error(error)
     }
 }

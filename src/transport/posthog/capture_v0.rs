@@ -81,7 +81,7 @@ pub(super) async fn deliver(
     }
     let response = match request.body(body).send().await {
         Ok(response) => response,
-        Err(error) => return failed(&error),
+        Err(error) => return failed(error),
     };
     let status = response.status();
     let after = retry_after(&response);

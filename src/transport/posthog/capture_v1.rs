@@ -183,7 +183,7 @@ pub(super) async fn deliver(
         Ok(response) => response,
         Err(error) => {
             backend.requests.again(first, pending);
-            return failed(&error);
+            return failed(error);
         }
     };
     let status = response.status();

@@ -50,7 +50,7 @@ pub(super) async fn fetch(
             .body(body.clone())
             .send()
             .await
-            .map_err(TransportError::Http)?;
+            .map_err(crate::transport::http_error)?;
         let status = response.status();
         if status.is_success() {
             let bytes = read_capped(response, backend.http.max_checkin_bytes).await?;

@@ -317,7 +317,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 }
 
 /// A request that did not complete: retried later.
-fn failed(error: &reqwest::Error) -> DeliveryOutcome {
+fn failed(error: reqwest::Error) -> DeliveryOutcome {
     DeliveryOutcome::Retry {
         after: None,
         reason: describe(error),
