@@ -27,7 +27,9 @@ use crate::spool::SpoolDirs;
 use crate::state::{Saver, StateDir, StateLocation};
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::stream::StreamSettings;
-use crate::transport::{Backend, Endpoint, HttpSettings, PostHogSettings, SrvSettings};
+#[cfg(feature = "srv")]
+use crate::transport::SrvSettings;
+use crate::transport::{Backend, Endpoint, HttpSettings, PostHogSettings};
 use crate::user_flags::UserFlagSettings;
 use crate::validate::{Checks, ConfigError, ConfigProblem, MIN_EVENT_BYTES};
 
@@ -125,6 +127,7 @@ impl std::fmt::Debug for EndpointText {
 pub struct Builder {
     endpoint: Option<EndpointText>,
     posthog: Option<PostHogSettings>,
+    #[cfg(feature = "srv")]
     srv: Option<SrvSettings>,
     env: EnvSource,
     env_prefix: String,
@@ -159,6 +162,7 @@ impl Default for Builder {
         Builder {
             endpoint: None,
             posthog: None,
+            #[cfg(feature = "srv")]
             srv: None,
             env: EnvSource::Process,
             env_prefix: "DETSYS".into(),
@@ -242,6 +246,8 @@ impl Builder {
 
     /// Discover backends through DNS SRV records when no endpoint is configured; the reference
     /// deployment's record, suffixes and fallback are [`SrvSettings::determinate_systems`].
+    /// (Feature `srv`.)
+    #[cfg(feature = "srv")]
     pub fn srv(mut self, settings: SrvSettings) -> Self {
         self.srv = Some(settings);
         self
@@ -551,6 +557,7 @@ impl Builder {
             checks.positive_duration("stream.idle_timeout", stream.idle_timeout);
             checks.backoff("stream.backoff", &stream.backoff);
         }
+        #[cfg(feature = "srv")]
         if let Some(srv) = &self.srv {
             checks.positive_duration("srv.lookup_timeout", srv.lookup_timeout);
             checks.duration("srv.negative_ttl", srv.negative_ttl);
@@ -602,11 +609,12 @@ impl Builder {
             None if self.posthog.is_some() => {
                 Endpoint::PostHog(self.posthog.clone().ok_or(BuildError::NoEndpoint)?)
             }
-            None => match &self.srv {
-                Some(srv) => Endpoint::Srv(srv.clone()),
-                // Nothing is sent anywhere nobody chose.
-                None => return Err(BuildError::NoEndpoint),
-            },
+            #[cfg(feature = "srv")]
+            None if self.srv.is_some() => {
+                Endpoint::Srv(self.srv.clone().ok_or(BuildError::NoEndpoint)?)
+            }
+            // Nothing is sent anywhere nobody chose.
+            None => return Err(BuildError::NoEndpoint),
         };
         endpoint.warn_if_cleartext();
         let checkin_file = self

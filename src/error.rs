@@ -27,7 +27,8 @@ pub enum BuildError {
     /// on its own.
     #[error(
         "no endpoint configured: call Builder::endpoint (or set …_IDS_TRANSPORT) with a file:// \
-         or http(s):// URL, or Builder::srv (for example SrvSettings::determinate_systems())"
+         or http(s):// URL, Builder::posthog, or Builder::srv (feature `srv`, for example \
+         SrvSettings::determinate_systems())"
     )]
     NoEndpoint,
     /// The HTTP client could not be created.

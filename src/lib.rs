@@ -125,8 +125,8 @@ pub use supervision::Fault;
 pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
 #[cfg(feature = "tracing-layer")]
 pub use tracing_layer::TelemetryLayer;
-pub use transport::{
-    CaptureVersion, Compression, Endpoint, PostHogSettings, SrvSettings, TransportError,
-};
+#[cfg(feature = "srv")]
+pub use transport::SrvSettings;
+pub use transport::{CaptureVersion, Compression, Endpoint, PostHogSettings, TransportError};
 pub use user_flags::{FlagUser, UserFlagSettings};
 pub use validate::{ConfigError, ConfigProblem, MAX_SETTING_DURATION, MIN_EVENT_BYTES};

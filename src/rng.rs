@@ -40,6 +40,7 @@ impl Rng {
     }
 
     /// A number in `0..n` (`n > 0`).
+    #[cfg(any(feature = "srv", test))]
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }

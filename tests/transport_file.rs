@@ -92,8 +92,9 @@ fn an_endpoint_that_cannot_be_opened_fails_the_build() {
     assert!(matches!(err, BuildError::InvalidEndpoint { .. }), "{err}");
 }
 
+#[cfg(feature = "srv")]
 #[test]
-fn no_endpoint_means_srv_discovery() {
+fn srv_settings_without_an_endpoint_mean_srv_discovery() {
     support::init_tracing();
     // Loopback only: a name server and a fallback that nobody listens on.
     let closed = closed_addr();

@@ -9,6 +9,7 @@ mod file;
 mod http;
 mod posthog;
 mod retry_after;
+#[cfg(feature = "srv")]
 mod srv;
 
 use std::path::PathBuf;
@@ -23,10 +24,14 @@ use crate::event::EncodedEvent;
 
 pub use body::DEFAULT_MAX_CHECKIN_BYTES;
 pub(crate) use file::FileBackend;
-pub(crate) use http::{HttpBackend, HttpClient, HttpSettings};
+#[cfg(feature = "srv")]
+pub(crate) use http::HttpClient;
+pub(crate) use http::{HttpBackend, HttpSettings};
 pub(crate) use posthog::PostHogBackend;
 pub use posthog::{CaptureVersion, Compression, PostHogSettings};
+#[cfg(feature = "srv")]
 pub(crate) use srv::SrvBackend;
+#[cfg(feature = "srv")]
 pub use srv::SrvSettings;
 
 /// Where the runtime sends events, parsed from the configured endpoint. Its `Debug` output
@@ -38,8 +43,9 @@ pub enum Endpoint {
     /// An "ids" protocol backend; the path of the URL is replaced by `/check-in` and
     /// `/events/batch`.
     Http(Url),
-    /// "ids" protocol backends discovered through a DNS SRV record (the default when no
-    /// endpoint is configured).
+    /// "ids" protocol backends discovered through a DNS SRV record (`Builder::srv`, feature
+    /// `srv`).
+    #[cfg(feature = "srv")]
     Srv(SrvSettings),
     /// PostHog's capture and flags APIs (`posthog+https://host?api_key=…`).
     PostHog(PostHogSettings),
@@ -50,6 +56,7 @@ impl std::fmt::Debug for Endpoint {
         match self {
             Endpoint::File(path) => f.debug_tuple("File").field(path).finish(),
             Endpoint::Http(url) => f.debug_tuple("Http").field(&redacted(url)).finish(),
+            #[cfg(feature = "srv")]
             Endpoint::Srv(settings) => f.debug_tuple("Srv").field(settings).finish(),
             Endpoint::PostHog(settings) => f.debug_tuple("PostHog").field(settings).finish(),
         }
@@ -250,6 +257,7 @@ pub enum TransportError {
 pub(crate) enum Backend {
     File(FileBackend),
     Http(HttpBackend),
+    #[cfg(feature = "srv")]
     Srv(SrvBackend),
     PostHog(PostHogBackend),
 }
@@ -268,6 +276,7 @@ impl Backend {
                 http.max_checkin_bytes,
             )?)),
             Endpoint::Http(url) => Ok(Backend::Http(HttpBackend::new(url, http)?)),
+            #[cfg(feature = "srv")]
             Endpoint::Srv(settings) => Ok(Backend::Srv(SrvBackend::new(settings, http)?)),
             Endpoint::PostHog(settings) => {
                 Ok(Backend::PostHog(PostHogBackend::new(settings, http)?))
@@ -281,6 +290,7 @@ impl Backend {
         match self {
             Backend::File(f) => Backend::File(f.reopened()),
             Backend::Http(h) => Backend::Http(h.rebuilt()),
+            #[cfg(feature = "srv")]
             Backend::Srv(s) => Backend::Srv(s.rebuilt()),
             Backend::PostHog(p) => Backend::PostHog(p.rebuilt()),
         }
@@ -290,6 +300,7 @@ impl Backend {
         match self {
             Backend::File(f) => f.deliver(events).await,
             Backend::Http(h) => h.deliver(events).await,
+            #[cfg(feature = "srv")]
             Backend::Srv(s) => s.deliver(events).await,
             Backend::PostHog(p) => p.deliver(events).await,
         }
@@ -299,6 +310,7 @@ impl Backend {
         match self {
             Backend::File(f) => f.check_in().await,
             Backend::Http(h) => h.check_in(request).await,
+            #[cfg(feature = "srv")]
             Backend::Srv(s) => s.check_in(request).await,
             Backend::PostHog(p) => p.check_in(request).await,
         }
@@ -321,6 +333,7 @@ impl Backend {
     /// DNS lookups of SRV discovery so far (0 for other backends).
     pub fn srv_lookups(&self) -> u64 {
         match self {
+            #[cfg(feature = "srv")]
             Backend::Srv(s) => s.lookups(),
             _ => 0,
         }
@@ -329,6 +342,7 @@ impl Backend {
     /// SRV targets that discovery ignored so far (0 for other backends).
     pub fn srv_rejected_targets(&self) -> u64 {
         match self {
+            #[cfg(feature = "srv")]
             Backend::Srv(s) => s.rejected_targets(),
             _ => 0,
         }
