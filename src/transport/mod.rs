@@ -1,7 +1,7 @@
 //! Where events go and configuration comes from: the File and HTTP backends, and the outcome
 //! of a delivery as the Submitter needs to know it.
 //!
-//! The Transport actor (`actors/transport.rs`) owns a [`Backend`] and does nothing else than
+//! The Transport actor (`actors/transport.rs`) owns a `Backend` and does nothing else than
 //! hand it batches and check-ins; everything about the wire lives here.
 
 mod body;
@@ -216,6 +216,7 @@ pub(crate) enum DeliveryOutcome {
 
 /// Why a check-in failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// The request did not complete (connection, timeout, TLS).
     #[error("check-in request failed: {0}")]
