@@ -842,7 +842,9 @@ impl Telemetry {
     /// Stops accepting events, delivers what is queued within `deadline` (counted from this
     /// call), drops and counts the rest, and stops the actors. Works from any runtime, also
     /// after the application's actix `System` has stopped (as actix-web stops it on SIGINT
-    /// and SIGTERM).
+    /// and SIGTERM). A deadline that has passed by the time a sink sees it (`Duration::ZERO`)
+    /// starts no more requests: what the sink holds is dropped (or left in its spool) at
+    /// once, not sent.
     ///
     /// [`ShutdownReport::complete`] says whether every actor answered. If the Recorder does not
     /// answer (the runtime had already stopped), the report is incomplete and holds the
