@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_telemetry::env::EnvSource;
 use actix_telemetry::{
     BackoffPolicy, Builder, CaptureVersion, Compression, FlagUser, PostHogSettings, Properties,
-    Record, StateLocation, Telemetry, UserFlagSettings, WaitForCheckin,
+    Record, StateLocation, Telemetry, UserFlagSettings,
 };
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -46,9 +46,6 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// How long `/flush` waits for queued and in-flight events, retries included: longer than
 /// the harness's longest retry window.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long `/init` waits for the runtime's first check-in, so that it is over before the
-/// test's own requests start.
-const FIRST_CHECKIN_WAIT: Duration = Duration::from_secs(3);
 /// How long one `/get_feature_flag` waits for PostHog's answer.
 const FLAG_TIMEOUT: Duration = Duration::from_secs(10);
 /// The delay before the first retry of a failed batch, and how it grows.
@@ -288,6 +285,9 @@ impl Adapter {
             .state(StateLocation::Disabled)
             .spool(false)
             .backoff(BACKOFF)
+            // Only `/get_feature_flag` asks for flags: a server SDK makes no `/flags` request
+            // of its own, and the harness counts every request the mock sees.
+            .checkins(false)
             // Every `/get_feature_flag` asks PostHog afresh, as the harness expects of a
             // remote evaluation.
             .user_flags(UserFlagSettings {
@@ -314,17 +314,6 @@ impl Adapter {
         let telemetry = builder
             .build()
             .map_err(|e| Failure::bad_request(e.to_string()))?;
-        // The runtime checks in with `/flags` as it starts; let that finish before the test's
-        // own requests, so they arrive in the order the test makes them.
-        let waited = telemetry
-            .recorder()
-            .send(WaitForCheckin {
-                timeout: FIRST_CHECKIN_WAIT,
-            })
-            .await;
-        if !matches!(waited, Ok(Ok(_))) {
-            tracing::debug!("no first check-in within the wait; going on");
-        }
         *slot = Some(Instance {
             telemetry,
             disable_geoip,
