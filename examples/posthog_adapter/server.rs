@@ -291,7 +291,7 @@ impl Adapter {
             // Every `/get_feature_flag` asks PostHog afresh, as the harness expects of a
             // remote evaluation.
             .user_flags(UserFlagSettings {
-                ttl: Duration::from_millis(1),
+                ttl: Duration::from_nanos(1),
                 ..UserFlagSettings::default()
             });
         if let Some(flush_at) = optional_u64(body, "flush_at")? {
