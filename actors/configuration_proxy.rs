@@ -12,7 +12,8 @@
 //!
 //! It checks in right after it starts (never blocking the build or recording), then on the
 //! refresh interval, and whenever the Transport says the source changed (an edited check-in
-//! file, asked about once a second with `CheckinSourceChanged`). A failed check-in or a malformed document is logged and counted, and the
+//! file, asked about once a second with `CheckinSourceChanged`). With check-ins turned off
+//! (`Builder::checkins(false)`) it never checks in at all. A failed check-in or a malformed document is logged and counted, and the
 //! previous flags stay in force.
 
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct ConfigurationProxy {
     /// A completed check-in waiting for the Recorder to connect.
     unreported: Option<CheckinCompleted>,
     refresh_interval: Duration,
+    /// Off: no check-in ever runs (the builder's `checkins(false)`).
+    checkins_enabled: bool,
     /// How often to ask whether the check-in source changed.
     watch_interval: Duration,
     current: Arc<FeatureSet>,
@@ -90,6 +93,7 @@ impl ConfigurationProxy {
             recorder: None,
             unreported: None,
             refresh_interval,
+            checkins_enabled: true,
             watch_interval: Duration::from_secs(1),
             stale_unsent: stale.is_some(),
             current: stale.unwrap_or_default(),
@@ -112,7 +116,16 @@ impl ConfigurationProxy {
         }
     }
 
+    /// With check-ins off, none ever runs (the builder's `checkins(false)`).
+    pub(crate) fn with_checkins(mut self, enabled: bool) -> Self {
+        self.checkins_enabled = enabled;
+        self
+    }
+
     fn check_in(&mut self, ctx: &mut Context<Self>) {
+        if !self.checkins_enabled {
+            return;
+        }
         if self.checking_in {
             // The running check-in may have read the identity before the change that asked
             // for this one; run once more after it.

@@ -212,8 +212,13 @@ impl Submitter {
         let id = self
             .core
             .start_flush(request.deadline, request.drop_at_timeout, request.reply);
-        if let Some(deadline) = request.deadline {
-            self.expire_at(id, deadline, ctx);
+        match request.deadline {
+            // Already due (a zero timeout): answered before anything more goes on the wire,
+            // so a shutdown that gives no time drops what is held rather than sending it
+            // while reporting it dropped.
+            Some(deadline) if deadline <= Instant::now() => self.core.expire_flush(id),
+            Some(deadline) => self.expire_at(id, deadline, ctx),
+            None => {}
         }
         self.pump(ctx);
     }

@@ -139,6 +139,7 @@ pub struct Builder {
     request_timeout: Duration,
     connect_timeout: Duration,
     checkin_interval: Duration,
+    checkins: bool,
     user_agent: String,
     max_checkin_bytes: usize,
     feature_limits: FeatureLimits,
@@ -175,6 +176,7 @@ impl Default for Builder {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             checkin_interval: Duration::from_secs(300),
+            checkins: true,
             user_agent: format!("{LIB_NAME}/{LIB_VERSION}"),
             max_checkin_bytes: crate::transport::DEFAULT_MAX_CHECKIN_BYTES,
             feature_limits: FeatureLimits::default(),
@@ -413,6 +415,19 @@ impl Builder {
     /// How often to check in for fresh configuration (default 5 minutes).
     pub fn checkin_interval(mut self, interval: Duration) -> Self {
         self.checkin_interval = interval;
+        self
+    }
+
+    /// Whether the runtime checks in for its process-wide flags (default: on). Off, it never
+    /// asks the backend for them: not as it starts, not on the
+    /// [`checkin_interval`](Builder::checkin_interval), not after an identity change or a
+    /// [`RefreshConfiguration`](crate::RefreshConfiguration). The process-wide flags stay
+    /// those saved by an earlier run, if any ([`WaitForCheckin`](crate::WaitForCheckin) waits
+    /// out its timeout); flags for one user ([`FlagReader::for_user`]) still come from the
+    /// backend. For a service that reads only per-user flags, this saves a request per
+    /// interval (with PostHog, a billed flag evaluation for the process's own identity).
+    pub fn checkins(mut self, enabled: bool) -> Self {
+        self.checkins = enabled;
         self
     }
 
@@ -683,6 +698,7 @@ impl Builder {
                 session_fixed,
             },
             checkin_interval: self.checkin_interval,
+            checkins: self.checkins,
             stale_checkin,
             saver,
             stream: self.stream.map(|s| (s, http.clone())),
@@ -850,7 +866,9 @@ impl Telemetry {
     /// Stops accepting events, delivers what is queued within `deadline` (counted from this
     /// call), drops and counts the rest, and stops the actors. Works from any runtime, also
     /// after the application's actix `System` has stopped (as actix-web stops it on SIGINT
-    /// and SIGTERM).
+    /// and SIGTERM). A deadline that has passed by the time a sink sees it (`Duration::ZERO`)
+    /// starts no more requests: what the sink holds is dropped (or left in its spool) at
+    /// once, not sent.
     ///
     /// [`ShutdownReport::complete`] says whether every actor answered. If the Recorder does not
     /// answer (the runtime had already stopped), the report is incomplete and holds the

@@ -48,6 +48,8 @@ pub(crate) struct PipelineParts {
     pub sinks: Vec<SinkParts>,
     pub collator: CollatorConfig,
     pub checkin_interval: std::time::Duration,
+    /// Whether the ConfigurationProxy checks in at all.
+    pub checkins: bool,
     pub stale_checkin: Option<crate::checkin::Checkin>,
     pub saver: Option<crate::state::Saver>,
     pub stream: Option<(
@@ -188,8 +190,9 @@ pub(crate) fn start(
     let saver = parts.saver;
     let proxy_saver = saver.clone();
     let stream = parts.stream;
+    let checkins = parts.checkins;
     let configuration = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        ConfigurationProxy::new(t, c, interval, stale, proxy_saver, stream)
+        ConfigurationProxy::new(t, c, interval, stale, proxy_saver, stream).with_checkins(checkins)
     });
     let pipeline = Pipeline {
         collator,

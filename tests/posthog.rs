@@ -579,6 +579,37 @@ async fn flags_retry_once_on_502_and_504_and_read_the_legacy_shape() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_checkins_only_per_user_reads_ask_for_flags() {
+    let backend = Backend::start(Responder::new(|req, _| match req.path_only() {
+        POSTHOG_FLAGS => Reply::json(200, &json!({"featureFlags": {"beta": "on"}})),
+        _ => Reply::json(200, &json!({"status": 1})),
+    }))
+    .await;
+    let telemetry = posthog(settings(&backend))
+        .checkins(false)
+        .checkin_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let recorder = telemetry.recorder().clone();
+    recorder.do_send(actix_telemetry::Identify::new("user-1"));
+    recorder.do_send(actix_telemetry::RefreshConfiguration);
+    recorder.do_send(Record::new("plain"));
+    recorder.send(Flush::within(WAIT)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(backend.requests_to(POSTHOG_FLAGS).is_empty());
+    assert_eq!(telemetry.flags().variant::<String>("beta"), None);
+
+    let user = actix_telemetry::FlagUser::new("user-2");
+    let read = telemetry.flags().for_user(user).timeout(WAIT);
+    assert_eq!(read.variant::<String>("beta").await.as_deref(), Some("on"));
+    let asked = backend.requests_to(POSTHOG_FLAGS);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].json()["distinct_id"], "user-2");
+    assert_eq!(telemetry.stats().await.checkins, 0);
+    telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_posthog_sink_beside_a_file_sink() {
     let backend = Backend::start(script(vec![])).await;
     let dir = TempDir::new("posthog-sink");
