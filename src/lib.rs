@@ -80,6 +80,7 @@ mod state;
 mod stats;
 mod stream;
 mod supervision;
+mod text;
 mod timestamp;
 #[cfg(feature = "tracing-layer")]
 mod tracing_layer;

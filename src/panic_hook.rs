@@ -14,6 +14,7 @@
 //!   type (`panic`), the message (cut to [`MAX_PANIC_MESSAGE_BYTES`]), the file, line and column, and
 //!   the thread's name.
 
+use crate::text::truncated;
 use std::future::Future;
 use std::panic::PanicHookInfo;
 use std::sync::Arc;
@@ -155,18 +156,6 @@ fn exception(info: &PanicHookInfo<'_>, thread: &str) -> Record {
         );
     }
     record.property("$exception_list", json!([entry]))
-}
-
-/// `text` cut to at most `max` bytes, at a character boundary.
-fn truncated(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Wakes a parked thread.

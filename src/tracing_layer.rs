@@ -17,6 +17,7 @@
 //! (actix, reqwest, hickory, …) log on its behalf. An event raised while the layer is
 //! recording one on the same thread is ignored too.
 
+use crate::text::truncated;
 use std::cell::Cell;
 use std::fmt;
 
@@ -173,18 +174,6 @@ impl Visit for FieldVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.put(field, format!("{value:?}").into());
     }
-}
-
-/// `text` cut to at most `max` bytes, at a character boundary.
-fn truncated(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl<S> Layer<S> for TelemetryLayer

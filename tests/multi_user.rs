@@ -7,17 +7,10 @@ mod support;
 use std::time::Duration;
 
 use actix_telemetry::{EventIdentity, GroupIdentify, Record};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn by_name<'a>(events: &'a [Value], name: &str) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {events:?}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_event_carries_its_own_identity_and_the_process_keeps_its_own() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix_telemetry::{
     AdmissionPolicy, Builder, PropertyFilter, Record, StateLocation, TelemetryLayer, env::EnvSource,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -31,13 +31,6 @@ fn quiet_builder(endpoint: &str) -> Builder {
             multiplier: 2.0,
             jitter: 0.0,
         })
-}
-
-fn by_name<'a>(events: &'a [Value], name: &str) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {events:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

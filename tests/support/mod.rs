@@ -168,3 +168,12 @@ pub async fn settled_stats(
         .await
         .expect("the Recorder answers")
 }
+
+/// The first event called `name`, or a panic listing what there is.
+#[allow(dead_code)]
+pub fn by_name<'a>(events: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {events:?}"))
+}

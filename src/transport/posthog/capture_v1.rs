@@ -83,17 +83,7 @@ pub(super) fn encode(
     out.extend_from_slice(b"{\"created_at\":\"");
     out.extend_from_slice(&rfc3339_bytes(created_at));
     out.extend_from_slice(b"\",");
-    if historical_migration {
-        out.extend_from_slice(b"\"historical_migration\":true,");
-    }
-    out.extend_from_slice(b"\"batch\":[");
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        event.write_posthog_to(&mut out);
-    }
-    out.extend_from_slice(b"]}");
+    super::write_batch(&mut out, historical_migration, events);
     out
 }
 

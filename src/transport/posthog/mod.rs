@@ -345,6 +345,22 @@ fn classify(status: StatusCode, retry_after: Option<Duration>) -> DeliveryOutcom
     }
 }
 
+/// Appends the end of a capture body, shared by v0 and v1: the `historical_migration` flag if
+/// asked, then `"batch":[…]}` with every event in PostHog's shape.
+fn write_batch(out: &mut Vec<u8>, historical_migration: bool, events: &[EncodedEvent]) {
+    if historical_migration {
+        out.extend_from_slice(b"\"historical_migration\":true,");
+    }
+    out.extend_from_slice(b"\"batch\":[");
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        event.write_posthog_to(out);
+    }
+    out.extend_from_slice(b"]}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
