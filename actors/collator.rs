@@ -343,13 +343,14 @@ impl Collator {
             self.invalidate_shared();
             self.flag_calls_seen.clear();
         }
-        let distinct_id = match event.take_identity(&self.identity.groups) {
+        event.take_identity(&self.identity.groups);
+        let distinct_id = match event.owner() {
             // Another user's event: its id is its own, the process's identity is untouched.
             Some(own) => match &self.own_distinct_id {
-                Some((raw, json)) if *raw == own => json.clone(),
+                Some((raw, json)) if raw == own => json.clone(),
                 _ => {
-                    let json: Arc<str> = Arc::from(json_string(&own));
-                    self.own_distinct_id = Some((own, json.clone()));
+                    let json: Arc<str> = Arc::from(json_string(own));
+                    self.own_distinct_id = Some((own.to_string(), json.clone()));
                     json
                 }
             },

@@ -35,6 +35,7 @@ use crate::control::{Control, RecorderCounters, Tally};
 use crate::error::WaitForCheckinError;
 use crate::evaluation::{OnMiss, evaluate};
 use crate::event::RecordedEvent;
+use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::features::{Feature, FeatureSet, Miss};
 use crate::json::{MAX_VALUE_DEPTH, dispose, nests_deeper_than, retain_admissible};
 use crate::messages::*;
@@ -277,16 +278,25 @@ impl Recorder {
             RecorderCounters::bump(&self.counters.invalid);
             return;
         }
-        if let Some(identity) = &msg.identity {
-            if !identity.distinct_id_is_valid() {
-                tracing::warn!(
-                    name = %msg.name,
-                    "dropping an event whose own distinct id is empty or longer than 200 bytes"
-                );
-                RecorderCounters::bump(&self.counters.invalid);
-                return;
+        let mut msg = msg;
+        if let Some(identity) = &mut msg.identity {
+            // An identity put in the public field directly: its id joins the properties' one.
+            if let Some(id) = identity.distinct_id.take() {
+                msg.properties.set_owner(&id);
             }
             self.counters.refused_values(identity.refused);
+        }
+        if msg
+            .properties
+            .owner()
+            .is_some_and(|id| id.is_empty() || id.len() > MAX_DISTINCT_ID_BYTES)
+        {
+            tracing::warn!(
+                name = %msg.name,
+                "dropping an event whose own distinct id is empty or longer than 200 bytes"
+            );
+            RecorderCounters::bump(&self.counters.invalid);
+            return;
         }
         self.counters.refused_values(msg.properties.refused());
         if !self.accepting() {

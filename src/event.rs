@@ -53,14 +53,21 @@ impl RecordedEvent {
         }
     }
 
+    /// The distinct id of the event's own user, if it has one.
+    pub fn owner(&self) -> Option<&str> {
+        self.properties.owner()
+    }
+
     /// Moves the event's own identity into its properties (`$set`, `$set_once`, and `$groups`
-    /// as `process_groups` with the event's groups over them); returns its distinct id, if it
-    /// has one of its own.
-    pub fn take_identity(
-        &mut self,
-        process_groups: &std::collections::BTreeMap<String, String>,
-    ) -> Option<String> {
-        let identity = *self.identity.take()?;
+    /// as `process_groups` with the event's groups over them).
+    pub fn take_identity(&mut self, process_groups: &std::collections::BTreeMap<String, String>) {
+        let Some(identity) = self.identity.take() else {
+            return;
+        };
+        let identity = *identity;
+        if let Some(id) = &identity.distinct_id {
+            self.properties.set_owner(id);
+        }
         if !identity.groups.is_empty() {
             let mut groups = process_groups.clone();
             groups.extend(identity.groups);
@@ -77,7 +84,6 @@ impl RecordedEvent {
             self.properties
                 .insert("$set_once", Value::Object(identity.set_once));
         }
-        identity.distinct_id
     }
 
     /// The properties' members, without the braces.

@@ -72,12 +72,4 @@ impl EventIdentity {
         }
         self
     }
-
-    /// Whether the distinct id, if any, can be sent: not empty, at most
-    /// [`MAX_DISTINCT_ID_BYTES`].
-    pub(crate) fn distinct_id_is_valid(&self) -> bool {
-        self.distinct_id
-            .as_deref()
-            .is_none_or(|id| !id.is_empty() && id.len() <= MAX_DISTINCT_ID_BYTES)
-    }
 }

@@ -66,8 +66,13 @@ impl Record {
     }
 
     /// Attributes this event alone to user `distinct_id` (the process's identity is unchanged).
-    pub fn distinct_id(mut self, distinct_id: impl Into<String>) -> Self {
-        self.identity_mut().distinct_id = Some(distinct_id.into());
+    /// The id is kept in the allocation that holds the event's properties: an event with its
+    /// own user costs no more allocations than one without.
+    pub fn distinct_id(mut self, distinct_id: impl AsRef<str>) -> Self {
+        self.properties.set_owner(distinct_id.as_ref());
+        if let Some(identity) = &mut self.identity {
+            identity.distinct_id = None;
+        }
         self
     }
 
@@ -94,9 +99,22 @@ impl Record {
     }
 
     /// Replaces who this event is about.
-    pub fn identity(mut self, identity: EventIdentity) -> Self {
+    pub fn identity(mut self, mut identity: EventIdentity) -> Self {
+        if let Some(id) = identity.distinct_id.take() {
+            self.properties.set_owner(&id);
+        }
         self.identity = Some(Box::new(identity));
         self
+    }
+
+    /// The event's own distinct id, if it has one ([`distinct_id`](Self::distinct_id), or an
+    /// [`EventIdentity`]'s).
+    pub fn own_distinct_id(&self) -> Option<&str> {
+        self.properties.owner().or_else(|| {
+            self.identity
+                .as_ref()
+                .and_then(|identity| identity.distinct_id.as_deref())
+        })
     }
 
     fn identity_mut(&mut self) -> &mut EventIdentity {
@@ -111,9 +129,13 @@ impl Record {
         self
     }
 
-    /// Replaces the properties.
+    /// Replaces the properties (the event's own distinct id, if set, stays).
     pub fn properties(mut self, properties: impl Into<Properties>) -> Self {
-        self.properties = properties.into();
+        let mut properties = properties.into();
+        if let Some(owner) = self.properties.owner() {
+            properties.set_owner(owner);
+        }
+        self.properties = properties;
         self
     }
 

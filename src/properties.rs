@@ -11,6 +11,7 @@
 use serde_json::{Map, Value};
 
 use crate::event::push_json_string;
+use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue, checked, nests_deeper_than};
 
 /// Whether a refused value was logged already: a hot loop recording the same bad value would
@@ -37,6 +38,10 @@ pub struct Properties {
     /// Values refused on the way in (a NaN, an infinity, nesting too deep): counted in
     /// `Stats::invalid_values` when the event is recorded.
     refused: u32,
+    /// Where the distinct id of the event's own user starts in `members`, when it has one: kept
+    /// behind the members in the same allocation, so that an event with its own user costs
+    /// the caller nothing more to build than one without.
+    owner_at: Option<u32>,
 }
 
 impl Properties {
@@ -62,7 +67,12 @@ impl Properties {
             // Rare: rebuild rather than edit text in place.
             let mut map = self.to_map();
             map.insert(key, value);
+            let (owner, refused) = (self.owner().map(str::to_string), self.refused);
             *self = Properties::from_map(&map);
+            self.refused = self.refused.saturating_add(refused);
+            if let Some(owner) = owner {
+                self.set_owner(&owner);
+            }
             return;
         }
         self.push_member(&key, &value);
@@ -100,6 +110,20 @@ impl Properties {
 
     /// Appends `"key":value`; `key` is not among the names yet.
     fn push_member(&mut self, key: &str, value: &Value) {
+        // The owner's id stays behind the members: set it aside (on the stack when it is of a
+        // valid length) while the member is written.
+        let owner = self.owner_at.take().map(|at| {
+            let id = OwnerId::from(&self.members[at as usize..]);
+            self.members.truncate(at as usize);
+            id
+        });
+        self.push_member_text(key, value);
+        if let Some(id) = owner {
+            self.set_owner(id.as_str());
+        }
+    }
+
+    fn push_member_text(&mut self, key: &str, value: &Value) {
         let before = self.members.len();
         if before == 0 {
             // Room for a few small properties at once, instead of growing through 8, 16, 32…
@@ -126,15 +150,35 @@ impl Properties {
 
     /// The properties as a map.
     pub fn to_map(&self) -> Map<String, Value> {
-        serde_json::from_str(&format!("{{{}}}", self.members)).unwrap_or_default()
+        serde_json::from_str(&format!("{{{}}}", self.members())).unwrap_or_default()
     }
 
     /// Their names, in the order they were set.
     pub fn keys(&self) -> PropertyNames<'_> {
         PropertyNames(match &self.escaped_names {
-            None => Names::Scan(self.members.as_str()),
+            None => Names::Scan(self.members()),
             Some(names) => Names::Listed(names.iter()),
         })
+    }
+
+    /// Makes `id` the distinct id of the event's own user (replacing an earlier one).
+    pub(crate) fn set_owner(&mut self, id: &str) {
+        if let Some(at) = self.owner_at.take() {
+            self.members.truncate(at as usize);
+        }
+        if self.members.is_empty() {
+            self.members.reserve(64);
+        }
+        // Text of an event's properties stays far below 4 GiB (events are at most a few MiB).
+        self.owner_at = u32::try_from(self.members.len()).ok();
+        if self.owner_at.is_some() {
+            self.members.push_str(id);
+        }
+    }
+
+    /// The distinct id of the event's own user, if it has one.
+    pub(crate) fn owner(&self) -> Option<&str> {
+        self.owner_at.and_then(|at| self.members.get(at as usize..))
     }
 
     /// How many there are.
@@ -144,12 +188,42 @@ impl Properties {
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.members().is_empty()
     }
 
     /// The JSON members, `"a":1,"b":"x"`.
     pub(crate) fn members(&self) -> &str {
-        &self.members
+        match self.owner_at {
+            Some(at) => self.members.get(..at as usize).unwrap_or(""),
+            None => &self.members,
+        }
+    }
+}
+
+/// An owner's id set aside while a member is written: on the stack up to the longest valid
+/// distinct id.
+enum OwnerId {
+    Short([u8; MAX_DISTINCT_ID_BYTES], usize),
+    Long(String),
+}
+
+impl OwnerId {
+    fn from(id: &str) -> Self {
+        if id.len() <= MAX_DISTINCT_ID_BYTES {
+            let mut bytes = [0u8; MAX_DISTINCT_ID_BYTES];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            OwnerId::Short(bytes, id.len())
+        } else {
+            OwnerId::Long(id.to_string())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole, so always UTF-8.
+            OwnerId::Short(bytes, len) => std::str::from_utf8(&bytes[..*len]).unwrap_or(""),
+            OwnerId::Long(id) => id,
+        }
     }
 }
 
@@ -287,5 +361,28 @@ mod tests {
         first.insert("quote\"first", 1);
         first.insert("next", 2);
         assert_eq!(first.keys().collect::<Vec<_>>(), ["quote\"first", "next"]);
+    }
+
+    #[test]
+    fn the_owner_id_rides_behind_the_members() {
+        let mut p = Properties::new();
+        p.insert("a", 1);
+        p.set_owner("user-42");
+        assert_eq!(p.members(), "\"a\":1");
+        assert_eq!(p.owner(), Some("user-42"));
+        p.insert("b", "x");
+        p.insert("a", 2); // the rebuild path
+        // A rebuild writes the members in the map's order.
+        assert_eq!(p.members(), "\"a\":2,\"b\":\"x\"");
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(p.owner(), Some("user-42"));
+        p.set_owner(&"é".repeat(150));
+        p.insert("c", true);
+        assert_eq!(p.owner(), Some("é".repeat(150).as_str()));
+        assert_eq!(p.len(), 3);
+        let mut empty = Properties::new();
+        empty.set_owner("u");
+        assert!(empty.is_empty());
+        assert_eq!(empty.members(), "");
     }
 }
