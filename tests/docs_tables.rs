@@ -1,0 +1,91 @@
+//! The message tables of docs/architecture.md and the code cannot disagree: every message in
+//! the tables has a handler in the code, and every message some actor handles is in a table.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The names in the first column of the tables after the lines "Public messages" and
+/// "Internal messages": the first backticked word of each row, without generics.
+fn documented() -> BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+            .expect("docs/architecture.md");
+    let mut names = BTreeSet::new();
+    let (mut in_table, mut rows) = (false, 0);
+    for line in text.lines() {
+        if line.starts_with("Public messages") || line.starts_with("Internal messages") {
+            (in_table, rows) = (true, 0);
+            continue;
+        }
+        if !in_table {
+            continue;
+        }
+        if line.trim().is_empty() && rows > 0 {
+            // A blank line after a table's rows ends it.
+            in_table = false;
+            continue;
+        }
+        rows += usize::from(line.starts_with('|'));
+        let Some(cell) = line.strip_prefix("| `") else {
+            continue;
+        };
+        let name: String = cell
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if !name.is_empty() && name != "message" {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// Every message type some `impl … Handler<M>` in `src/` or `actors/` handles.
+fn handled() -> BTreeSet<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names = BTreeSet::new();
+    let mut pending = vec![root.join("src"), root.join("actors")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a source directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            for line in text.lines().filter(|l| l.trim_start().starts_with("impl")) {
+                let Some(at) = line.find("Handler<") else {
+                    continue;
+                };
+                let rest = &line[at + "Handler<".len()..];
+                let rest = rest.rsplit("::").next().unwrap_or(rest);
+                let rest = rest.strip_prefix("crate::messages::").unwrap_or(rest);
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                if !name.is_empty() {
+                    names.insert(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_documented_message_is_handled_and_every_handled_one_documented() {
+    let documented = documented();
+    let handled = handled();
+    assert!(documented.len() > 30, "tables not found: {documented:?}");
+    let undocumented: Vec<_> = handled.difference(&documented).collect();
+    let unhandled: Vec<_> = documented.difference(&handled).collect();
+    assert!(
+        undocumented.is_empty() && unhandled.is_empty(),
+        "handled but not in docs/architecture.md: {undocumented:?}; \
+         in docs/architecture.md but handled nowhere: {unhandled:?}"
+    );
+}
