@@ -1,5 +1,67 @@
 //! Counters the runtime reports: what was accepted, delivered, dropped (and why), retried.
 
+/// Defines a struct of counters and, from the same list of fields, the function that adds one
+/// to another (each field merged by [`Merge`]): a counter added to the list is added
+/// everywhere, and none can be forgotten.
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident: $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl $name {
+            /// Adds every field of `other` to this one.
+            fn merge_fields(&mut self, other: &$name) {
+                $( Merge::merge(&mut self.$field, &other.$field); )*
+            }
+
+            /// The fields that are plain counts, added up.
+            #[allow(dead_code)]
+            fn sum_counts(&self) -> u64 {
+                0 $( + Merge::count(&self.$field).unwrap_or(0) )*
+            }
+        }
+    };
+}
+
+/// How one field of a set of counters is added to another.
+trait Merge {
+    fn merge(&mut self, other: &Self);
+    /// The field as one count, when it is one.
+    fn count(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl Merge for u64 {
+    fn merge(&mut self, other: &u64) {
+        *self += *other;
+    }
+
+    fn count(&self) -> Option<u64> {
+        Some(*self)
+    }
+}
+
+impl Merge for DropCounts {
+    fn merge(&mut self, other: &DropCounts) {
+        self.add(other);
+    }
+}
+
+impl Merge for crate::supervision::ActorSet {
+    fn merge(&mut self, other: &Self) {
+        *self = self.union(*other);
+    }
+}
+
+counters! {
 /// Events the runtime had to drop, by cause. Every drop is counted in exactly one field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -32,41 +94,21 @@ pub struct DropCounts {
     /// Lost with a message whose handler panicked.
     pub panic: u64,
 }
+}
 
 impl DropCounts {
     /// All drops together.
     pub fn total(&self) -> u64 {
-        self.opt_out
-            + self.invalid
-            + self.too_large
-            + self.overflow
-            + self.rejected
-            + self.refused
-            + self.retries_exhausted
-            + self.shutdown
-            + self.expired
-            + self.spool_failed
-            + self.spool_full
-            + self.panic
+        self.sum_counts()
     }
 
     /// Adds every field of `other` to this one.
     pub fn add(&mut self, other: &DropCounts) {
-        self.opt_out += other.opt_out;
-        self.invalid += other.invalid;
-        self.too_large += other.too_large;
-        self.overflow += other.overflow;
-        self.rejected += other.rejected;
-        self.refused += other.refused;
-        self.retries_exhausted += other.retries_exhausted;
-        self.shutdown += other.shutdown;
-        self.expired += other.expired;
-        self.spool_failed += other.spool_failed;
-        self.spool_full += other.spool_full;
-        self.panic += other.panic;
+        self.merge_fields(other);
     }
 }
 
+counters! {
 /// A picture of the runtime's counters, answered to [`GetStats`](crate::GetStats).
 ///
 /// ```no_run
@@ -150,6 +192,7 @@ pub struct Stats {
     pub stream_updates: u64,
     /// Configuration stream messages skipped as malformed.
     pub stream_errors: u64,
+}
 }
 
 /// What happened to the events that were queued when a flush began.
@@ -237,33 +280,35 @@ impl ShutdownReport {
 impl Stats {
     /// Adds `other`'s counters to these (each actor reports its own share).
     pub(crate) fn merge(&mut self, other: &Stats) {
-        self.accepted += other.accepted;
-        self.delivered += other.delivered;
-        self.dropped.add(&other.dropped);
-        self.retries += other.retries;
-        self.batches_delivered += other.batches_delivered;
-        self.restarts += other.restarts;
-        self.panics += other.panics;
-        self.degraded = self.degraded.union(other.degraded);
-        self.dns_lookups += other.dns_lookups;
-        self.srv_targets_rejected += other.srv_targets_rejected;
-        self.queue_depth += other.queue_depth;
-        self.queue_bytes += other.queue_bytes;
-        self.checkins += other.checkins;
-        self.checkin_failures += other.checkin_failures;
-        self.invalid_flags += other.invalid_flags;
-        self.stream_updates += other.stream_updates;
-        self.invalid_values += other.invalid_values;
-        self.spooled += other.spooled;
-        self.spool_backlog_bytes += other.spool_backlog_bytes;
-        self.spool_corrupt += other.spool_corrupt;
-        self.spool_errors += other.spool_errors;
-        self.spool_overflow += other.spool_overflow;
-        self.stream_errors += other.stream_errors;
-        self.spool_disk_only += other.spool_disk_only;
-        self.recovered += other.recovered;
-        self.spools_unavailable += other.spools_unavailable;
-        self.sinks_paused += other.sinks_paused;
-        self.sinks_failing += other.sinks_failing;
+        self.merge_fields(other);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_and_total_from_their_one_list() {
+        let one = DropCounts {
+            opt_out: 1,
+            panic: 2,
+            spool_full: 3,
+            ..DropCounts::default()
+        };
+        let mut sum = one;
+        sum.add(&one);
+        assert_eq!(sum.total(), 12);
+        assert_eq!((sum.opt_out, sum.panic, sum.spool_full), (2, 4, 6));
+        let mut stats = Stats {
+            accepted: 5,
+            dropped: one,
+            invalid_values: 1,
+            ..Stats::default()
+        };
+        stats.merge(&stats.clone());
+        assert_eq!(stats.accepted, 10);
+        assert_eq!(stats.invalid_values, 2);
+        assert_eq!(stats.dropped.total(), 12);
     }
 }
