@@ -132,7 +132,9 @@ pub struct Collator {
     session: Session,
     runtime_facts: Map<String, Value>,
     person_properties: Map<String, Value>,
-    features: Arc<FeatureSet>,
+    /// The `$feature/…` and `$active_feature_flags` properties of the current flags, made once
+    /// per flag set (every rebuild of the shared properties reuses them).
+    feature_properties: Map<String, Value>,
     snapshot: Option<SystemSnapshot>,
     snapshot_requested: bool,
     /// When the last snapshot request failed: events then go out with what there is rather
@@ -160,7 +162,12 @@ impl Collator {
         lanes: Vec<Lane>,
         snapshotter: Addr<SystemSnapshotter>,
     ) -> Self {
+        // No flags yet: events say so with an empty `$active_feature_flags`.
+        let feature_properties = FeatureSet::default()
+            .event_properties(config.feature_limits)
+            .0;
         Collator {
+            feature_properties,
             identity: config.identity.clone(),
             session: Session::new(
                 config.identity.session_id.clone(),
@@ -173,7 +180,6 @@ impl Collator {
             snapshotter,
             runtime_facts: Map::new(),
             person_properties: Map::new(),
-            features: Arc::new(FeatureSet::default()),
             snapshot: None,
             snapshot_requested: false,
             snapshot_failed_at: None,
@@ -285,7 +291,7 @@ impl Collator {
         let snapshot = &self.snapshot;
         let config = &self.config;
         let runtime_facts = &self.runtime_facts;
-        let features = &self.features;
+        let feature_properties = &self.feature_properties;
         self.shared.get_or_insert_with(|| {
             let mut map = Map::new();
             map.insert("$lib".into(), LIB_NAME.into());
@@ -310,7 +316,11 @@ impl Collator {
             ] {
                 map.extend(facts.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
-            map.extend(features.event_properties(config.feature_limits).0);
+            map.extend(
+                feature_properties
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
             SharedProperties::new(map)
         })
     }
@@ -521,18 +531,18 @@ impl Collator {
             properties.insert("$feature_flag_default".into(), Value::Bool(true));
             properties.insert("$feature_flag_default_reason".into(), miss.as_str().into());
         }
-        let mut event = RecordedEvent::new(
+        let mut properties = Properties::from_map(&properties);
+        // A read for one user of a multi-user service is that user's event.
+        if let Some(id) = &call.distinct_id {
+            properties.set_owner(id);
+        }
+        self.emit(RecordedEvent::new(
             "$feature_flag_called".to_string(),
-            Properties::from_map(&properties),
+            properties,
             call.stamp.timestamp,
             call.stamp.uuid,
             call.stamp.received_at,
-        );
-        // A read for one user of a multi-user service is that user's event.
-        event.identity = call
-            .distinct_id
-            .map(|id| Box::new(crate::event_identity::EventIdentity::user(id)));
-        self.emit(event);
+        ));
     }
 
     fn checkin_request(&mut self) -> CheckinRequest {
@@ -640,7 +650,7 @@ impl Handler<FeatureFacts> for Collator {
     fn handle(&mut self, msg: FeatureFacts, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, _| {
             let limits = act.config.feature_limits;
-            let left_out = msg.0.event_properties(limits).1;
+            let (described, left_out) = msg.0.event_properties(limits);
             if left_out > 0 {
                 tracing::warn!(
                     flags = msg.0.len(),
@@ -649,7 +659,7 @@ impl Handler<FeatureFacts> for Collator {
                     "events describe only some of the flags (see Builder::feature_limits)"
                 );
             }
-            act.features = msg.0;
+            act.feature_properties = described;
             act.invalidate_shared();
         });
     }

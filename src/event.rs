@@ -59,15 +59,13 @@ impl RecordedEvent {
     }
 
     /// Moves the event's own identity into its properties (`$set`, `$set_once`, and `$groups`
-    /// as `process_groups` with the event's groups over them).
+    /// as `process_groups` with the event's groups over them). Its distinct id is in the
+    /// properties already: the Recorder put it there.
     pub fn take_identity(&mut self, process_groups: &std::collections::BTreeMap<String, String>) {
         let Some(identity) = self.identity.take() else {
             return;
         };
         let identity = *identity;
-        if let Some(id) = &identity.distinct_id {
-            self.properties.set_owner(id);
-        }
         if !identity.groups.is_empty() {
             let mut groups = process_groups.clone();
             groups.extend(identity.groups);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::json::{PropertyValue, checked};
+use crate::json::{PropertyValue, insert_checked};
 
 /// The longest distinct id an event may carry (PostHog truncates longer ones).
 pub const MAX_DISTINCT_ID_BYTES: usize = 200;
@@ -53,23 +53,13 @@ impl EventIdentity {
 
     /// Adds a `$set` person property (refused as by [`Identify::set`](crate::Identify::set)).
     pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        match checked(value) {
-            Ok(value) => {
-                self.set.insert(key.into(), value);
-            }
-            Err(_) => self.refused = self.refused.saturating_add(1),
-        }
+        insert_checked(&mut self.set, &mut self.refused, key, value);
         self
     }
 
     /// Adds a `$set_once` person property (refused as by [`Identify::set`](crate::Identify::set)).
     pub fn set_once(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        match checked(value) {
-            Ok(value) => {
-                self.set_once.insert(key.into(), value);
-            }
-            Err(_) => self.refused = self.refused.saturating_add(1),
-        }
+        insert_checked(&mut self.set_once, &mut self.refused, key, value);
         self
     }
 }

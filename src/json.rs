@@ -130,6 +130,21 @@ pub(crate) fn checked(value: impl PropertyValue) -> Result<Value, RefusedValue> 
     admit(value)
 }
 
+/// Sets `key` to `value` in `map` if it passes [`checked`]; otherwise counts it in `refused`.
+pub(crate) fn insert_checked(
+    map: &mut Map<String, Value>,
+    refused: &mut u32,
+    key: impl Into<String>,
+    value: impl PropertyValue,
+) {
+    match checked(value) {
+        Ok(value) => {
+            map.insert(key.into(), value);
+        }
+        Err(_) => *refused = refused.saturating_add(1),
+    }
+}
+
 /// `value` if it is within [`MAX_VALUE_DEPTH`]; otherwise it is taken apart without recursion
 /// and refused.
 pub(crate) fn admit(value: Value) -> Result<Value, RefusedValue> {
@@ -143,19 +158,32 @@ pub(crate) fn admit(value: Value) -> Result<Value, RefusedValue> {
 /// Whether arrays and objects nest more than `limit` levels in `value` (a scalar is level 0,
 /// `[1]` level 1). Walks with a stack of its own, never the thread's.
 pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
-    let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
+    // Most values are scalars: they cost no allocation on the way in.
+    if !is_container(value) {
+        return false;
+    }
+    // Containers only, each with its own level.
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 1)];
     while let Some((value, depth)) = pending.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(members) => Box::new(members.values()),
-            _ => continue,
-        };
-        if depth + 1 > limit {
+        if depth > limit {
             return true;
         }
-        pending.extend(children.map(|child| (child, depth + 1)));
+        let deeper = |child: &&Value| is_container(child);
+        match value {
+            Value::Array(items) => {
+                pending.extend(items.iter().filter(deeper).map(|c| (c, depth + 1)));
+            }
+            Value::Object(members) => {
+                pending.extend(members.values().filter(deeper).map(|c| (c, depth + 1)));
+            }
+            _ => {}
+        }
     }
     false
+}
+
+fn is_container(value: &Value) -> bool {
+    matches!(value, Value::Array(_) | Value::Object(_))
 }
 
 /// Drops `value` one level at a time: the default drop recurses once per level.

@@ -21,7 +21,7 @@ use crate::error::WaitForCheckinError;
 use crate::event::{EncodedEvent, RecordedEvent};
 use crate::event_identity::EventIdentity;
 use crate::features::{Feature, FeatureSet};
-use crate::json::{PropertyValue, RefusedValue, checked};
+use crate::json::{PropertyValue, RefusedValue, checked, insert_checked};
 use crate::properties::Properties;
 use crate::snapshot::SystemSnapshot;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
@@ -86,15 +86,15 @@ impl Record {
 
     /// Sets a person property with this event (`$set`).
     pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        let identity = std::mem::take(self.identity_mut());
-        *self.identity_mut() = identity.set(key, value);
+        let identity = self.identity_mut();
+        insert_checked(&mut identity.set, &mut identity.refused, key, value);
         self
     }
 
     /// Sets a person property with this event if not set yet (`$set_once`).
     pub fn set_once(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        let identity = std::mem::take(self.identity_mut());
-        *self.identity_mut() = identity.set_once(key, value);
+        let identity = self.identity_mut();
+        insert_checked(&mut identity.set_once, &mut identity.refused, key, value);
         self
     }
 
@@ -189,21 +189,6 @@ impl SetFact {
     }
 }
 
-/// Person properties as a map, each checked as it is set; what was refused is counted.
-fn set_checked(
-    map: &mut Map<String, Value>,
-    refused: &mut u32,
-    key: impl Into<String>,
-    value: impl PropertyValue,
-) {
-    match checked(value) {
-        Ok(value) => {
-            map.insert(key.into(), value);
-        }
-        Err(_) => *refused = refused.saturating_add(1),
-    }
-}
-
 /// Identifies the user: later events carry `distinct_id`, and an `$identify` event is sent with
 /// `$set` and `$set_once`.
 ///
@@ -241,13 +226,13 @@ impl Identify {
     /// Adds a `$set` person property (a NaN, an infinity or a value nested too deep is refused
     /// and counted in `Stats::invalid_values`).
     pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        set_checked(&mut self.set, &mut self.refused, key, value);
+        insert_checked(&mut self.set, &mut self.refused, key, value);
         self
     }
 
     /// Adds a `$set_once` person property (refused as by [`set`](Self::set)).
     pub fn set_once(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        set_checked(&mut self.set_once, &mut self.refused, key, value);
+        insert_checked(&mut self.set_once, &mut self.refused, key, value);
         self
     }
 
@@ -287,13 +272,13 @@ impl SetPersonProperties {
 
     /// Adds a `$set` person property (refused as by [`Identify::set`]).
     pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        set_checked(&mut self.set, &mut self.refused, key, value);
+        insert_checked(&mut self.set, &mut self.refused, key, value);
         self
     }
 
     /// Adds a `$set_once` person property (refused as by [`Identify::set`]).
     pub fn set_once(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        set_checked(&mut self.set_once, &mut self.refused, key, value);
+        insert_checked(&mut self.set_once, &mut self.refused, key, value);
         self
     }
 
@@ -341,7 +326,7 @@ impl GroupIdentify {
 
     /// Adds a group property (refused as by [`Identify::set`]).
     pub fn set(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
-        set_checked(&mut self.set, &mut self.refused, key, value);
+        insert_checked(&mut self.set, &mut self.refused, key, value);
         self
     }
 
