@@ -37,14 +37,19 @@ use crate::evaluation::{OnMiss, evaluate};
 use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::features::{Feature, FeatureSet, Miss};
-use crate::json::{MAX_VALUE_DEPTH, dispose, nests_deeper_than, retain_admissible};
 use crate::messages::*;
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 #[cfg(feature = "fault-injection")]
 use crate::supervision::ActorKind;
 use crate::supervision::{Guard, Guarded, guarded};
-use crate::turns::Turns;
+use crate::turns::{MESSAGES_PER_TURN, Turns};
+
+mod inbound;
+
+/// How long the Recorder waits to look at its inbox again when an event was admitted but its
+/// caller had not queued it yet.
+const ADMITTED_NOT_YET_QUEUED: Duration = Duration::from_micros(50);
 
 /// Longest accepted event name, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 200;
@@ -341,123 +346,23 @@ impl Supervised for Recorder {
     }
 }
 
-impl Handler<AdmittedRecord> for Recorder {
+impl Handler<DrainAdmitted> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: AdmittedRecord, ctx: &mut Context<Self>) {
-        // Out of the mailbox: room for the next one, whatever becomes of this event.
-        self.budget.release();
-        self.take_record(msg.0, ctx);
-    }
-}
-
-impl Handler<Record> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        self.take_record(msg, ctx);
-    }
-}
-
-impl Recorder {
-    fn take_record(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        let before = self.counters.accepted();
-        if guarded(self, ctx, |act, _| act.record(msg)).is_none() {
-            // The event went with the panic: counted as taken in and lost, so the counters
-            // still balance.
-            if self.counters.accepted() == before {
-                RecorderCounters::bump(&self.counters.accepted);
+    fn handle(&mut self, _msg: DrainAdmitted, ctx: &mut Context<Self>) {
+        let budget = self.budget.clone();
+        let taken = budget.take_admitted(MESSAGES_PER_TURN, |item| self.take_inbound(item, ctx));
+        // Out of the inbox: room for the next ones, whatever becomes of these events.
+        if budget.release(taken) {
+            if taken == 0 {
+                // Admitted by a caller who has not pushed yet (it was preempted in between):
+                // look again shortly instead of spinning on the runtime's thread.
+                ctx.notify_later(DrainAdmitted, ADMITTED_NOT_YET_QUEUED);
+            } else {
+                // Behind the messages already waiting, so flushes and reads get their turn.
+                ctx.address().do_send(DrainAdmitted);
             }
-            RecorderCounters::bump(&self.counters.panic);
         }
-        self.turns.tick(ctx);
-    }
-}
-
-impl Handler<SetFact> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetFact, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            // `value` is a public field: whatever `SetFact::new` checked may have been
-            // replaced since.
-            if msg.refused().is_some() || nests_deeper_than(&msg.value, MAX_VALUE_DEPTH) {
-                act.counters.refused_values(1);
-                tracing::warn!(fact = %msg.key, "refusing a fact whose value is not valid JSON or nested too deep");
-                dispose(msg.value);
-                return;
-            }
-            act.change(IdentityChange::SetFact(msg), false)
-        });
-    }
-}
-
-impl Handler<Identify> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, mut msg: Identify, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            let refused = msg
-                .refused()
-                .saturating_add(retain_admissible(&mut msg.set))
-                .saturating_add(retain_admissible(&mut msg.set_once));
-            act.counters.refused_values(refused);
-            act.change_with_event(IdentityChange::Identify(msg))
-        });
-    }
-}
-
-impl Handler<SetPersonProperties> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, mut msg: SetPersonProperties, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            let refused = msg
-                .refused()
-                .saturating_add(retain_admissible(&mut msg.set))
-                .saturating_add(retain_admissible(&mut msg.set_once));
-            act.counters.refused_values(refused);
-            act.change_with_event(IdentityChange::SetPersonProperties(msg))
-        });
-    }
-}
-
-impl Handler<GroupIdentify> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: GroupIdentify, ctx: &mut Context<Self>) {
-        let (record, refused) = msg.into_record();
-        self.counters.refused_values(refused);
-        self.take_record(record, ctx);
-    }
-}
-
-impl Handler<Alias> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: Alias, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            act.change_with_event(IdentityChange::Alias(msg))
-        });
-    }
-}
-
-impl Handler<AddGroup> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: AddGroup, ctx: &mut Context<Self>) {
-        // Not an event: counted neither as accepted nor as dropped.
-        guarded(self, ctx, |act, _| {
-            act.change(IdentityChange::AddGroup(msg), true)
-        });
-    }
-}
-
-impl Handler<Reset> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Reset, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| act.change(IdentityChange::Reset, true));
     }
 }
 
@@ -465,6 +370,7 @@ impl Handler<Flush> for Recorder {
     type Result = ResponseFuture<FlushReport>;
 
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        self.catch_up(ctx);
         let answer = guarded(self, ctx, |act, _| act.flush(msg.deadline, false));
         Box::pin(flush_answer(answer, msg.deadline))
     }
@@ -474,6 +380,7 @@ impl Handler<Shutdown> for Recorder {
     type Result = ResponseFuture<ShutdownReport>;
 
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        self.catch_up(ctx);
         let answer = guarded(self, ctx, |act, _| {
             act.shutting_down = true;
             act.flush(Some(msg.deadline), true)
@@ -648,7 +555,8 @@ impl Handler<SubscribeFeatures> for Recorder {
 impl Handler<GetStats> for Recorder {
     type Result = ResponseFuture<Stats>;
 
-    fn handle(&mut self, _msg: GetStats, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _msg: GetStats, ctx: &mut Context<Self>) -> Self::Result {
+        self.catch_up(ctx);
         // The same gathering as `Telemetry::stats`, answered in order with the mailbox.
         let control = Control {
             counters: self.counters.clone(),
@@ -670,7 +578,8 @@ impl Handler<ReportCounters> for Recorder {
 impl Handler<GetSinkStats> for Recorder {
     type Result = ResponseFuture<Vec<(String, Stats)>>;
 
-    fn handle(&mut self, _msg: GetSinkStats, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _msg: GetSinkStats, ctx: &mut Context<Self>) -> Self::Result {
+        self.catch_up(ctx);
         let sinks = self
             .pipeline
             .as_ref()

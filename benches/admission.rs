@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release --example loopback_backend
-//! cargo bench --bench admission -- [burst|flood|flood_spool|all] [--runs N]
+//! cargo bench --bench admission -- [burst|flood|flood_spool|at_once|at_once_spool|outage|outage_spool|all] [--runs N]
 //! ```
 //!
 //! - `burst`: 100,000 events at once from one thread, defaults: none lost; peak RSS (target of
@@ -10,6 +10,11 @@
 //! - `flood`: 5,000,000 events as fast as possible from 4 threads, defaults, no spool: peak RSS
 //!   (target: at most 64 MiB), drops counted and `accepted = delivered + dropped` exactly.
 //! - `flood_spool`: the same with the spool on: none lost, peak RSS (target: at most 64 MiB).
+//! - `at_once`, `at_once_spool`: 1,000,000 events at once from one thread, end to end (targets:
+//!   at least 450,000 events/s with the spool off, 400,000 with it on).
+//! - `outage`, `outage_spool`: as `flood`, with the backend down for the whole burst and then
+//!   up: with the spool none lost and peak RSS at most 64 MiB; without it drops counted and
+//!   the counters balance.
 
 // Each benchmark uses its own part of the shared support.
 #[allow(dead_code)]
@@ -85,6 +90,54 @@ const SCENARIOS: &[Scenario] = &[
             },
         ],
     },
+    Scenario {
+        name: "at_once",
+        summary: "1,000,000 events at once from one thread through Telemetry::events(), no spool",
+        run: at_once,
+        targets: &[
+            BALANCED,
+            Target {
+                metric: "events_per_s",
+                check: Check::AtLeast(450_000.0),
+                over: Over::Median,
+                from_issue: true,
+            },
+        ],
+    },
+    Scenario {
+        name: "at_once_spool",
+        summary: "as at_once, with the spool on",
+        run: at_once_spool,
+        targets: &[
+            NONE_LOST,
+            Target {
+                metric: "events_per_s",
+                check: Check::AtLeast(400_000.0),
+                over: Over::Median,
+                from_issue: true,
+            },
+        ],
+    },
+    Scenario {
+        name: "outage",
+        summary: "as flood, the backend down for the whole burst and then up, no spool",
+        run: outage,
+        targets: &[BALANCED],
+    },
+    Scenario {
+        name: "outage_spool",
+        summary: "as outage, with the spool on",
+        run: outage_spool,
+        targets: &[
+            NONE_LOST,
+            Target {
+                metric: "vm_hwm",
+                check: Check::AtMost(64.0),
+                over: Over::Median,
+                from_issue: true,
+            },
+        ],
+    },
 ];
 
 fn main() -> ExitCode {
@@ -92,31 +145,74 @@ fn main() -> ExitCode {
 }
 
 fn burst(_options: &Options) -> Result<(), String> {
-    measure(1, 100_000, None)
+    measure(1, 100_000, None, Backend::Up)
 }
 
 fn flood(_options: &Options) -> Result<(), String> {
-    measure(4, 1_250_000, None)
+    measure(4, 1_250_000, None, Backend::Up)
 }
 
 fn flood_spool(_options: &Options) -> Result<(), String> {
     let state = TempDir::new("admission-spool")?;
-    measure(4, 1_250_000, Some(&state))
+    measure(4, 1_250_000, Some(&state), Backend::Up)
+}
+
+fn at_once(_options: &Options) -> Result<(), String> {
+    measure(1, 1_000_000, None, Backend::Up)
+}
+
+fn at_once_spool(_options: &Options) -> Result<(), String> {
+    let state = TempDir::new("admission-at-once")?;
+    measure(1, 1_000_000, Some(&state), Backend::Up)
+}
+
+fn outage(_options: &Options) -> Result<(), String> {
+    measure(4, 1_250_000, None, Backend::DownDuringBurst)
+}
+
+fn outage_spool(_options: &Options) -> Result<(), String> {
+    let state = TempDir::new("admission-outage")?;
+    measure(4, 1_250_000, Some(&state), Backend::DownDuringBurst)
+}
+
+/// Whether the backend listens while the events are recorded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Up,
+    /// Its port refuses connections until the last event is recorded; then it starts there.
+    DownDuringBurst,
 }
 
 /// Records `per_thread` events from each of `threads` threads at once through the bounded
 /// path, flushes, and reports what arrived and the peak resident set.
-fn measure(threads: u64, per_thread: u64, state: Option<&TempDir>) -> Result<(), String> {
-    let backend = LoopbackBackend::spawn()?;
+fn measure(
+    threads: u64,
+    per_thread: u64,
+    state: Option<&TempDir>,
+    backend_state: Backend,
+) -> Result<(), String> {
+    let (mut backend, url) = match backend_state {
+        Backend::Up => {
+            let backend = LoopbackBackend::spawn()?;
+            let url = backend.url().to_string();
+            (Some(backend), url)
+        }
+        Backend::DownDuringBurst => (None, loopback::closed_port_url()?),
+    };
     let baseline = procfs::status_kib("VmHWM").unwrap_or(0);
-    let telemetry = start_with(backend.url(), |b| match state {
+    let telemetry = start_with(&url, |b| match state {
         Some(dir) => b.state_dir(dir.0.join("state")),
         None => b,
     })?;
     let recorder = telemetry.recorder().clone();
     let rt = runtime()?;
-    wait_for_checkin(&rt, &recorder)?;
-    let before = backend.stats()?.events;
+    if backend.is_some() {
+        wait_for_checkin(&rt, &recorder)?;
+    }
+    let before = match &backend {
+        Some(backend) => backend.stats()?.events,
+        None => 0,
+    };
     let started = Instant::now();
     std::thread::scope(|scope| {
         for t in 0..threads {
@@ -129,6 +225,11 @@ fn measure(threads: u64, per_thread: u64, state: Option<&TempDir>) -> Result<(),
         }
     });
     let recording = started.elapsed();
+    if backend.is_none() {
+        let port = url.rsplit(':').next().unwrap_or_default().to_string();
+        backend = Some(LoopbackBackend::spawn_with(&["--port", &port])?);
+    }
+    let backend = backend.ok_or("no backend")?;
     let report = rt
         .block_on(recorder.send(Flush::within(Duration::from_secs(600))))
         .map_err(|e| format!("Flush: {e}"))?;

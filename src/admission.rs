@@ -3,23 +3,34 @@
 //!
 //! `recorder.do_send(Record)` ignores mailbox capacity (actix's `do_send` always queues), so a
 //! caller recording faster than the runtime's thread takes events grows the Recorder's mailbox
-//! without limit. [`EventSender`] counts the events it has sent that the Recorder has not taken
-//! in yet, in an atomic the Recorder decrements as it handles them. Within the budget a record
-//! costs that counter and a `do_send`. Beyond it, the [`AdmissionPolicy`] applies on the
-//! caller's thread: wait (bounded) for the runtime to catch up, or drop and count at once.
-//! Bounding the Recorder's mailbox is enough: the actors after it take turns on one thread,
-//! each handling the same number of messages per turn, so their mailboxes stay a few hundred
+//! without limit. [`EventSender`] counts the events it has handed over that the Recorder has not
+//! taken in yet, in an atomic the Recorder decrements as it takes them. Within the budget a
+//! record costs that counter and a push onto a lock-free queue (the inbox): no actix envelope,
+//! no wake-up of the runtime's thread per event. Beyond it, the [`AdmissionPolicy`] applies on
+//! the caller's thread: wait (bounded) for the runtime to catch up, or drop and count at once.
+//!
+//! Who wakes the Recorder: the caller whose event takes the count from zero sends it one
+//! `DrainAdmitted` message; from then on the Recorder keeps the duty, sending itself another
+//! after each run of events for as long as the count is not back to zero. So while events are
+//! outstanding exactly one `DrainAdmitted` is in flight, and a burst costs one message per run
+//! of events instead of one per event.
+//!
+//! Bounding the Recorder's inbox is enough: the actors after it take turns on one thread, each
+//! handling the same number of messages per turn, so their mailboxes stay a few hundred
 //! messages deep, and the Submitter's queue has limits of its own.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
 
 use crate::actors::recorder::Recorder;
 use crate::control::RecorderCounters;
-use crate::messages::{AdmittedRecord, Record};
+use crate::messages::{
+    AddGroup, Alias, DrainAdmitted, GroupIdentify, Identify, Record, Reset, SetFact,
+    SetPersonProperties,
+};
 
 /// What [`EventSender::record`] does when the budget of events not yet taken in is used up.
 ///
@@ -44,49 +55,134 @@ impl Default for AdmissionPolicy {
     }
 }
 
-/// The budget shared by every clone of an [`EventSender`] and the Recorder.
+/// The budget shared by every clone of an [`EventSender`] and the Recorder, and the inbox the
+/// admitted events wait in.
 #[derive(Debug)]
 pub(crate) struct Budget {
+    /// Events admitted and not taken in by the Recorder yet (may briefly read one more per
+    /// caller refused at the limit, see [`Budget::try_take`]).
     pending: AtomicUsize,
     max: usize,
     policy: AdmissionPolicy,
+    inbox: mpsc::Sender<Inbound>,
+    /// Only the Recorder takes from it; the lock is never contended.
+    outbox: Mutex<mpsc::Receiver<Inbound>>,
+}
+
+/// What waits in the inbox: an event, or a change that events are ordered with.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Record(Record),
+    GroupIdentify(Box<GroupIdentify>),
+    SetFact(Box<SetFact>),
+    Identify(Box<Identify>),
+    SetPersonProperties(Box<SetPersonProperties>),
+    Alias(Box<Alias>),
+    AddGroup(Box<AddGroup>),
+    Reset,
+}
+
+pub(crate) mod sealed {
+    /// What makes a message [`Admissible`](super::Admissible); not implementable outside.
+    pub trait Sealed {
+        #[allow(private_interfaces)]
+        fn into_inbound(self) -> super::Inbound;
+    }
+}
+
+/// A message an [`EventSender`] can send: an event ([`Record`], [`GroupIdentify`]) or a change
+/// of the identity or facts that later events carry ([`Identify`], [`SetPersonProperties`],
+/// [`Alias`], [`AddGroup`], [`SetFact`], [`Reset`]). Sent through the same sender, they are
+/// handled in the order they were sent.
+pub trait Admissible: sealed::Sealed {}
+
+macro_rules! admissible {
+    ($($message:ident => $inbound:expr),* $(,)?) => {$(
+        impl Admissible for $message {}
+        // `Inbound` is the crate's own: the trait is sealed, so nobody outside can call this.
+        #[allow(private_interfaces)]
+        impl sealed::Sealed for $message {
+            fn into_inbound(self) -> Inbound {
+                #[allow(clippy::redundant_closure_call)]
+                ($inbound)(self)
+            }
+        }
+    )*};
+}
+
+admissible! {
+    Record => Inbound::Record,
+    GroupIdentify => |m| Inbound::GroupIdentify(Box::new(m)),
+    SetFact => |m| Inbound::SetFact(Box::new(m)),
+    Identify => |m| Inbound::Identify(Box::new(m)),
+    SetPersonProperties => |m| Inbound::SetPersonProperties(Box::new(m)),
+    Alias => |m| Inbound::Alias(Box::new(m)),
+    AddGroup => |m| Inbound::AddGroup(Box::new(m)),
+    Reset => |_| Inbound::Reset,
+}
+
+impl Inbound {
+    /// Whether the Recorder counts it as an event (accepted, then delivered or dropped).
+    fn is_event(&self) -> bool {
+        matches!(
+            self,
+            Inbound::Record(_)
+                | Inbound::GroupIdentify(_)
+                | Inbound::Identify(_)
+                | Inbound::SetPersonProperties(_)
+                | Inbound::Alias(_)
+        )
+    }
+}
+
+/// What a caller's admission decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admitted {
+    /// In the budget; the Recorder already has a `DrainAdmitted` on its way.
+    Queued,
+    /// In the budget, and the first outstanding event: the caller wakes the Recorder.
+    First,
 }
 
 impl Budget {
     pub fn new(max: usize, policy: AdmissionPolicy) -> Self {
+        let (inbox, outbox) = mpsc::channel();
         Budget {
             pending: AtomicUsize::new(0),
             max: max.max(1),
             policy,
+            inbox,
+            outbox: Mutex::new(outbox),
         }
     }
 
-    /// Takes one unit if there is room.
-    fn try_take(&self) -> bool {
-        self.pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
+    /// Takes one unit if there is room. An increment and, when refused, its undo: cheaper under
+    /// contention than a compare-and-swap loop, and an over-count of a refused caller only
+    /// lasts until its undo (it can delay a drain's end, never skip a wake-up).
+    fn try_take(&self) -> Option<Admitted> {
+        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        if before < self.max {
+            Some(if before == 0 {
+                Admitted::First
+            } else {
+                Admitted::Queued
             })
-            .is_ok()
-    }
-
-    /// The Recorder took one admitted event in.
-    pub fn release(&self) {
-        let _ = self
-            .pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        } else {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
     }
 
     /// Waits for room until `deadline`: spins briefly (room usually comes within
     /// microseconds), then sleeps in short steps.
-    fn take_by(&self, deadline: Instant) -> bool {
+    fn take_by(&self, deadline: Instant) -> Option<Admitted> {
         let mut spins = 0u32;
         loop {
-            if self.try_take() {
-                return true;
+            if let Some(admitted) = self.try_take() {
+                return Some(admitted);
             }
             if Instant::now() >= deadline {
-                return false;
+                return None;
             }
             if spins < 64 {
                 spins += 1;
@@ -95,6 +191,37 @@ impl Budget {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
+    }
+
+    /// The Recorder takes up to `limit` admitted events, in the order they were admitted on
+    /// each thread, handing each to `take`; returns how many it took. The units are returned
+    /// to the budget by [`Budget::release`].
+    pub fn take_admitted(&self, limit: usize, mut take: impl FnMut(Inbound)) -> usize {
+        let outbox = match self.outbox.lock() {
+            Ok(outbox) => outbox,
+            // A panic while taking events (caught by the Recorder's supervision) leaves the
+            // queue itself intact.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut taken = 0;
+        while taken < limit {
+            let Ok(item) = outbox.try_recv() else { break };
+            taken += 1;
+            take(item);
+        }
+        taken
+    }
+
+    /// The Recorder took `taken` events in; true while events are still outstanding (admitted,
+    /// maybe not in the inbox yet), so the Recorder keeps the duty to drain.
+    pub fn release(&self, taken: usize) -> bool {
+        let before = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(taken))
+            })
+            .unwrap_or(0);
+        before.saturating_sub(taken) > 0
     }
 }
 
@@ -136,22 +263,49 @@ impl EventSender {
         self.record_with(event, self.budget.policy)
     }
 
+    /// Sends `message` through the same bounded path as [`record`](Self::record), in order
+    /// with the events of this sender: an [`Identify`] sent here applies to every event
+    /// recorded here after it, and to none before it. False if it was dropped under the
+    /// [`AdmissionPolicy`] (an event is then counted in `Stats::dropped.overflow`; a change
+    /// that is not an event is only logged).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actix_telemetry::{Builder, Identify, Record};
+    /// let telemetry = Builder::new().endpoint("file:///dev/stdout").build()?;
+    /// let events = telemetry.events();
+    /// events.send(Identify::new("user-42"));
+    /// events.send(Record::new("logged_in"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send(&self, message: impl Admissible) -> bool {
+        self.admit(sealed::Sealed::into_inbound(message), self.budget.policy)
+    }
+
     /// Records `event` as [`record`](Self::record) does, under `policy` instead of the
     /// sender's (on the runtime's own thread waiting would only wait for itself).
     pub(crate) fn record_with(&self, event: Record, policy: AdmissionPolicy) -> bool {
-        let admitted = self.budget.try_take()
-            || match policy {
-                AdmissionPolicy::Drop => false,
-                AdmissionPolicy::Wait(limit) => {
-                    let now = Instant::now();
-                    // `build` bounds the wait; the fallback only keeps a clock from
-                    // overflowing.
-                    self.budget.take_by(now.checked_add(limit).unwrap_or(now))
-                }
-            };
-        if admitted {
-            self.recorder.do_send(AdmittedRecord(event));
-        } else {
+        self.admit(Inbound::Record(event), policy)
+    }
+
+    fn admit(&self, item: Inbound, policy: AdmissionPolicy) -> bool {
+        let admitted = self.budget.try_take().or_else(|| match policy {
+            AdmissionPolicy::Drop => None,
+            AdmissionPolicy::Wait(limit) => {
+                let now = Instant::now();
+                // `build` bounds the wait; the fallback only keeps a clock from overflowing.
+                self.budget.take_by(now.checked_add(limit).unwrap_or(now))
+            }
+        });
+        let Some(admitted) = admitted else {
+            if !item.is_event() {
+                tracing::warn!(
+                    target: "actix_telemetry::admission",
+                    "the runtime is behind: a change of identity or facts was dropped"
+                );
+                return false;
+            }
             // Taken in and dropped, so the counters balance.
             RecorderCounters::bump(&self.counters.accepted);
             if RecorderCounters::bump_first(&self.counters.overflow) {
@@ -160,12 +314,22 @@ impl EventSender {
                     "the runtime is behind: recording drops events (counted in dropped.overflow)"
                 );
             }
+            return false;
+        };
+        // The Budget holds the receiving end for as long as any sender exists: this cannot
+        // fail, and if it did the unit would stay taken, never lost silently.
+        if self.budget.inbox.send(item).is_ok() && admitted == Admitted::First {
+            self.recorder.do_send(DrainAdmitted);
         }
-        admitted
+        true
     }
 
     /// Events sent and not taken in by the runtime yet.
     pub fn pending(&self) -> usize {
-        self.budget.pending.load(Ordering::Acquire)
+        // Without the passing over-count of callers refused at the limit.
+        self.budget
+            .pending
+            .load(Ordering::Acquire)
+            .min(self.budget.max)
     }
 }

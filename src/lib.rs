@@ -91,7 +91,7 @@ mod validate;
 
 pub use actors::recorder::Recorder;
 pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
-pub use admission::{AdmissionPolicy, EventSender};
+pub use admission::{Admissible, AdmissionPolicy, EventSender};
 pub use builder::SinkConfig;
 pub use builder::{Builder, Telemetry};
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};

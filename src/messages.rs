@@ -829,11 +829,11 @@ pub(crate) struct Stamp {
     pub received_at: Instant,
 }
 
-/// An event sent by an [`EventSender`](crate::EventSender): the Recorder returns its unit of
-/// the admission budget, then handles it as a [`Record`].
+/// [`EventSender`](crate::EventSender) → Recorder (and the Recorder to itself): events wait in
+/// the admission inbox; take the next run of them (see `src/admission.rs`).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct AdmittedRecord(pub Record);
+pub(crate) struct DrainAdmitted;
 
 /// Recorder → Collator: an accepted event to enrich.
 #[derive(Debug, Message)]

@@ -12,12 +12,12 @@
 use actix::prelude::*;
 
 /// Messages an actor handles in a row before it lets the others run.
-const RUN: u32 = 256;
+pub(crate) const MESSAGES_PER_TURN: usize = 256;
 
-/// Counts an actor's messages and steps aside after every [`RUN`] of them.
+/// Counts an actor's messages and steps aside after every [`MESSAGES_PER_TURN`] of them.
 #[derive(Debug, Default)]
 pub(crate) struct Turns {
-    handled: u32,
+    handled: usize,
 }
 
 impl Turns {
@@ -27,7 +27,7 @@ impl Turns {
         A: Actor<Context = Context<A>>,
     {
         self.handled += 1;
-        if self.handled >= RUN {
+        if self.handled >= MESSAGES_PER_TURN {
             self.handled = 0;
             ctx.wait(fut::wrap_future(tokio::task::yield_now()));
         }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actix_telemetry::{AdmissionPolicy, Record};
+use actix_telemetry::{AdmissionPolicy, Flush, Identify, Record};
+use serde_json::{Value, json};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -93,4 +94,93 @@ async fn with_the_drop_policy_the_excess_is_dropped_and_counted() {
         stats.delivered + stats.dropped.total(),
         "{stats:?}"
     );
+}
+
+/// Records `BEFORE` events named "before", sends an `Identify` (through the sender itself, or
+/// to the Recorder's mailbox), records one "after", flushes; the distinct ids that arrived for
+/// each name.
+async fn identities_around_an_identify(through_the_sender: bool) -> (Vec<Value>, Vec<Value>) {
+    let backend = Backend::start(Responder::ok()).await;
+    let telemetry = builder(&backend.url())
+        .max_pending_events(10_000)
+        .build()
+        .unwrap();
+    let (events, recorder) = (telemetry.events(), telemetry.recorder().clone());
+    tokio::task::spawn_blocking(move || {
+        for i in 0..BEFORE {
+            assert!(events.record(Record::new("before").property("i", i)));
+        }
+        if through_the_sender {
+            assert!(events.send(Identify::new("after-user")));
+        } else {
+            recorder.do_send(Identify::new("after-user"));
+        }
+        assert!(events.record(Record::new("after")));
+    })
+    .await
+    .unwrap();
+    let report = telemetry
+        .recorder()
+        .send(Flush::within(WAIT))
+        .await
+        .unwrap();
+    assert_eq!(report.pending, 0, "{report:?}");
+    let ids = |name: &str| {
+        backend
+            .delivered_events()
+            .iter()
+            .filter(|e| e["name"] == name)
+            .map(|e| e["distinct_id"].clone())
+            .collect::<Vec<_>>()
+    };
+    let seen = (ids("before"), ids("after"));
+    telemetry.shutdown(WAIT).await;
+    seen
+}
+
+/// More than the Recorder takes from its inbox in one turn, so that without catching up some
+/// would be taken after the change.
+const BEFORE: usize = 2_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identify_sent_through_the_sender_applies_to_later_events_only() {
+    let (before, after) = identities_around_an_identify(true).await;
+    assert_eq!(before.len(), BEFORE);
+    let changed = before.iter().filter(|id| **id == "after-user").count();
+    assert_eq!(
+        changed, 0,
+        "{changed} earlier events took the later identity"
+    );
+    assert_eq!(after, vec![json!("after-user")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identify_sent_to_the_mailbox_comes_after_every_event_recorded_before_it() {
+    let (before, _) = identities_around_an_identify(false).await;
+    assert_eq!(before.len(), BEFORE);
+    let changed = before.iter().filter(|id| **id == "after-user").count();
+    assert_eq!(
+        changed, 0,
+        "{changed} earlier events took the later identity"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_after_recording_from_many_threads_includes_every_event() {
+    let backend = Backend::start(Responder::ok()).await;
+    let telemetry = builder(&backend.url()).build().unwrap();
+    let events = telemetry.events();
+    let (_, refused) = tokio::task::spawn_blocking(move || flood(&events, 4, 2_500))
+        .await
+        .unwrap();
+    assert_eq!(refused, 0);
+    // No wait before the flush: whatever was admitted must be in it.
+    let report = telemetry
+        .recorder()
+        .send(actix_telemetry::Flush::within(WAIT))
+        .await
+        .unwrap();
+    assert_eq!(report.pending, 0, "{report:?}");
+    assert_eq!(backend.event_count(), 10_000);
+    telemetry.shutdown(WAIT).await;
 }
