@@ -48,6 +48,7 @@
 #[path = "../actors/mod.rs"]
 pub mod actors;
 
+mod actor_kind;
 mod admission;
 mod builder;
 mod checkin;
@@ -89,6 +90,9 @@ mod turns;
 mod user_flags;
 mod validate;
 
+#[cfg(feature = "fault-injection")]
+pub use actor_kind::Fault;
+pub use actor_kind::{ActorKind, ActorSet};
 pub use actors::recorder::Recorder;
 pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
 pub use admission::{AdmissionPolicy, EventSender};
@@ -121,9 +125,7 @@ pub use session::SessionPolicy;
 pub use state::StateLocation;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};
 pub use stream::StreamSettings;
-#[cfg(feature = "fault-injection")]
-pub use supervision::Fault;
-pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
+pub use supervision::{MAX_RESTARTS, RESTART_WINDOW};
 #[cfg(feature = "tracing-layer")]
 pub use tracing_layer::TelemetryLayer;
 #[cfg(feature = "srv")]
