@@ -12,8 +12,8 @@ pub(super) struct Segment {
     /// Binds the segment's blocks and ack entries; learnt from its blocks when an earlier run's
     /// segment is read back.
     pub(super) nonce: Option<u64>,
-    /// Still to be returned by [`Spool::read_back`](super::Spool::read_back): an earlier run's segment, or a spilled
-    /// one.
+    /// Still to be returned by [`Spool::read_back`](super::Spool::read_back): an earlier
+    /// run's segment, or a spilled one.
     pub(super) unread: bool,
     /// Written by this run while spilling.
     pub(super) spill: bool,
