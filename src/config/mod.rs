@@ -46,8 +46,8 @@ impl Config {
     /// error ([`BuildError::InvalidConfig`], naming it), and is found before anything is read
     /// or opened.
     pub fn resolve(settings: Settings) -> Result<Config, BuildError> {
-        let budget = Arc::new(Budget::new(settings.max_pending_events, settings.admission));
         rules::check(&settings)?;
+        let budget = Arc::new(Budget::new(settings.max_pending_events, settings.admission));
         let user_flags = settings.user_flags;
         let names = EnvNames::with_prefix(&settings.env_prefix);
         let enabled = if environment::opted_out(&settings, &names) {
