@@ -129,7 +129,7 @@ fn uid_from_new_file() -> Option<u32> {
     let path = std::env::temp_dir().join(format!(
         ".actix-telemetry-uid-{}-{}",
         std::process::id(),
-        crate::identity::new_id()
+        crate::rng::new_id()
     ));
     let file = private_options()
         .write(true)
@@ -260,7 +260,7 @@ pub(crate) fn new_temporary(dir: &Path, prefix: &str) -> io::Result<(PathBuf, Fi
         let path = dir.join(format!(
             "{prefix}.{}.{}.tmp",
             std::process::id(),
-            crate::identity::new_id()
+            crate::rng::new_id()
         ));
         match open_private(private_options().write(true).create_new(true), &path) {
             Ok(file) => return Ok((path, file)),
@@ -281,7 +281,7 @@ mod tests {
         std::env::temp_dir().join(format!(
             "actix-telemetry-files-{}-{}",
             std::process::id(),
-            crate::identity::new_id()
+            crate::rng::new_id()
         ))
     }
 

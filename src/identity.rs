@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use uuid::Uuid;
-
 use crate::correlation::Correlation;
+use crate::rng::new_id;
 use crate::state::PersistedIdentity;
 
 /// The ids and groups the Collator stamps on events.
@@ -151,14 +150,10 @@ fn new_device_id() -> String {
     format!("DIDS-DEV-{}", new_id())
 }
 
-/// A new UUIDv7 as text.
-pub(crate) fn new_id() -> String {
-    Uuid::now_v7().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn precedence() {

@@ -6,6 +6,10 @@
 //! enters, without recursion, and a refused value is taken apart without recursion too.
 //! serde_json reads back at most 128 levels; values stay within [`MAX_VALUE_DEPTH`] so the
 //! envelope around them (batch, event, properties) still fits.
+//!
+//! It also writes the pieces of JSON text the runtime assembles by hand (string literals, the
+//! members of an object without its braces), so that every module writing JSON text depends on
+//! this leaf and on nothing else.
 
 use std::borrow::Cow;
 
@@ -224,6 +228,54 @@ pub(crate) fn nested(depth: usize) -> Value {
     value
 }
 
+/// `{…}` for `map`.
+fn serialize_object(map: &Map<String, Value>) -> String {
+    // Serializing a map of JSON values into a string cannot fail.
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
+}
+
+/// `s` as a JSON string literal.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_string(&mut out, s);
+    out
+}
+
+/// The members of a JSON object without the surrounding braces: `"a":1,"b":2`.
+pub(crate) fn object_body(map: &Map<String, Value>) -> String {
+    let mut object = serialize_object(map);
+    // Drop the braces in place: no second allocation.
+    object.pop();
+    object.remove(0);
+    object
+}
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +313,14 @@ mod tests {
         map.insert("deep".into(), nested(500_000));
         assert_eq!(retain_admissible(&mut map), 1);
         assert_eq!(map.len(), 1);
+    }
+
+    #[test]
+    fn json_strings_round_trip() {
+        for s in ["", "plain", "q\"b\\s", "ctl\u{1}\u{1f}\t\r\n", "ünïcødé ✓"] {
+            let mut out = String::new();
+            push_json_string(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+        }
     }
 }

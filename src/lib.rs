@@ -48,9 +48,11 @@
 #[path = "../actors/mod.rs"]
 pub mod actors;
 
+mod actor_kind;
 mod admission;
 mod builder;
 mod checkin;
+mod config;
 mod control;
 pub mod correlation;
 mod delivery;
@@ -74,12 +76,15 @@ mod retry_delay;
 mod rng;
 mod runtime;
 mod session;
+mod settings;
+mod sink_config;
 pub mod snapshot;
 mod spool;
 mod state;
 mod stats;
 mod stream;
 mod supervision;
+mod telemetry;
 mod text;
 mod timestamp;
 #[cfg(feature = "tracing-layer")]
@@ -89,11 +94,13 @@ mod turns;
 mod user_flags;
 mod validate;
 
+#[cfg(feature = "fault-injection")]
+pub use actor_kind::Fault;
+pub use actor_kind::{ActorKind, ActorSet};
 pub use actors::recorder::Recorder;
 pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
 pub use admission::{Admissible, AdmissionPolicy, EventSender};
-pub use builder::SinkConfig;
-pub use builder::{Builder, Telemetry};
+pub use builder::Builder;
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
 pub use error::{BuildError, WaitForCheckinError};
 pub use event_identity::{EventIdentity, MAX_DISTINCT_ID_BYTES};
@@ -118,12 +125,12 @@ pub use panic_hook::{EXCEPTION_EVENT, MAX_PANIC_MESSAGE_BYTES, PanicHook};
 pub use properties::{Properties, PropertyNames};
 pub use retry_delay::BackoffPolicy;
 pub use session::SessionPolicy;
+pub use sink_config::SinkConfig;
 pub use state::StateLocation;
 pub use stats::{DropCounts, FlushReport, ShutdownReport, Stats};
 pub use stream::StreamSettings;
-#[cfg(feature = "fault-injection")]
-pub use supervision::Fault;
-pub use supervision::{ActorKind, ActorSet, MAX_RESTARTS, RESTART_WINDOW};
+pub use supervision::{MAX_RESTARTS, RESTART_WINDOW};
+pub use telemetry::Telemetry;
 #[cfg(feature = "tracing-layer")]
 pub use tracing_layer::TelemetryLayer;
 #[cfg(feature = "srv")]

@@ -27,8 +27,8 @@ use serde_json::json;
 
 use crate::actors::recorder::Recorder;
 use crate::admission::{AdmissionPolicy, EventSender};
-use crate::builder::Telemetry;
 use crate::messages::{Flush, Record};
+use crate::telemetry::Telemetry;
 
 /// The event a panic becomes.
 pub const EXCEPTION_EVENT: &str = "$exception";

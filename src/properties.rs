@@ -10,8 +10,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::push_json_string;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
+use crate::json::push_json_string;
 use crate::json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue, checked, nests_deeper_than};
 
 /// Whether a refused value was logged already: a hot loop recording the same bad value would

@@ -51,24 +51,26 @@ pub struct RetryDelay {
 }
 
 impl RetryDelay {
-    /// A fresh sequence for `policy`.
+    /// A fresh sequence for `policy`, which the configuration's backoff rule has checked
+    /// (`Checks::backoff`: positive bounds, a multiplier in 1..=1000, a jitter in 0..=1), so it
+    /// is taken as it is.
     pub fn new(policy: &BackoffPolicy) -> Self {
         let inner = backoff::ExponentialBackoff {
             current_interval: policy.initial,
             initial_interval: policy.initial,
-            randomization_factor: policy.jitter.clamp(0.0, 1.0),
-            multiplier: policy.multiplier.max(1.0),
+            randomization_factor: policy.jitter,
+            multiplier: policy.multiplier,
             max_interval: policy.max,
             // No give-up time: whether to give up is the caller's decision, counted per event.
             max_elapsed_time: None,
             ..backoff::ExponentialBackoff::default()
         };
-        let max = policy.max.mul_f64(1.0 + policy.jitter.clamp(0.0, 1.0));
+        let max = policy.max.mul_f64(1.0 + policy.jitter);
         RetryDelay {
             inner,
             max,
             initial: policy.initial,
-            jitter: policy.jitter.clamp(0.0, 1.0),
+            jitter: policy.jitter,
         }
     }
 

@@ -1,12 +1,18 @@
 //! Randomness. [`Rng`] and [`UuidV7Source`] are cheap, for where no secret is at stake
 //! (spreading load over SRV targets, the random bits of event UUIDs): seeded once from the
 //! standard library's per-process random hash keys, so no system call is made per value.
-//! [`secret_bytes`] is for a salt that must stay unguessable.
+//! [`secret_bytes`] is for a salt that must stay unguessable; [`new_id`] makes a fresh UUIDv7
+//! as text.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
+
+/// A new UUIDv7 as text: an id, or a file name nobody can guess in advance.
+pub(crate) fn new_id() -> String {
+    Uuid::now_v7().to_string()
+}
 
 /// splitmix64.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::identity::new_id;
+use crate::rng::new_id;
 
 /// When sessions end.
 ///

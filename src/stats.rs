@@ -55,7 +55,7 @@ impl Merge for DropCounts {
     }
 }
 
-impl Merge for crate::supervision::ActorSet {
+impl Merge for crate::actor_kind::ActorSet {
     fn merge(&mut self, other: &Self) {
         *self = self.union(*other);
     }
@@ -138,7 +138,7 @@ pub struct Stats {
     /// Panics caught in actor handlers.
     pub panics: u64,
     /// Actors whose restart budget ran out: they keep running, without restarts.
-    pub degraded: crate::supervision::ActorSet,
+    pub degraded: crate::actor_kind::ActorSet,
     /// DNS SRV lookups sent by discovery.
     pub dns_lookups: u64,
     /// SRV targets that discovery ignored: a label with bytes other than letters, digits, `-`

@@ -170,7 +170,7 @@ impl UserFlagCache {
         {
             return Lookup::Ready(features.clone());
         }
-        if !slots.contains_key(user) && slots.len() >= self.settings.max_users.max(1) {
+        if !slots.contains_key(user) && slots.len() >= self.settings.max_users {
             evict_oldest(&mut slots);
         }
         let slot = slots.entry(user.clone()).or_insert(Slot {

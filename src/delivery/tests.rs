@@ -3,11 +3,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::*;
 use crate::retry_delay::BackoffPolicy;
 use crate::timestamp::rfc3339;
+use crate::transport::DeliveryOutcome;
 
 fn event_at(i: u64, at: SystemTime) -> EncodedEvent {
     let json = format!(

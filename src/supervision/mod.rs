@@ -14,7 +14,6 @@
 mod caught;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,98 +23,16 @@ use actix::prelude::*;
 use tokio::time::Instant;
 
 pub(crate) use caught::{TaskPanics, caught};
+// The actors and the faults to inject are named where every module can reach them without
+// depending on supervision.
+#[cfg(feature = "fault-injection")]
+pub use crate::actor_kind::Fault;
+pub use crate::actor_kind::{ActorKind, ActorSet};
 
 /// Panic restarts allowed within [`RESTART_WINDOW`] before an actor is degraded.
 pub const MAX_RESTARTS: usize = 10;
 /// The window of the restart budget.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
-
-/// One of the six actors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ActorKind {
-    /// The Recorder.
-    Recorder,
-    /// The Collator.
-    Collator,
-    /// The SystemSnapshotter.
-    SystemSnapshotter,
-    /// The Submitter.
-    Submitter,
-    /// The Transport.
-    Transport,
-    /// The ConfigurationProxy.
-    ConfigurationProxy,
-}
-
-impl ActorKind {
-    /// All six, in pipeline order.
-    pub const ALL: [ActorKind; 6] = [
-        ActorKind::Recorder,
-        ActorKind::Collator,
-        ActorKind::SystemSnapshotter,
-        ActorKind::Submitter,
-        ActorKind::Transport,
-        ActorKind::ConfigurationProxy,
-    ];
-
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-}
-
-impl fmt::Display for ActorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// A set of actors (for reporting which are degraded).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ActorSet(u8);
-
-impl ActorSet {
-    /// Whether `actor` is in the set.
-    pub fn contains(&self, actor: ActorKind) -> bool {
-        self.0 & actor.bit() != 0
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0 == 0
-    }
-
-    /// Adds `actor`.
-    pub fn insert(&mut self, actor: ActorKind) {
-        self.0 |= actor.bit();
-    }
-
-    /// Every actor in both sets.
-    pub fn union(self, other: ActorSet) -> ActorSet {
-        ActorSet(self.0 | other.0)
-    }
-
-    /// The actors in the set.
-    pub fn iter(&self) -> impl Iterator<Item = ActorKind> + '_ {
-        ActorKind::ALL.into_iter().filter(|a| self.contains(*a))
-    }
-}
-
-/// A fault to inject into an actor, to test supervision (feature `fault-injection`).
-#[cfg(feature = "fault-injection")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Panic when the next message arrives (the message itself is still handled afterwards).
-    Panic,
-    /// Stop itself when the next message arrives, as on a poisoned client: the supervisor
-    /// restarts it and it rebuilds what it owns.
-    Stop,
-    /// Panic inside the next future or task the actor starts (a delivery, a check-in, a
-    /// snapshot, a flush's aggregation), outside any handler.
-    PanicInTask,
-    /// Panic while handling the next message, as a bug in a handler would: the actor is
-    /// restarted and that message is lost, with any answer it was to carry.
-    PanicLosingMessage,
-}
 
 /// An actor's restart and panic counts, readable from another thread (for counters that must
 /// not wait behind the actor's mailbox).
@@ -343,22 +260,5 @@ mod tests {
         }
         assert!(!guard.allow_restart(t0));
         assert!(guard.allow_restart(t0 + RESTART_WINDOW + Duration::from_millis(1)));
-    }
-
-    #[test]
-    fn actor_sets() {
-        let mut set = ActorSet::default();
-        assert!(set.is_empty());
-        set.insert(ActorKind::Transport);
-        let both = set.union({
-            let mut s = ActorSet::default();
-            s.insert(ActorKind::Recorder);
-            s
-        });
-        assert_eq!(
-            both.iter().collect::<Vec<_>>(),
-            [ActorKind::Recorder, ActorKind::Transport]
-        );
-        assert!(!set.contains(ActorKind::Recorder));
     }
 }

@@ -10,7 +10,8 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::super::body::{MAX_EVENTS_RESPONSE_BYTES, read_capped};
 use super::{PostHogBackend, build_body, classify, failed, retry_after};
-use crate::event::{EncodedEvent, push_json_string};
+use crate::event::EncodedEvent;
+use crate::json::push_json_string;
 use crate::timestamp::rfc3339_bytes;
 use crate::transport::DeliveryOutcome;
 

@@ -117,6 +117,47 @@ pub(super) fn per_event(body: &[u8], events: &[EncodedEvent]) -> (Vec<usize>, Ve
     (retry, dropped)
 }
 
+/// The batch's body, encoded (off the actor thread when it is large) and compressed as the
+/// settings say.
+async fn compressed_body(
+    backend: &PostHogBackend,
+    events: &Arc<[EncodedEvent]>,
+    created_at: SystemTime,
+) -> Result<Vec<u8>, String> {
+    let settings = backend.settings.clone();
+    let size: usize = events.iter().map(EncodedEvent::encoded_len).sum();
+    let events = events.clone();
+    build_body(size, move || {
+        let json = encode(settings.historical_migration, &events, created_at);
+        settings
+            .compression
+            .encode(json)
+            .map_err(|e| format!("compressing the batch: {e}"))
+    })
+    .await
+}
+
+/// The request of one attempt, without its body: the headers name the request and the attempt,
+/// so the server can tell a retry from a new batch.
+fn request(backend: &PostHogBackend, pending: &Pending) -> reqwest::RequestBuilder {
+    let request = backend
+        .client
+        .post(backend.capture_url.clone())
+        .header(
+            AUTHORIZATION,
+            format!("Bearer {}", backend.settings.api_key.trim()),
+        )
+        .header(CONTENT_TYPE, "application/json")
+        .header("PostHog-Sdk-Info", SDK_INFO)
+        .header("PostHog-Attempt", pending.attempt.to_string())
+        .header("PostHog-Request-Id", pending.id.hyphenated().to_string())
+        .header("PostHog-Request-Timestamp", rfc3339(SystemTime::now()));
+    match backend.settings.compression.token() {
+        Some(token) => request.header(CONTENT_ENCODING, token),
+        None => request,
+    }
+}
+
 pub(super) async fn deliver(
     backend: &PostHogBackend,
     events: Arc<[EncodedEvent]>,
@@ -125,20 +166,7 @@ pub(super) async fn deliver(
         return DeliveryOutcome::Delivered;
     };
     let pending = backend.requests.take(first);
-    let settings = backend.settings.clone();
-    let compression = settings.compression;
-    let size: usize = events.iter().map(EncodedEvent::encoded_len).sum();
-    let body = build_body(size, {
-        let events = events.clone();
-        move || {
-            let json = encode(settings.historical_migration, &events, pending.created_at);
-            compression
-                .encode(json)
-                .map_err(|e| format!("compressing the batch: {e}"))
-        }
-    })
-    .await;
-    let body = match body {
+    let body = match compressed_body(backend, &events, pending.created_at).await {
         Ok(body) => body,
         Err(reason) => {
             backend.requests.again(
@@ -154,22 +182,7 @@ pub(super) async fn deliver(
             };
         }
     };
-    let mut request = backend
-        .client
-        .post(backend.capture_url.clone())
-        .header(
-            AUTHORIZATION,
-            format!("Bearer {}", backend.settings.api_key.trim()),
-        )
-        .header(CONTENT_TYPE, "application/json")
-        .header("PostHog-Sdk-Info", SDK_INFO)
-        .header("PostHog-Attempt", pending.attempt.to_string())
-        .header("PostHog-Request-Id", pending.id.hyphenated().to_string())
-        .header("PostHog-Request-Timestamp", rfc3339(SystemTime::now()));
-    if let Some(token) = compression.token() {
-        request = request.header(CONTENT_ENCODING, token);
-    }
-    let response = match request.body(body).send().await {
+    let response = match request(backend, &pending).body(body).send().await {
         Ok(response) => response,
         Err(error) => {
             backend.requests.again(first, pending);

@@ -1,146 +1,15 @@
-//! Events inside the pipeline: as recorded, and as encoded for the wire.
-//!
-//! An enriched event carries dozens of properties, almost all of them the same for every event
-//! (ids, library, host snapshot, facts, feature flags). The Collator serializes those once into a
-//! shared fragment, and each [`EncodedEvent`] holds only its own head and properties plus a
-//! reference to that fragment. Queued events therefore cost memory for what is unique to them,
-//! and a batch body is a sequence of copies, with no serialization at send time.
+//! An event ready for the wire, and the batch body made of such events: each holds its own
+//! head and properties as JSON text and refers to what it shares with other events; the rest
+//! of the JSON is written around them when a batch is encoded.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
-use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::event_identity::EventIdentity;
-use crate::properties::Properties;
+use super::RecordedEvent;
+use crate::json::push_json_string;
 use crate::timestamp::{RFC3339_LEN, rfc3339, rfc3339_bytes};
-
-/// An event as the Recorder accepted it, before enrichment.
-///
-/// Its properties are serialized at once: a backlog of events waiting in mailboxes then costs
-/// a short string each instead of a map of JSON values, and the Collator writes them out as
-/// they are.
-#[derive(Debug)]
-pub(crate) struct RecordedEvent {
-    pub name: String,
-    properties: Properties,
-    pub timestamp: SystemTime,
-    pub uuid: Uuid,
-    /// When the Recorder accepted it: the system snapshot attached must not be older than the
-    /// configured age relative to this instant.
-    pub received_at: Instant,
-    /// Who this event alone is about, when not the process's identity.
-    pub identity: Option<Box<EventIdentity>>,
-}
-
-impl RecordedEvent {
-    pub fn new(
-        name: String,
-        properties: Properties,
-        timestamp: SystemTime,
-        uuid: Uuid,
-        received_at: Instant,
-    ) -> Self {
-        RecordedEvent {
-            name,
-            properties,
-            timestamp,
-            uuid,
-            received_at,
-            identity: None,
-        }
-    }
-
-    /// The distinct id of the event's own user, if it has one.
-    pub fn owner(&self) -> Option<&str> {
-        self.properties.owner()
-    }
-
-    /// Moves the event's own identity into its properties (`$set`, `$set_once`, and `$groups`
-    /// as `process_groups` with the event's groups over them). Its distinct id is in the
-    /// properties already: the Recorder put it there.
-    pub fn take_identity(&mut self, process_groups: &std::collections::BTreeMap<String, String>) {
-        let Some(identity) = self.identity.take() else {
-            return;
-        };
-        let identity = *identity;
-        if !identity.groups.is_empty() {
-            let mut groups = process_groups.clone();
-            groups.extend(identity.groups);
-            let groups: Map<String, Value> = groups
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
-            self.properties.insert("$groups", Value::Object(groups));
-        }
-        if !identity.set.is_empty() {
-            self.properties.insert("$set", Value::Object(identity.set));
-        }
-        if !identity.set_once.is_empty() {
-            self.properties
-                .insert("$set_once", Value::Object(identity.set_once));
-        }
-    }
-
-    /// The properties' members, without the braces.
-    pub fn members(&self) -> &str {
-        self.properties.members()
-    }
-
-    /// The properties' names.
-    pub fn keys(&self) -> impl Iterator<Item = &str> + Clone {
-        self.properties.keys()
-    }
-
-    /// The properties as a map again (for a sink that filters them).
-    pub fn properties(&self) -> Map<String, Value> {
-        self.properties.to_map()
-    }
-}
-
-/// `{…}` for `map`.
-fn serialize_object(map: &Map<String, Value>) -> String {
-    // Serializing a map of JSON values into a string cannot fail.
-    serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
-}
-
-/// Properties shared by many events, serialized once.
-#[derive(Debug, Clone)]
-pub(crate) struct SharedProperties {
-    map: Map<String, Value>,
-    fragment: Arc<str>,
-}
-
-impl SharedProperties {
-    /// Serializes `map` (keys are unique by construction of a map).
-    pub fn new(map: Map<String, Value>) -> Self {
-        let fragment = Arc::from(object_body(&map));
-        SharedProperties { map, fragment }
-    }
-
-    /// The properties, as a map.
-    pub fn map(&self) -> &Map<String, Value> {
-        &self.map
-    }
-
-    /// The fragment to use beside an event's own properties: the shared one, unless the event
-    /// sets a key that is also shared, in which case the event's value wins and the key is left
-    /// out of a copy made for this event alone, so the JSON never holds a key twice.
-    pub fn for_event<'a>(&self, own_keys: impl Iterator<Item = &'a str> + Clone) -> Arc<str> {
-        if !own_keys.clone().any(|k| self.map.contains_key(k)) {
-            return self.fragment.clone();
-        }
-        let filtered: Map<String, Value> = self
-            .map
-            .iter()
-            .filter(|(k, _)| !own_keys.clone().any(|o| o == k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Arc::from(object_body(&filtered))
-    }
-}
 
 /// An event ready for the wire:
 /// `{"name":…,"distinct_id":…,"uuid":…,"timestamp":…,"properties":{…}}`.
@@ -344,13 +213,6 @@ fn separator(shared: &str, own: &str) -> &'static str {
     }
 }
 
-/// `s` as a JSON string literal.
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_string(&mut out, s);
-    out
-}
-
 /// The body of `POST /events/batch` (and one line of the File transport, without the newline):
 /// `{"sent_at":"…","batch":[…]}`.
 pub(crate) fn encode_batch(events: &[EncodedEvent], sent_at: SystemTime) -> Vec<u8> {
@@ -369,46 +231,15 @@ pub(crate) fn encode_batch(events: &[EncodedEvent], sent_at: SystemTime) -> Vec<
     out
 }
 
-/// The members of a JSON object without the surrounding braces: `"a":1,"b":2`.
-pub(crate) fn object_body(map: &Map<String, Value>) -> String {
-    let mut object = serialize_object(map);
-    // Drop the braces in place: no second allocation.
-    object.pop();
-    object.remove(0);
-    object
-}
-
-/// Appends `s` as a JSON string literal.
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push_str(escape);
-        }
-        start = i + c.len_utf8();
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::event::SharedProperties;
+    use crate::json::json_string;
+    use crate::properties::Properties;
+    use serde_json::{Map, Value, json};
     use std::time::Duration;
+    use tokio::time::Instant;
 
     fn event(props: Value) -> RecordedEvent {
         RecordedEvent::new(
@@ -432,15 +263,6 @@ mod tests {
                 .cloned()
                 .unwrap(),
         )
-    }
-
-    #[test]
-    fn json_strings_round_trip() {
-        for s in ["", "plain", "q\"b\\s", "ctl\u{1}\u{1f}\t\r\n", "ünïcødé ✓"] {
-            let mut out = String::new();
-            push_json_string(&mut out, s);
-            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
-        }
     }
 
     #[test]

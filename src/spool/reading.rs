@@ -1,0 +1,137 @@
+//! Reading a spool back: the oldest segment still to be read, decoded block by block, without
+//! the events acknowledged and counting those lost to corruption.
+
+use super::acks::Acks;
+use super::layout::{acks_path, segment_path};
+use super::record::{self, Found};
+use super::segment::Pending;
+use super::{Replay, Spool, SpoolRef};
+use crate::files::read_private;
+
+impl Spool {
+    /// Reads back the oldest segment still to be read: first those an earlier run left, then
+    /// spilled ones (the one being written is sealed for it). `None` when there is none left;
+    /// then, or once the last spilled one is returned, spilling ends.
+    pub fn read_back(&mut self) -> Option<Replay> {
+        let next = self
+            .segments
+            .iter()
+            .find(|(_, s)| s.unread)
+            .map(|(id, _)| *id);
+        let Some(id) = next else {
+            self.spilling = false;
+            return None;
+        };
+        let spilled = self.segments.get(&id).is_some_and(|s| s.spill);
+        if self.writing == Some(id) {
+            self.seal_writing();
+        }
+        let mut replay = self.read_segment(id);
+        // Events of the segment still in memory: returned as they are, and written so they
+        // stay durable until acknowledged.
+        let (own, others) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|b| b.segment == id);
+        self.pending = others;
+        for block in own {
+            let _ = self.write_block(&block);
+            replay.records.extend(block_records(&block));
+        }
+        match self.segments.get_mut(&id) {
+            Some(segment) if segment.live > 0 => segment.unread = false,
+            Some(_) => self.remove_segment(id),
+            None => {}
+        }
+        if spilled && !self.segments.values().any(|s| s.unread && s.spill) {
+            self.spilling = false;
+        }
+        Some(replay)
+    }
+
+    /// The events on disk of segment `id` not acknowledged, which become its live ones.
+    fn read_segment(&mut self, id: u64) -> Replay {
+        if !self.segments.get(&id).is_some_and(|s| s.on_disk) {
+            return Replay::default();
+        }
+        let bytes = match read_private(&segment_path(&self.dir, id)) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%error, segment = id, "cannot read a spool segment back");
+                // Forgotten by this run, left on disk for the next.
+                let Some(segment) = self.segments.remove(&id) else {
+                    return Replay::default();
+                };
+                self.total_bytes = self.total_bytes.saturating_sub(segment.bytes());
+                return Replay {
+                    records: Vec::new(),
+                    corrupt: segment.live,
+                };
+            }
+        };
+        let mut acked = Acks::default();
+        acked.extend(&read_private(&acks_path(&self.dir, id)).unwrap_or_default());
+        if let Some(pending) = self.pending_acks.get(&id) {
+            acked.extend(pending);
+        }
+        let Some(segment) = self.segments.get_mut(&id) else {
+            return Replay::default();
+        };
+        let replay = decode_segment(&bytes, &acked, &mut segment.nonce, id);
+        segment.live = replay.records.len() as u64;
+        let past_last = replay.records.last().map_or(0, |(at, _)| at.seq + 1);
+        segment.next_seq = segment.next_seq.max(past_last);
+        replay
+    }
+}
+
+/// The events of a block still in memory that are not acknowledged.
+fn block_records(block: &Pending) -> Vec<(SpoolRef, Vec<u8>)> {
+    let mut records = Vec::new();
+    let mut raw = block.raw.as_slice();
+    for at in block.refs() {
+        let Some((len, rest)) = raw.split_first_chunk::<4>() else {
+            break;
+        };
+        let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
+        let (payload, rest) = rest.split_at(len);
+        raw = rest;
+        if !block.acked.contains(&at.seq) {
+            records.push((at, payload.to_vec()));
+        }
+    }
+    records
+}
+
+/// The events of a segment's file not acknowledged, and how many were lost to corruption.
+/// The segment's nonce is that of its first intact block if not known yet; a block bound to
+/// another nonce is not the segment's and counts as corrupt.
+fn decode_segment(bytes: &[u8], acked: &Acks, nonce: &mut Option<u64>, id: u64) -> Replay {
+    let mut replay = Replay::default();
+    for found in record::walk(bytes) {
+        let (header, body) = match found {
+            Found::Block(header, body) => (header, body),
+            Found::Damaged(header) => {
+                replay.corrupt += u64::from(header.count);
+                continue;
+            }
+            Found::Garbage => {
+                replay.corrupt += 1;
+                continue;
+            }
+        };
+        let events = record::unpack(&header, body);
+        let ours = *nonce.get_or_insert(header.nonce) == header.nonce;
+        let Some(events) = events.filter(|_| ours) else {
+            replay.corrupt += u64::from(header.count);
+            continue;
+        };
+        for (seq, payload) in (header.first_seq..).zip(events) {
+            if !acked.contains(header.nonce, seq) {
+                replay
+                    .records
+                    .push((SpoolRef { segment: id, seq }, payload));
+            }
+        }
+    }
+    replay
+}
