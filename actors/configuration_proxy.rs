@@ -1,11 +1,12 @@
 //! The **ConfigurationProxy** actor: keeps the feature flags and server options fresh.
 //!
-//! - Owns: the current flag set, the check-in schedule, whether a check-in is running, and the
-//!   check-in counters.
+//! - Owns: the current flag set, the check-in schedule, whether a check-in is running, the
+//!   configuration stream's state and its reader task, and the check-in counters.
 //! - Takes: `RefreshNow` from the Recorder (debounced by [`REFRESH_DEBOUNCE`]: every request
-//!   that arrives before the check-in starts shares it), `StreamEvent` from its stream reader, `ConnectRecorder` at build time, `ReportCounters`.
-//! - Sends: `CheckinIdentity` to the Collator, `FetchCheckin` and `CheckinSourceChanged` to the
-//!   Transport;
+//!   that arrives before the check-in starts shares it), `StreamEvent` from its stream reader,
+//!   `ConnectRecorder` at build time, `ReportCounters`.
+//! - Sends: `CheckinIdentity` to the Collator (its stream reader does too, before each
+//!   connection), `FetchCheckin` and `CheckinSourceChanged` to the Transport;
 //!   after EVERY successful check-in, `FeatureFacts` to the Collator (so events carry the flags
 //!   whatever triggered the check-in) and `CheckinCompleted` to the Recorder, saying whether the
 //!   flags really changed.
@@ -13,14 +14,26 @@
 //! It checks in right after it starts (never blocking the build or recording), then on the
 //! refresh interval, and whenever the Transport says the source changed (an edited check-in
 //! file, asked about once a second with `CheckinSourceChanged`). With check-ins turned off
-//! (`Builder::checkins(false)`) it never checks in at all. A failed check-in or a malformed document is logged and counted, and the
-//! previous flags stay in force.
+//! (`Builder::checkins(false)`) it never checks in at all. A failed check-in or a malformed
+//! document is logged and counted, and the previous flags stay in force.
+//!
+//! With a configuration stream, the stream rather than polling keeps the flags fresh: it is
+//! opened where a check-in would run (at start, and again on `RefreshNow` so that its first
+//! `put` is for the identity as it is now), and while it is live periodic check-ins pause. A
+//! refused stream hands over to check-ins for good.
+
+mod checkin_run;
+mod recorder_link;
+mod stream_link;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
+use self::checkin_run::CheckinRun;
+use self::recorder_link::RecorderLink;
+use self::stream_link::StreamLink;
 use crate::actors::collator::Collator;
 use crate::actors::transport::Transport;
 use crate::checkin::Checkin;
@@ -32,46 +45,44 @@ use crate::messages::{
 use crate::state::Saver;
 use crate::stats::Stats;
 use crate::stream::update::{StreamUpdate, VersionedFlags};
-use crate::stream::{StreamSettings, spawn_reader};
+use crate::stream::{StreamReader, StreamSource};
 use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
-use crate::transport::HttpSettings;
 use crate::transport::TransportError;
 
 /// How long an app-triggered refresh waits for more changes to share its check-in with.
 pub const REFRESH_DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// Where the current flags came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlagsFrom {
+    /// The last run's check-in on disk, not yet given to the Collator.
+    DiskUnsent,
+    /// Not from this run: the last run's (already given to the Collator), or none at all.
+    Earlier,
+    /// This run's check-ins or stream.
+    ThisRun,
+}
 
 /// Keeps the configuration fresh. See the module documentation.
 #[derive(Debug)]
 pub struct ConfigurationProxy {
     transport: Addr<Transport>,
     collator: Addr<Collator>,
-    recorder: Option<Recipient<CheckinCompleted>>,
-    /// A completed check-in waiting for the Recorder to connect.
-    unreported: Option<CheckinCompleted>,
+    recorder: RecorderLink,
     refresh_interval: Duration,
-    /// Off: no check-in ever runs (the builder's `checkins(false)`).
-    checkins_enabled: bool,
     /// How often to ask whether the check-in source changed.
     watch_interval: Duration,
     current: Arc<FeatureSet>,
-    /// Flags loaded from disk at start, not yet given to the Collator.
-    stale_unsent: bool,
+    flags_from: FlagsFrom,
     saver: Option<Saver>,
-    /// Whether `current` came from this run's check-ins (not from disk).
-    fresh: bool,
-    stream: Option<(StreamSettings, HttpSettings)>,
-    stream_task: Option<tokio::task::JoinHandle<()>>,
-    /// Connected: the stream is the source of flags and periodic check-ins pause.
-    stream_live: bool,
-    /// Refused with 401 or 403: not reopened; check-ins take over.
-    stream_refused: bool,
+    stream: StreamLink,
     /// Flags with the versions the stream set them at.
     versioned: VersionedFlags,
     stream_updates: u64,
     stream_errors: u64,
-    checking_in: bool,
-    again_after: bool,
-    scheduled: bool,
+    checkin: CheckinRun,
+    /// A `RefreshNow` is waiting out [`REFRESH_DEBOUNCE`]; later ones share it.
+    refresh_pending: bool,
     checkins: u64,
     failures: u64,
     invalid_flags: u64,
@@ -85,30 +96,26 @@ impl ConfigurationProxy {
         refresh_interval: Duration,
         stale: Option<Arc<FeatureSet>>,
         saver: Option<Saver>,
-        stream: Option<(StreamSettings, HttpSettings)>,
+        stream: Option<StreamSource>,
     ) -> Self {
         ConfigurationProxy {
             transport,
             collator,
-            recorder: None,
-            unreported: None,
+            recorder: RecorderLink::Waiting(None),
             refresh_interval,
-            checkins_enabled: true,
             watch_interval: Duration::from_secs(1),
-            stale_unsent: stale.is_some(),
+            flags_from: match stale {
+                Some(_) => FlagsFrom::DiskUnsent,
+                None => FlagsFrom::Earlier,
+            },
             current: stale.unwrap_or_default(),
             saver,
-            fresh: false,
-            stream,
-            stream_task: None,
-            stream_live: false,
-            stream_refused: false,
+            stream: StreamLink::new(stream),
             versioned: VersionedFlags::default(),
             stream_updates: 0,
             stream_errors: 0,
-            checking_in: false,
-            again_after: false,
-            scheduled: false,
+            checkin: CheckinRun::Idle,
+            refresh_pending: false,
             checkins: 0,
             failures: 0,
             invalid_flags: 0,
@@ -118,21 +125,30 @@ impl ConfigurationProxy {
 
     /// With check-ins off, none ever runs (the builder's `checkins(false)`).
     pub(crate) fn with_checkins(mut self, enabled: bool) -> Self {
-        self.checkins_enabled = enabled;
+        self.checkin = if enabled {
+            CheckinRun::Idle
+        } else {
+            CheckinRun::Disabled
+        };
         self
     }
 
+    /// Gets flags for the identity as it is now: through the stream when there is one (a new
+    /// connection, whose first `put` is for the current identity), else with a check-in.
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        if self.stream.streams() {
+            self.open_stream(ctx);
+        } else {
+            self.check_in(ctx);
+        }
+    }
+
     fn check_in(&mut self, ctx: &mut Context<Self>) {
-        if !self.checkins_enabled {
+        // A check-in already running may have read the identity before the change that asked
+        // for this one: `begin` has it run once more after it.
+        if !self.checkin.begin() {
             return;
         }
-        if self.checking_in {
-            // The running check-in may have read the identity before the change that asked
-            // for this one; run once more after it.
-            self.again_after = true;
-            return;
-        }
-        self.checking_in = true;
         let collator = self.collator.clone();
         let transport = self.transport.clone();
         let fault = self.guard.take_task_fault();
@@ -153,27 +169,16 @@ impl ConfigurationProxy {
         })
         .into_actor(self)
         .map(|result, act, ctx| {
-            // Reset first, whatever happened: a check-in that never ends would block all
+            // Ended first, whatever happened: a check-in that never ends would block all
             // later ones.
-            act.checking_in = false;
+            let again = act.checkin.end();
             let result = result.unwrap_or_else(|panic| {
                 act.guard.tasks.record("a check-in", &panic);
                 Err(TransportError::Panicked(panic))
             });
             guarded(act, ctx, |act, ctx| {
-                match result {
-                    // Polled while the stream was down, answered after it came back: the
-                    // stream's versions are newer than this document, which must not undo them.
-                    Ok(_) if act.stream_live => {
-                        tracing::debug!("ignoring a polled check-in: the stream is live again");
-                    }
-                    Ok(checkin) => act.apply(checkin),
-                    Err(error) => {
-                        act.failures += 1;
-                        tracing::warn!(%error, "check-in failed; keeping the current configuration");
-                    }
-                }
-                if std::mem::take(&mut act.again_after) {
+                act.checked_in(result);
+                if again {
                     act.check_in(ctx);
                 }
             });
@@ -181,13 +186,28 @@ impl ConfigurationProxy {
         .spawn(ctx);
     }
 
+    fn checked_in(&mut self, result: Result<Checkin, TransportError>) {
+        match result {
+            // Polled while the stream was down, answered after it came back: the stream's
+            // versions are newer than this document, which must not undo them.
+            Ok(_) if self.stream.is_live() => {
+                tracing::debug!("ignoring a polled check-in: the stream is live again");
+            }
+            Ok(checkin) => self.apply(checkin),
+            Err(error) => {
+                self.failures += 1;
+                tracing::warn!(%error, "check-in failed; keeping the current configuration");
+            }
+        }
+    }
+
     fn apply(&mut self, checkin: Checkin) {
         self.checkins += 1;
         self.invalid_flags += checkin.features.invalid().len() as u64;
-        let first_fresh = !self.fresh;
-        self.fresh = true;
+        let first_of_this_run = self.flags_from != FlagsFrom::ThisRun;
+        self.flags_from = FlagsFrom::ThisRun;
         let changed = self.publish(checkin.features.clone());
-        if (changed || first_fresh)
+        if (changed || first_of_this_run)
             && let Some(saver) = &self.saver
         {
             saver.save_checkin(&checkin);
@@ -196,66 +216,55 @@ impl ConfigurationProxy {
 
     /// (Re)opens the configuration stream, if one is configured and was not refused.
     fn open_stream(&mut self, ctx: &mut Context<Self>) {
-        if let Some(task) = self.stream_task.take() {
-            task.abort();
-        }
-        self.stream_live = false;
-        let Some((settings, http)) = &self.stream else {
-            return;
-        };
-        if self.stream_refused {
-            return;
-        }
-        self.stream_task = Some(spawn_reader(
-            settings.clone(),
-            http.clone(),
-            self.collator.clone(),
-            ctx.address().recipient(),
-            self.guard.tasks.clone(),
-        ));
+        let identity = self.collator.clone().recipient();
+        let events = ctx.address().recipient();
+        let panics = self.guard.tasks.clone();
+        self.stream
+            .reopen(|source| StreamReader::new(source.clone(), identity, events).spawn(panics));
     }
 
     fn on_stream(&mut self, event: StreamEvent, ctx: &mut Context<Self>) {
         match event {
             StreamEvent::Connected => {
                 tracing::info!("configuration stream connected");
-                self.stream_live = true;
+                self.stream.connected();
                 // Flags known so far stand at version 0 until the stream says otherwise.
                 self.versioned = VersionedFlags::from_features(&self.current);
             }
-            StreamEvent::Update(update) => {
-                let is_put = matches!(update, StreamUpdate::Put { .. });
-                if self.versioned.apply(update) || is_put {
-                    self.stream_updates += 1;
-                    self.fresh = true;
-                    let features = self.versioned.features();
-                    let changed = self.publish(features.clone());
-                    if changed && let Some(saver) = &self.saver {
-                        saver.save_checkin(&Checkin {
-                            features,
-                            ..Checkin::default()
-                        });
-                    }
-                }
-            }
+            StreamEvent::Update(update) => self.on_update(update),
             StreamEvent::Malformed(reason) => {
                 self.stream_errors += 1;
                 tracing::warn!(%reason, "skipping a malformed stream message");
             }
             StreamEvent::Disconnected(reason) => {
-                self.stream_live = false;
+                self.stream.disconnected();
                 tracing::warn!(%reason, "configuration stream disconnected");
             }
             StreamEvent::Refused(status) => {
-                self.stream_live = false;
-                self.stream_refused = true;
-                self.stream_task = None;
+                self.stream.refused();
                 tracing::warn!(
                     status,
                     "configuration stream refused; polling check-ins instead"
                 );
                 self.check_in(ctx);
             }
+        }
+    }
+
+    fn on_update(&mut self, update: StreamUpdate) {
+        let is_put = matches!(update, StreamUpdate::Put { .. });
+        if !self.versioned.apply(update) && !is_put {
+            return;
+        }
+        self.stream_updates += 1;
+        self.flags_from = FlagsFrom::ThisRun;
+        let features = self.versioned.features();
+        let changed = self.publish(features.clone());
+        if changed && let Some(saver) = &self.saver {
+            saver.save_checkin(&Checkin {
+                features,
+                ..Checkin::default()
+            });
         }
     }
 
@@ -266,55 +275,24 @@ impl ConfigurationProxy {
         let changed = *features != *self.current;
         self.current = features.clone();
         self.collator.do_send(FeatureFacts(features.clone()));
-        let completed = CheckinCompleted { features, changed };
-        match &self.recorder {
-            Some(recorder) => recorder.do_send(completed),
-            None => {
-                // Keep "changed" if an earlier unreported check-in changed the flags.
-                let changed =
-                    completed.changed || self.unreported.as_ref().is_some_and(|u| u.changed);
-                self.unreported = Some(CheckinCompleted {
-                    changed,
-                    ..completed
-                });
-            }
-        }
+        self.recorder.tell(CheckinCompleted { features, changed });
         changed
     }
-}
 
-impl Actor for ConfigurationProxy {
-    type Context = Context<Self>;
-
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        if let Some(task) = self.stream_task.take() {
-            task.abort();
-        }
-    }
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded(self, ctx, Self::start);
-    }
-}
-
-impl ConfigurationProxy {
     fn start(&mut self, ctx: &mut Context<Self>) {
         // Timers and futures do not survive a restart, so they are (re)made here.
-        self.checking_in = false;
-        self.scheduled = false;
+        self.checkin.forget();
+        self.refresh_pending = false;
         // Flags from the last run (the Recorder got them at construction) reach events at
         // once, until a check-in of this run replaces them.
-        if std::mem::take(&mut self.stale_unsent) {
+        if self.flags_from == FlagsFrom::DiskUnsent {
+            self.flags_from = FlagsFrom::Earlier;
             self.collator.do_send(FeatureFacts(self.current.clone()));
         }
-        if self.stream.is_some() && !self.stream_refused {
-            self.open_stream(ctx);
-        } else {
-            self.check_in(ctx);
-        }
+        self.refresh(ctx);
         ctx.run_interval(self.refresh_interval, |act, ctx| {
             // A live stream is the source of flags; polling would race with its versions.
-            if !act.stream_live {
+            if !act.stream.is_live() {
                 guarded(act, ctx, Self::check_in);
             }
         });
@@ -333,6 +311,18 @@ impl ConfigurationProxy {
     }
 }
 
+impl Actor for ConfigurationProxy {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.stream.close();
+    }
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        guarded(self, ctx, Self::start);
+    }
+}
+
 impl Guarded for ConfigurationProxy {
     fn guard(&mut self) -> &mut Guard {
         &mut self.guard
@@ -343,10 +333,7 @@ impl Supervised for ConfigurationProxy {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.guard.restarted();
         // `started` opens a new stream.
-        if let Some(task) = self.stream_task.take() {
-            task.abort();
-        }
-        self.stream_live = false;
+        self.stream.close();
     }
 }
 
@@ -362,12 +349,7 @@ impl Handler<ConnectRecorder> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectRecorder, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            if let Some(completed) = act.unreported.take() {
-                msg.0.do_send(completed);
-            }
-            act.recorder = Some(msg.0);
-        });
+        guarded(self, ctx, |act, _| act.recorder.connect(msg.0));
     }
 }
 
@@ -376,22 +358,14 @@ impl Handler<RefreshNow> for ConfigurationProxy {
 
     fn handle(&mut self, _msg: RefreshNow, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, ctx| {
-            if act.scheduled {
+            if std::mem::replace(&mut act.refresh_pending, true) {
                 return;
             }
-            act.scheduled = true;
             // Deferred a little: a burst of identity changes (an Identify, then groups, then
-            // person properties) shares this one check-in.
+            // person properties) shares this one refresh.
             ctx.run_later(REFRESH_DEBOUNCE, |act, ctx| {
-                act.scheduled = false;
-                guarded(act, ctx, |act, ctx| {
-                    if act.stream.is_some() && !act.stream_refused {
-                        // The new connection's `put` is for the identity as it is now.
-                        act.open_stream(ctx);
-                    } else {
-                        act.check_in(ctx);
-                    }
-                });
+                act.refresh_pending = false;
+                guarded(act, ctx, Self::refresh);
             });
         });
     }

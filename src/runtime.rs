@@ -29,8 +29,9 @@ use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
+use crate::stream::{StreamSettings, StreamSource};
 use crate::supervision::{ActorKind, Guard};
-use crate::transport::Backend;
+use crate::transport::{Backend, HttpSettings, StreamConnector};
 use crate::user_flags::{UserFlagCache, UserFlagSettings};
 
 /// One sink: a named destination with its own queue and filter.
@@ -52,10 +53,7 @@ pub(crate) struct PipelineParts {
     pub checkins: bool,
     pub stale_checkin: Option<crate::checkin::Checkin>,
     pub saver: Option<crate::state::Saver>,
-    pub stream: Option<(
-        crate::stream::StreamSettings,
-        crate::transport::HttpSettings,
-    )>,
+    pub stream: Option<(StreamSettings, HttpSettings)>,
     pub env: EnvSource,
     pub names: EnvNames,
 }
@@ -132,6 +130,43 @@ fn start_recorder(
     }
 }
 
+/// Starts each sink's Transport and Submitter; returns them, and the Collator's lanes to the
+/// Submitters.
+fn start_sinks(arbiter: &ArbiterHandle, parts: Vec<SinkParts>) -> (Vec<SinkActors>, Vec<Lane>) {
+    let mut sinks = Vec::new();
+    let mut lanes = Vec::new();
+    for sink in parts {
+        let backend = sink.backend;
+        let transport = Supervisor::start_in_arbiter(arbiter, move |_| Transport::new(backend));
+        let (queue, to_transport, spool) = (sink.queue, transport.clone().recipient(), sink.spool);
+        let submitter = Supervisor::start_in_arbiter(arbiter, move |_| {
+            Submitter::new(queue, to_transport, spool.spool, spool.unavailable)
+        });
+        lanes.push(Lane::new(sink.filter, submitter.clone()));
+        sinks.push(SinkActors {
+            name: sink.name,
+            submitter,
+            transport,
+        });
+    }
+    (sinks, lanes)
+}
+
+/// The configured stream, connecting through the primary sink's backend (`None` without a
+/// stream, or without a sink, which the caller refuses).
+fn stream_source(
+    stream: Option<(StreamSettings, HttpSettings)>,
+    sinks: &[SinkParts],
+) -> Result<Option<StreamSource>, BuildError> {
+    let (Some((settings, http)), Some(primary)) = (stream, sinks.first()) else {
+        return Ok(None);
+    };
+    Ok(Some(StreamSource {
+        settings,
+        connector: StreamConnector::for_backend(&primary.backend, &http)?,
+    }))
+}
+
 /// Starts the six actors (or only the Recorder, when `parts` is `None`: telemetry disabled),
 /// each under a `Supervisor`, and returns the Recorder's address.
 pub(crate) fn start(
@@ -150,22 +185,10 @@ pub(crate) fn start(
             users,
         ));
     };
-    let mut sinks = Vec::new();
-    let mut lanes = Vec::new();
-    for sink in parts.sinks {
-        let backend = sink.backend;
-        let transport = Supervisor::start_in_arbiter(&arbiter, move |_| Transport::new(backend));
-        let (queue, to_transport, spool) = (sink.queue, transport.clone().recipient(), sink.spool);
-        let submitter = Supervisor::start_in_arbiter(&arbiter, move |_| {
-            Submitter::new(queue, to_transport, spool.spool, spool.unavailable)
-        });
-        lanes.push(Lane::new(sink.filter, submitter.clone()));
-        sinks.push(SinkActors {
-            name: sink.name,
-            submitter,
-            transport,
-        });
-    }
+    // The stream connects through the primary sink's HTTP client, so it is taken before the
+    // backends go to their Transports.
+    let stream = stream_source(parts.stream, &parts.sinks)?;
+    let (sinks, lanes) = start_sinks(&arbiter, parts.sinks);
     let Some(primary) = sinks.first() else {
         return Err(BuildError::InvalidConfig(
             crate::validate::ConfigError::new(
@@ -189,7 +212,6 @@ pub(crate) fn start(
     let initial_flags = stale.clone().unwrap_or_default();
     let saver = parts.saver;
     let proxy_saver = saver.clone();
-    let stream = parts.stream;
     let checkins = parts.checkins;
     let configuration = Supervisor::start_in_arbiter(&arbiter, move |_| {
         ConfigurationProxy::new(t, c, interval, stale, proxy_saver, stream).with_checkins(checkins)

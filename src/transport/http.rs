@@ -10,6 +10,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use url::Url;
 
 use super::body::{MAX_EVENTS_RESPONSE_BYTES, read_capped};
+use super::client::SharedClient;
 use super::retry_after::parse_retry_after;
 use super::{DeliveryOutcome, TransportError, off_thread, parse_document};
 use crate::checkin::{Checkin, CheckinRequest, parse_checkin};
@@ -35,22 +36,11 @@ pub(crate) struct HttpSettings {
 
 /// An HTTP client for the "ids" protocol that can talk to any base URL: the plain HTTP backend
 /// uses one, SRV discovery uses one for all its targets.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct HttpClient {
-    client: reqwest::Client,
-    settings: HttpSettings,
-    resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+    client: SharedClient,
     // Learned from check-ins and 415 answers; shared by clones serving concurrent batches.
     zstd: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for HttpClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient")
-            .field("settings", &self.settings)
-            .field("zstd", &self.zstd)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The `/check-in` URL on `base` (its own path and query are replaced).
@@ -95,27 +85,24 @@ impl HttpClient {
         resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
     ) -> Result<Self, BuildError> {
         Ok(HttpClient {
-            client: build_client(settings, resolver.clone()).map_err(BuildError::HttpClient)?,
-            settings: settings.clone(),
-            resolver,
+            client: SharedClient::new(settings, resolver)?,
             zstd: Arc::new(AtomicBool::new(true)),
         })
     }
 
-    /// A new client (fresh connection pool) with the same settings and what was learned about
-    /// compression; the current one if a new one cannot be made.
+    /// The same client with a new connection pool (for every clone, the configuration
+    /// stream's too) and what was learned about compression.
     pub fn rebuilt(&self) -> Self {
-        match build_client(&self.settings, self.resolver.clone()) {
-            Ok(client) => HttpClient {
-                client,
-                zstd: Arc::new(AtomicBool::new(self.zstd.load(Ordering::Relaxed))),
-                ..self.clone()
-            },
-            Err(error) => {
-                tracing::warn!(%error, "cannot rebuild the HTTP client; keeping the current one");
-                self.clone()
-            }
+        self.client.rebuild();
+        HttpClient {
+            client: self.client.clone(),
+            zstd: Arc::new(AtomicBool::new(self.zstd.load(Ordering::Relaxed))),
         }
+    }
+
+    /// The underlying client, for the configuration stream.
+    pub fn shared(&self) -> &SharedClient {
+        &self.client
     }
 
     /// Posts a batch to `url` (an `/events/batch` URL).
@@ -192,7 +179,7 @@ impl HttpClient {
             let _ = read_capped(response, MAX_EVENTS_RESPONSE_BYTES).await;
             return Err(TransportError::Status(status.as_u16()));
         }
-        let bytes = read_capped(response, self.settings.max_checkin_bytes).await?;
+        let bytes = read_capped(response, self.client.settings().max_checkin_bytes).await?;
         let checkin = parse_document(bytes, parse_checkin).await?;
         self.zstd
             .store(checkin.server_options.zstd, Ordering::Relaxed);
@@ -222,6 +209,10 @@ impl HttpBackend {
             client: self.client.rebuilt(),
             ..self.clone()
         }
+    }
+
+    pub fn shared_client(&self) -> &SharedClient {
+        self.client.shared()
     }
 
     pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {

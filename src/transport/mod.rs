@@ -1,16 +1,19 @@
-//! Where events go and configuration comes from: the File and HTTP backends, and the outcome
-//! of a delivery as the Submitter needs to know it.
+//! Where events go and configuration comes from: the File and HTTP backends, the
+//! configuration stream's connection, and the outcome of a delivery as the Submitter needs to
+//! know it.
 //!
 //! The Transport actor (`actors/transport.rs`) owns a `Backend` and does nothing else than
 //! hand it batches and check-ins; everything about the wire lives here.
 
 mod body;
+mod client;
 mod file;
 mod http;
 mod posthog;
 mod retry_after;
 #[cfg(feature = "srv")]
 mod srv;
+mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +36,7 @@ pub use posthog::{CaptureVersion, Compression, PostHogSettings};
 pub(crate) use srv::SrvBackend;
 #[cfg(feature = "srv")]
 pub use srv::SrvSettings;
+pub(crate) use stream::{Arrivals, OpenError, StreamBody, StreamConnector};
 
 /// Where the runtime sends events, parsed from the configured endpoint. Its `Debug` output
 /// shows a URL's password as `***`.

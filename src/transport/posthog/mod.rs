@@ -20,7 +20,8 @@ use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use url::Url;
 
-use super::http::{HttpSettings, build_client, describe};
+use super::client::SharedClient;
+use super::http::{HttpSettings, describe};
 use super::retry_after::parse_retry_after;
 use super::{DeliveryOutcome, TransportError, off_thread};
 use crate::checkin::{Checkin, CheckinRequest};
@@ -238,7 +239,7 @@ impl PostHogSettings {
 /// The PostHog backend.
 #[derive(Clone, Debug)]
 pub(crate) struct PostHogBackend {
-    client: reqwest::Client,
+    client: SharedClient,
     http: HttpSettings,
     settings: Arc<PostHogSettings>,
     capture_url: Url,
@@ -257,7 +258,7 @@ impl PostHogBackend {
         let mut flags_url = settings.url("/flags/");
         flags_url.set_query(Some("v=2"));
         Ok(PostHogBackend {
-            client: build_client(http, None).map_err(BuildError::HttpClient)?,
+            client: SharedClient::new(http, None)?,
             http: http.clone(),
             settings: Arc::new(settings.clone()),
             capture_url,
@@ -266,18 +267,15 @@ impl PostHogBackend {
         })
     }
 
-    /// A fresh connection pool; the current one if a new one cannot be made.
+    /// The same backend with a fresh connection pool (for every clone, the configuration
+    /// stream's too).
     pub fn rebuilt(&self) -> Self {
-        match build_client(&self.http, None) {
-            Ok(client) => PostHogBackend {
-                client,
-                ..self.clone()
-            },
-            Err(error) => {
-                tracing::warn!(%error, "cannot rebuild the HTTP client; keeping the current one");
-                self.clone()
-            }
-        }
+        self.client.rebuild();
+        self.clone()
+    }
+
+    pub fn shared_client(&self) -> &SharedClient {
+        &self.client
     }
 
     pub async fn deliver(&self, events: Arc<[EncodedEvent]>) -> DeliveryOutcome {

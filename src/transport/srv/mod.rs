@@ -19,6 +19,7 @@ use self::discovery::Discovery;
 use self::health::Health;
 use self::order::{Rng, rfc2782_order};
 use self::resolver::{HostResolver, LazyResolver};
+use super::client::SharedClient;
 use super::http::{checkin_url, events_url};
 use super::{DeliveryOutcome, HttpClient, HttpSettings, TransportError};
 use crate::checkin::{Checkin, CheckinRequest};
@@ -147,6 +148,12 @@ impl SrvBackend {
             client: self.client.rebuilt(),
             ..self.clone()
         }
+    }
+
+    /// The client every target is reached with, resolving host names through discovery's
+    /// resolver.
+    pub fn shared_client(&self) -> &SharedClient {
+        self.client.shared()
     }
 
     /// DNS lookups sent so far.
