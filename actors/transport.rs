@@ -12,7 +12,9 @@
 //! Each request runs as its own future, so several batches and a check-in can be on the wire at
 //! once. After [`REBUILD_AFTER_FAILURES`] consecutive failed requests the client or resolver
 //! may be what is broken (a poisoned connection pool, a stale resolver configuration): the
-//! actor stops itself and its supervisor restarts it, and `restarting` rebuilds the backend.
+//! actor stops itself and its supervisor restarts it, and `restarting` rebuilds the backend
+//! (the HTTP client in place, so the configuration stream, which shares it, reconnects through
+//! the new one).
 //! Requests in flight at that moment answer "retry" to their senders, so nothing is lost.
 
 use actix::prelude::*;

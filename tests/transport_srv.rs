@@ -8,7 +8,9 @@ mod support;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use actix_telemetry::{BackoffPolicy, Builder, Flush, GetStats, Record, SrvSettings, Telemetry};
+use actix_telemetry::{
+    BackoffPolicy, Builder, Flush, GetStats, Record, SrvSettings, StreamSettings, Telemetry,
+};
 use support::dns::{Dns, Srv, Zone};
 use support::*;
 use url::Url;
@@ -337,5 +339,30 @@ async fn a_target_with_bytes_outside_a_host_name_label_is_rejected() {
     let stats = telemetry.recorder().send(GetStats).await.unwrap();
     assert_eq!(stats.dns_lookups, 1, "{stats:?}");
     assert_eq!(stats.srv_targets_rejected, bad_labels.len() as u64);
+    telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_stream_resolves_its_host_through_the_srv_name_server() {
+    let good = Backend::start(Responder::ok()).await;
+    let mut names = zone(&[good.addr().port()], 60);
+    // Only the SRV name server knows this name: the stream reaches its server only through
+    // the backend's client and resolver.
+    names
+        .hosts
+        .push(("stream.example.test".into(), Ipv4Addr::LOCALHOST));
+    let dns = Dns::start(&names).await;
+    let sse = support::sse::SseServer::start().await;
+    let mut url = sse.url();
+    url.set_host(Some("stream.example.test")).unwrap();
+    let fallback = format!("http://127.0.0.1:{}", closed_port());
+    let telemetry = srv_builder(settings(&dns, &fallback))
+        .stream(StreamSettings::new(url))
+        .build()
+        .unwrap();
+    assert!(
+        sse.wait_for_streams(1, WAIT).await,
+        "the stream did not connect through the SRV resolver"
+    );
     telemetry.shutdown(WAIT).await;
 }

@@ -93,3 +93,57 @@ impl StreamLink {
         *self = step(current);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::stream::StreamSettings;
+    use crate::transport::{Backend, Endpoint, HttpSettings, StreamConnector};
+
+    fn source() -> StreamSource {
+        let http = HttpSettings {
+            request_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            user_agent: "test".into(),
+            max_checkin_bytes: 1024,
+        };
+        let backend = Backend::open(&Endpoint::File("/dev/null".into()), None, &http).unwrap();
+        StreamSource {
+            settings: StreamSettings::new("http://127.0.0.1:1/stream".parse().unwrap()),
+            connector: StreamConnector::for_backend(&backend, &http).unwrap(),
+        }
+    }
+
+    fn idle_reader(_: &StreamSource) -> JoinHandle<()> {
+        tokio::spawn(std::future::pending())
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_live_only_while_its_reader_is_connected() {
+        let mut link = StreamLink::new(Some(source()));
+        assert!(link.streams() && !link.is_live());
+        link.connected();
+        assert!(!link.is_live(), "no reader runs yet");
+        link.reopen(idle_reader);
+        link.connected();
+        assert!(link.is_live());
+        link.disconnected();
+        assert!(matches!(link, StreamLink::Connecting(..)));
+        link.close();
+        assert!(matches!(link, StreamLink::Closed(_)) && link.streams());
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_unconfigured_stream_is_never_reopened() {
+        for mut link in [StreamLink::new(None), StreamLink::new(Some(source()))] {
+            link.refused();
+            link.reopen(|_| panic!("a reader started"));
+            assert!(!link.streams() && !link.is_live());
+        }
+        let mut link = StreamLink::new(None);
+        link.reopen(|_| panic!("a reader started"));
+        assert!(!link.streams());
+    }
+}

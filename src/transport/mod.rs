@@ -289,8 +289,9 @@ impl Backend {
         }
     }
 
-    /// A fresh copy with new connections (used when the Transport actor restarts). A backend
-    /// that cannot be rebuilt keeps its current state.
+    /// The backend with new connections (used when the Transport actor restarts). An HTTP
+    /// client is rebuilt in place, for every clone and for the configuration stream that
+    /// shares it. A backend that cannot be rebuilt keeps its current state.
     pub fn rebuilt(&self) -> Backend {
         match self {
             Backend::File(f) => Backend::File(f.reopened()),
