@@ -4,18 +4,21 @@
 # telemetry (`ACTIX_WEB_TELEMETRY=off|record|flag`).
 #
 #   scripts/wrk_bench.sh [--rounds N] [--duration S] [--warmup S] [--connections N]
-#                        [--no-pin] [--no-build]
+#                        [--pin] [--no-build]
 #
 # Every round runs the three modes one after the other, starting with a different mode each
 # round, so load from elsewhere on the machine falls on every mode alike. Each run is a fresh
 # server process with a state directory of its own: start, wait until it answers, warm up,
 # measure with `wrk -t1 -c<connections> -d<duration>s`, then SIGINT and check its
-# `shutdown-report` line against what the loopback backend counted.
+# `shutdown-report` line against what the loopback backend counted. Besides requests/s it
+# prints the server's CPU time per request (every thread of the process), which other work on
+# the machine disturbs far less.
 #
-# Pinning (default on, `--no-pin` to turn it off): the server gets core 0 to itself, wrk and the
-# loopback backend share core 1. The telemetry's own work (batching, encoding, sending) then
-# competes with the request handlers for the server's one core, as it would in a service sized
-# to its load, and the client's and the backend's work never does.
+# Pinning (`--pin`): the server on core 0, wrk and the loopback backend on core 1. Off by
+# default: on a two-core machine that other work also uses, whichever pinned core that work
+# lands on becomes the bottleneck, and the requests/s of one mode spread over a factor of three
+# or more; unpinned, the scheduler spreads that load and the spread is a few tens of percent.
+# Pinned is the better measure of the server alone on a quiet machine.
 #
 # Exit status: 0 when both targets pass (record >= 95 % and flag >= 90 % of off, medians), 2 when
 # one fails, 1 when a run did not complete or its report did not add up.
@@ -27,7 +30,7 @@ ROUNDS=5
 DURATION=10
 WARMUP=2
 CONNECTIONS=32
-PIN=1
+PIN=0
 BUILD=1
 PORT=${WRK_BENCH_PORT:-18380}
 RECORD_TARGET=0.95
@@ -46,7 +49,7 @@ while (($#)); do
     --duration) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
-    --no-pin) PIN=0; shift ;;
+    --pin) PIN=1; shift ;;
     --no-build) BUILD=0; shift ;;
     *) usage ;;
     esac
@@ -122,7 +125,8 @@ kill_server() {
     fi
 }
 
-# Runs one mode once; sets RPS_OF_RUN and CHECK_OF_RUN (ok…, or what was wrong).
+# Runs one mode once; sets RPS_OF_RUN, CPU_OF_RUN (µs of server CPU per request) and
+# CHECK_OF_RUN (ok…, or what was wrong).
 run_once() {
     local mode=$1 tag=$2
     local out="$WORK/$tag.out" err="$WORK/$tag.err"
@@ -164,6 +168,13 @@ run_once() {
         return 1
     fi
 
+    # CPU time of the whole server process (every thread, telemetry's included), per request:
+    # steadier than requests/s when other work shares the machine.
+    local ticks
+    ticks=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+    CPU_OF_RUN=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$served" \
+        'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+
     kill -INT "$SERVER_PID"
     local status=0
     wait "$SERVER_PID" || status=$?
@@ -204,7 +215,7 @@ median() {
 MODES=(off record flag)
 echo "wrk_bench: $ROUNDS rounds, wrk -t1 -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s of warm-up; pinning: $PINNING"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A RPS
+declare -A RPS CPU
 FAILED=0
 for ((round = 1; round <= ROUNDS; round++)); do
     for ((i = 0; i < 3; i++)); do
@@ -215,8 +226,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
             continue
         fi
         RPS[$mode,$round]=$RPS_OF_RUN
+        CPU[$mode,$round]=$CPU_OF_RUN
         [[ $CHECK_OF_RUN == ok* ]] || FAILED=1
-        printf '  round %d %-6s %10.0f req/s  %s\n' "$round" "$mode" "$RPS_OF_RUN" "$CHECK_OF_RUN"
+        printf '  round %d %-6s %8.0f req/s %6.2f µs CPU/request  %s\n' \
+            "$round" "$mode" "$RPS_OF_RUN" "$CPU_OF_RUN" "$CHECK_OF_RUN"
     done
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -229,12 +242,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
         printf "| %d | %.0f | %.0f | %.0f | %s | %s |\n", r, o, c, f,
             (o > 0 ? sprintf("%.3f", c / o) : "-"), (o > 0 ? sprintf("%.3f", f / o) : "-") }'
 done
-declare -A MEDIAN
+declare -A MEDIAN MEDIAN_CPU
 for mode in "${MODES[@]}"; do
     MEDIAN[$mode]=$(for ((round = 1; round <= ROUNDS; round++)); do
         echo "${RPS[$mode,$round]:-0}"
     done | median)
+    MEDIAN_CPU[$mode]=$(for ((round = 1; round <= ROUNDS; round++)); do
+        echo "${CPU[$mode,$round]:-0}"
+    done | median)
 done
+echo "median server CPU per request: off ${MEDIAN_CPU[off]} µs, record ${MEDIAN_CPU[record]} µs, flag ${MEDIAN_CPU[flag]} µs"
 awk -v o="${MEDIAN[off]}" -v c="${MEDIAN[record]}" -v f="${MEDIAN[flag]}" \
     -v rt="$RECORD_TARGET" -v ft="$FLAG_TARGET" 'BEGIN {
     if (o <= 0) { print "no run of mode off completed"; exit 1 }
