@@ -2,7 +2,7 @@
 //! work off the measured process.
 //!
 //! ```text
-//! cargo run --release --example loopback_backend -- [--port N] [--threads N] [--distinct-uuids] [--flaky] [--redirect] [--ignore-stdin]
+//! cargo run --release --example loopback_backend -- [--port N] [--threads N] [--distinct-uuids] [--flaky] [--redirect] [--checkin FILE] [--ignore-stdin]
 //! ```
 //!
 //! Prints `listening http://127.0.0.1:PORT` once ready, counts requests and events without
@@ -11,7 +11,8 @@
 //! killed; `--ignore-stdin` keeps it running when started with stdin closed or at /dev/null.
 //! `--flaky` fails every other event batch, alternately with 500 and with 429 `Retry-After: 1`;
 //! `--redirect` answers every event batch `302 Found` to `/elsewhere` (as a proxy moving to
-//! https would), and `200` to anything else.
+//! https would), and `200` to anything else. `--checkin FILE` answers check-ins with the JSON
+//! document in FILE (read once at start) instead of one without flags.
 
 #[path = "../tests/support/backend.rs"]
 mod backend;
@@ -28,6 +29,7 @@ struct Args {
     distinct_uuids: bool,
     flaky: bool,
     redirect: bool,
+    checkin: serde_json::Value,
     ignore_stdin: bool,
 }
 
@@ -38,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         distinct_uuids: false,
         flaky: false,
         redirect: false,
+        checkin: serde_json::json!({"options": {}}),
         ignore_stdin: false,
     };
     let mut it = std::env::args().skip(1);
@@ -59,6 +62,13 @@ fn parse_args() -> Result<Args, String> {
             "--distinct-uuids" => args.distinct_uuids = true,
             "--flaky" => args.flaky = true,
             "--redirect" => args.redirect = true,
+            "--checkin" => {
+                let path = it.next().ok_or("--checkin needs a file")?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| format!("--checkin {path}: {e}"))?;
+                args.checkin = serde_json::from_str(&text)
+                    .map_err(|e| format!("--checkin {path}: not JSON: {e}"))?;
+            }
             "--ignore-stdin" => args.ignore_stdin = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -72,7 +82,7 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("loopback_backend: {message}");
             eprintln!(
-                "usage: loopback_backend [--port N] [--threads N] [--distinct-uuids] [--flaky] [--redirect] [--ignore-stdin]"
+                "usage: loopback_backend [--port N] [--threads N] [--distinct-uuids] [--flaky] [--redirect] [--checkin FILE] [--ignore-stdin]"
             );
             return ExitCode::from(2);
         }
@@ -125,7 +135,7 @@ async fn run(args: Args) -> ExitCode {
     } else if args.redirect {
         redirecting()
     } else {
-        Responder::with_checkin(serde_json::json!({"options": {}}))
+        Responder::with_checkin(args.checkin)
     };
     let backend = match Backend::start_counting_only_on(addr, responder, args.distinct_uuids).await
     {

@@ -3,9 +3,10 @@
 //! A flag read through the Recorder (`send(GetVariant)`) waits for the runtime's thread: a few
 //! microseconds across threads, more while it is busy with a burst. [`FlagReader`] answers from
 //! the same local copy of the flags, which the Recorder publishes whenever a check-in or the
-//! stream changes them, on the calling thread. It still records `$feature_flag_called`: a read
-//! whose (flag, response) this reader has not reported for the current identity is sent to the
-//! Recorder with a `do_send`, and the Collator de-duplicates it as it does for every read.
+//! stream changes them, on the calling thread. It still records `$feature_flag_called`: every
+//! read is passed to the Recorder with a `do_send`, and the Collator de-duplicates it as it does
+//! for every read. The reader does not drop repeats itself: it cannot see an `Identify`, a
+//! `Reset` or a new session, after which the same read is an event again.
 
 use std::sync::Arc;
 use std::time::Duration;

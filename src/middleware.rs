@@ -292,30 +292,33 @@ where
                     }
                     .checked()
                 });
-            let context = RequestTelemetry {
-                events: settings.events.clone(),
-                ids: Arc::new(Mutex::new(ids)),
-            };
+            // Without request events the middleware keeps nothing past the handler: the
+            // context moves into the request, and the method is not copied.
+            if !settings.request_events {
+                request
+                    .extensions_mut()
+                    .insert(RequestTelemetry::new(settings, ids));
+                return service.call(request).await;
+            }
+            let context = RequestTelemetry::new(settings.clone(), ids);
             request.extensions_mut().insert(context.clone());
             let method = request.method().as_str().to_string();
             let result = service.call(request).await;
-            if settings.request_events {
-                let (status, route) = match &result {
-                    Ok(response) => (
-                        response.status().as_u16(),
-                        response.request().match_pattern(),
-                    ),
-                    Err(error) => (error.as_response_error().status_code().as_u16(), None),
-                };
-                let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                context.record(
-                    Record::new(REQUEST_EVENT)
-                        .property("method", method)
-                        .property("route", route.unwrap_or_else(|| UNMATCHED_ROUTE.into()))
-                        .property("status", status)
-                        .property("duration_ms", duration_ms),
-                );
-            }
+            let (status, route) = match &result {
+                Ok(response) => (
+                    response.status().as_u16(),
+                    response.request().match_pattern(),
+                ),
+                Err(error) => (error.as_response_error().status_code().as_u16(), None),
+            };
+            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            context.record(
+                Record::new(REQUEST_EVENT)
+                    .property("method", method)
+                    .property("route", route.unwrap_or_else(|| UNMATCHED_ROUTE.into()))
+                    .property("status", status)
+                    .property("duration_ms", duration_ms),
+            );
             result
         })
     }
@@ -336,15 +339,34 @@ where
 /// ```
 #[derive(Clone, Debug)]
 pub struct RequestTelemetry {
-    events: EventSender,
-    ids: Arc<Mutex<RequestIds>>,
+    // One allocation per request, and a clone is one counter increment: the sender is reached
+    // through the middleware's settings instead of being cloned (its clone and drop touch
+    // counters shared with every other thread that records).
+    context: Arc<RequestContext>,
+}
+
+/// What the clones of one request's [`RequestTelemetry`] share.
+#[derive(Debug)]
+struct RequestContext {
+    settings: Arc<Settings>,
+    ids: Mutex<RequestIds>,
 }
 
 impl RequestTelemetry {
+    fn new(settings: Arc<Settings>, ids: RequestIds) -> Self {
+        RequestTelemetry {
+            context: Arc::new(RequestContext {
+                settings,
+                ids: Mutex::new(ids),
+            }),
+        }
+    }
+
     fn ids_lock(&self) -> MutexGuard<'_, RequestIds> {
         // The ids are plain values: a panic elsewhere while holding the lock cannot leave
         // them half-written.
-        self.ids
+        self.context
+            .ids
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -390,12 +412,12 @@ impl RequestTelemetry {
         {
             event = event.property("$session_id", session_id);
         }
-        self.events.record(event)
+        self.events().record(event)
     }
 
     /// The sender it records through (events sent on it directly carry no request ids).
     pub fn events(&self) -> &EventSender {
-        &self.events
+        &self.context.settings.events
     }
 }
 
