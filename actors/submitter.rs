@@ -4,8 +4,7 @@
 //!   batches waiting for a retry and the batches in flight — plus the retry delay and the
 //!   flushes waiting for their events.
 //! - Takes: `Enqueue` and `ForwardFlush` from the Collator, `ReportCounters`, and
-//!   `BatchOutcome` (its own message: the Transport's answer to a batch, sent on by the task
-//!   that awaited it).
+//!   `BatchOutcome` (the Transport's answer to a batch, sent on by the task that awaited it).
 //! - Sends: `DeliverBatch` to the Transport, and keeps each batch until its outcome arrives.
 //!
 //! Batches are cut by event count and body bytes, and by the flush interval for a partial one.
@@ -21,7 +20,9 @@ use actix::prelude::*;
 use tokio::time::Instant;
 
 use crate::delivery::{Outgoing, SinkCore};
-use crate::messages::{DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters};
+use crate::messages::{
+    BatchOutcome, DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters,
+};
 use crate::retry_delay::BackoffPolicy;
 use crate::spool::Spool;
 use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
@@ -281,14 +282,6 @@ impl Supervised for Submitter {
         self.wake_at = None;
         self.spool_write_scheduled = false;
     }
-}
-
-/// The Transport's answer for the batch sent as `id`.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct BatchOutcome {
-    id: u64,
-    outcome: DeliveryOutcome,
 }
 
 impl Handler<BatchOutcome> for Submitter {
