@@ -19,9 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
@@ -33,10 +30,9 @@ use crate::actors::transport::Transport;
 use crate::admission::Budget;
 use crate::control::{Control, RecorderCounters, Tally};
 use crate::error::WaitForCheckinError;
-use crate::evaluation::{OnMiss, evaluate};
 use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
-use crate::features::{Feature, FeatureSet, Miss};
+use crate::features::FeatureSet;
 use crate::messages::*;
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
@@ -45,6 +41,7 @@ use crate::supervision::ActorKind;
 use crate::supervision::{Guard, Guarded, guarded};
 use crate::turns::{MESSAGES_PER_TURN, Turns};
 
+mod flags;
 mod inbound;
 
 /// How long the Recorder waits to look at its inbox again when an event was admitted but its
@@ -174,47 +171,6 @@ impl Recorder {
         if refresh {
             pipeline.configuration.do_send(RefreshNow);
         }
-    }
-
-    /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
-    fn flag_read(
-        &mut self,
-        flag: &str,
-        response: Value,
-        default_used: Option<Miss>,
-        distinct_id: Option<String>,
-    ) {
-        // Not counted as accepted here: most reads repeat an earlier one and make no event.
-        // The Collator counts the ones that do.
-        if self.shutting_down || self.pipeline.is_none() {
-            return;
-        }
-        let stamp = self.stamp(SystemTime::now());
-        let Some(pipeline) = &self.pipeline else {
-            return;
-        };
-        pipeline.collator.do_send(FeatureFlagCalled {
-            flag: flag.to_string(),
-            response,
-            default_used,
-            distinct_id,
-            stamp,
-        });
-    }
-
-    /// Reads flag `name` (following pointers if asked) with `read`, and records the evaluation
-    /// event; `on_miss` says what the event shows when `read` finds nothing.
-    fn evaluate<R>(
-        &mut self,
-        name: &str,
-        follow: bool,
-        read: impl FnOnce(&FeatureSet, &str) -> Option<R>,
-        on_miss: OnMiss,
-    ) -> Option<R> {
-        let features = self.features.clone();
-        let read = evaluate(&features, name, follow, read, on_miss);
-        self.flag_read(name, read.response, read.default_used, None);
-        read.value
     }
 
     fn flush(
@@ -409,102 +365,6 @@ impl Handler<Shutdown> for Recorder {
     }
 }
 
-impl<T: DeserializeOwned + 'static> Handler<GetVariant<T>> for Recorder {
-    type Result = MessageResult<GetVariant<T>>;
-
-    fn handle(&mut self, msg: GetVariant<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.variant(t),
-                OnMiss::Nothing,
-            )
-        });
-        MessageResult(read.flatten())
-    }
-}
-
-impl<T: DeserializeOwned + 'static> Handler<GetPayload<T>> for Recorder {
-    type Result = MessageResult<GetPayload<T>>;
-
-    fn handle(&mut self, msg: GetPayload<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.payload(t),
-                OnMiss::Nothing,
-            )
-        });
-        MessageResult(read.flatten())
-    }
-}
-
-impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> Handler<GetFeature<V, P>>
-    for Recorder
-{
-    type Result = MessageResult<GetFeature<V, P>>;
-
-    fn handle(&mut self, msg: GetFeature<V, P>, ctx: &mut Context<Self>) -> Self::Result {
-        let read: Option<Option<Feature<V, P>>> = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.feature(t),
-                OnMiss::Nothing,
-            )
-        });
-        MessageResult(read.flatten())
-    }
-}
-
-impl Handler<IsEnabled> for Recorder {
-    type Result = bool;
-
-    fn handle(&mut self, msg: IsEnabled, ctx: &mut Context<Self>) -> bool {
-        let enabled = |f: &FeatureSet, t: &str| Some(f.is_enabled(t));
-        guarded(self, ctx, |act, _| {
-            act.evaluate(&msg.name, msg.follow_pointers, enabled, OnMiss::Nothing)
-        })
-        .flatten()
-        .unwrap_or(false)
-    }
-}
-
-impl<T: DeserializeOwned + Serialize + 'static> Handler<GetVariantOr<T>> for Recorder {
-    type Result = MessageResult<GetVariantOr<T>>;
-
-    fn handle(&mut self, msg: GetVariantOr<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let shown = serde_json::to_value(&msg.default).unwrap_or(Value::Null);
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.variant(t),
-                OnMiss::Default(shown),
-            )
-        });
-        MessageResult(read.flatten().unwrap_or(msg.default))
-    }
-}
-
-impl<T: DeserializeOwned + 'static> Handler<GetPayloadOr<T>> for Recorder {
-    type Result = MessageResult<GetPayloadOr<T>>;
-
-    fn handle(&mut self, msg: GetPayloadOr<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.payload(t),
-                OnMiss::DefaultPayload,
-            )
-        });
-        MessageResult(read.flatten().unwrap_or(msg.default))
-    }
-}
-
 impl Handler<GetFeatures> for Recorder {
     type Result = MessageResult<GetFeatures>;
 
@@ -592,16 +452,6 @@ impl Handler<GetSinkStats> for Recorder {
             }
             all
         })
-    }
-}
-
-impl Handler<FlagEvaluated> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: FlagEvaluated, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            act.flag_read(&msg.flag, msg.response, msg.default_used, msg.distinct_id)
-        });
     }
 }
 

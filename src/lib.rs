@@ -111,10 +111,10 @@ pub use json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue};
 #[cfg(feature = "fault-injection")]
 pub use messages::InjectFault;
 pub use messages::{
-    AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetPayloadOr,
-    GetSinkStats, GetStats, GetVariant, GetVariantOr, GroupIdentify, Identify, IsEnabled, Record,
-    RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown, SubscribeFeatures,
-    WaitForCheckin,
+    AddGroup, Alias, FeatureSubscription, FlagQuery, Flush, GetFeature, GetFeatures, GetPayload,
+    GetPayloadOr, GetSinkStats, GetStats, GetVariant, GetVariantOr, GroupIdentify, Identify,
+    IsEnabled, Record, RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown,
+    SubscribeFeatures, WaitForCheckin,
 };
 #[cfg(feature = "actix-web")]
 pub use middleware::{

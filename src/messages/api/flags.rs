@@ -1,5 +1,6 @@
 //! The messages that read one flag and record a `$feature_flag_called` event: as a variant, a
-//! payload, both, whether it is on, or with a default for when it cannot be read.
+//! payload, both, whether it is on, or with a default for when it cannot be read. Each carries
+//! a [`FlagQuery`], the part every such read shares.
 
 use std::marker::PhantomData;
 
@@ -8,6 +9,37 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::features::Feature;
+
+/// Which flag a read asks about, and how it is found: what every flag-read message carries.
+///
+/// ```
+/// use actix_telemetry::{FlagQuery, GetVariant};
+/// let read = GetVariant::<String>::new("theme").following_pointers();
+/// assert_eq!(read.query, FlagQuery::new("theme").following_pointers());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlagQuery {
+    /// The flag.
+    pub name: String,
+    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
+    pub follow_pointers: bool,
+}
+
+impl FlagQuery {
+    /// Asks about flag `name` itself.
+    pub fn new(name: impl Into<String>) -> Self {
+        FlagQuery {
+            name: name.into(),
+            follow_pointers: false,
+        }
+    }
+
+    /// Asks about the flag a pointer chain starting at `name` ends on.
+    pub fn following_pointers(mut self) -> Self {
+        self.follow_pointers = true;
+        self
+    }
+}
 
 /// Reads a flag's variant as `T` and records a `$feature_flag_called` event.
 ///
@@ -22,10 +54,8 @@ use crate::features::Feature;
 #[derive(Debug, Message)]
 #[rtype(result = "Option<T>")]
 pub struct GetVariant<T: DeserializeOwned + 'static> {
-    /// The flag.
-    pub name: String,
-    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
-    pub follow_pointers: bool,
+    /// The flag, and whether to follow pointers to it.
+    pub query: FlagQuery,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -33,15 +63,14 @@ impl<T: DeserializeOwned + 'static> GetVariant<T> {
     /// Reads flag `name`.
     pub fn new(name: impl Into<String>) -> Self {
         GetVariant {
-            name: name.into(),
-            follow_pointers: false,
+            query: FlagQuery::new(name),
             _type: PhantomData,
         }
     }
 
     /// Reads the flag a pointer chain starting at `name` ends on.
     pub fn following_pointers(mut self) -> Self {
-        self.follow_pointers = true;
+        self.query = self.query.following_pointers();
         self
     }
 }
@@ -59,10 +88,8 @@ impl<T: DeserializeOwned + 'static> GetVariant<T> {
 #[derive(Debug, Message)]
 #[rtype(result = "Option<T>")]
 pub struct GetPayload<T: DeserializeOwned + 'static> {
-    /// The flag.
-    pub name: String,
-    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
-    pub follow_pointers: bool,
+    /// The flag, and whether to follow pointers to it.
+    pub query: FlagQuery,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -70,15 +97,14 @@ impl<T: DeserializeOwned + 'static> GetPayload<T> {
     /// Reads flag `name`.
     pub fn new(name: impl Into<String>) -> Self {
         GetPayload {
-            name: name.into(),
-            follow_pointers: false,
+            query: FlagQuery::new(name),
             _type: PhantomData,
         }
     }
 
     /// Reads the flag a pointer chain starting at `name` ends on.
     pub fn following_pointers(mut self) -> Self {
-        self.follow_pointers = true;
+        self.query = self.query.following_pointers();
         self
     }
 }
@@ -100,10 +126,8 @@ impl<T: DeserializeOwned + 'static> GetPayload<T> {
 #[derive(Debug, Message)]
 #[rtype(result = "Option<Feature<V, P>>")]
 pub struct GetFeature<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> {
-    /// The flag.
-    pub name: String,
-    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
-    pub follow_pointers: bool,
+    /// The flag, and whether to follow pointers to it.
+    pub query: FlagQuery,
     _type: PhantomData<fn() -> (V, P)>,
 }
 
@@ -111,15 +135,14 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> GetFeature<V,
     /// Reads flag `name`.
     pub fn new(name: impl Into<String>) -> Self {
         GetFeature {
-            name: name.into(),
-            follow_pointers: false,
+            query: FlagQuery::new(name),
             _type: PhantomData,
         }
     }
 
     /// Reads the flag a pointer chain starting at `name` ends on.
     pub fn following_pointers(mut self) -> Self {
-        self.follow_pointers = true;
+        self.query = self.query.following_pointers();
         self
     }
 }
@@ -137,24 +160,21 @@ impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> GetFeature<V,
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "bool")]
 pub struct IsEnabled {
-    /// The flag.
-    pub name: String,
-    /// Follow pointer flags (a payload naming another flag) to the flag they end on.
-    pub follow_pointers: bool,
+    /// The flag, and whether to follow pointers to it.
+    pub query: FlagQuery,
 }
 
 impl IsEnabled {
     /// Asks about flag `name`.
     pub fn new(name: impl Into<String>) -> Self {
         IsEnabled {
-            name: name.into(),
-            follow_pointers: false,
+            query: FlagQuery::new(name),
         }
     }
 
     /// Asks about the flag a pointer chain starting at `name` ends on.
     pub fn following_pointers(mut self) -> Self {
-        self.follow_pointers = true;
+        self.query = self.query.following_pointers();
         self
     }
 }
@@ -174,27 +194,24 @@ impl IsEnabled {
 #[derive(Debug, Message)]
 #[rtype(result = "T")]
 pub struct GetVariantOr<T: DeserializeOwned + Serialize + 'static> {
-    /// The flag.
-    pub name: String,
+    /// The flag, and whether to follow pointers to it.
+    pub query: FlagQuery,
     /// The answer when the flag cannot be read.
     pub default: T,
-    /// Follow pointer flags to the flag they end on.
-    pub follow_pointers: bool,
 }
 
 impl<T: DeserializeOwned + Serialize + 'static> GetVariantOr<T> {
     /// Reads flag `name`, or `default`.
     pub fn new(name: impl Into<String>, default: T) -> Self {
         GetVariantOr {
-            name: name.into(),
+            query: FlagQuery::new(name),
             default,
-            follow_pointers: false,
         }
     }
 
     /// Reads the flag a pointer chain starting at `name` ends on.
     pub fn following_pointers(mut self) -> Self {
-        self.follow_pointers = true;
+        self.query = self.query.following_pointers();
         self
     }
 }
@@ -216,27 +233,24 @@ impl<T: DeserializeOwned + Serialize + 'static> GetVariantOr<T> {
 #[derive(Debug, Message)]
 #[rtype(result = "T")]
 pub struct GetPayloadOr<T: DeserializeOwned + 'static> {
-    /// The flag.
-    pub name: String,
+    /// The flag, and whether to follow pointers to it.
+    pub query: FlagQuery,
     /// The answer when the payload cannot be read.
     pub default: T,
-    /// Follow pointer flags to the flag they end on.
-    pub follow_pointers: bool,
 }
 
 impl<T: DeserializeOwned + 'static> GetPayloadOr<T> {
     /// Reads the payload of flag `name`, or `default`.
     pub fn new(name: impl Into<String>, default: T) -> Self {
         GetPayloadOr {
-            name: name.into(),
+            query: FlagQuery::new(name),
             default,
-            follow_pointers: false,
         }
     }
 
     /// Reads the flag a pointer chain starting at `name` ends on.
     pub fn following_pointers(mut self) -> Self {
-        self.follow_pointers = true;
+        self.query = self.query.following_pointers();
         self
     }
 }

@@ -10,7 +10,9 @@ mod runtime;
 pub use flag_set::{
     FeatureSubscription, GetFeatures, RefreshConfiguration, SubscribeFeatures, WaitForCheckin,
 };
-pub use flags::{GetFeature, GetPayload, GetPayloadOr, GetVariant, GetVariantOr, IsEnabled};
+pub use flags::{
+    FlagQuery, GetFeature, GetPayload, GetPayloadOr, GetVariant, GetVariantOr, IsEnabled,
+};
 pub use identity::{AddGroup, Alias, GroupIdentify, Identify, Reset, SetFact, SetPersonProperties};
 pub use record::Record;
 #[cfg(feature = "fault-injection")]
