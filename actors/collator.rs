@@ -30,17 +30,16 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::checkin::CheckinRequest;
 use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, object_body};
 use crate::features::{FeatureLimits, FeatureSet};
-use crate::filter::PropertyFilter;
 use crate::identity::Identity;
 use crate::messages::{
     ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
     FlushRequest, ForwardFlush, IdentityChange, ReportCounters, Stamp, TakeSnapshot,
 };
+use crate::pipeline::Lane;
 use crate::properties::Properties;
 use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
@@ -48,10 +47,7 @@ use crate::state::Saver;
 use crate::stats::{DropCounts, FlushReport, Stats};
 use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
 use crate::turns::Turns;
-
-/// The name and version every event carries in `$lib` and `$lib_version`.
-pub(crate) const LIB_NAME: &str = "actix-telemetry";
-pub(crate) const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::{LIB_NAME, LIB_VERSION};
 
 /// How many (distinct id, flag, response) triples are remembered for de-duplicating
 /// `$feature_flag_called`; past it the set starts over, so memory stays bounded.
@@ -99,25 +95,6 @@ impl Work {
             Work::FlagCalled(f) => Some(f.stamp.received_at),
             Work::Checkin(_, asked) => Some(*asked),
             Work::Flush(_) => None,
-        }
-    }
-}
-
-/// One sink as the Collator sees it: what it may receive, and where its events go.
-#[derive(Debug)]
-pub(crate) struct Lane {
-    filter: PropertyFilter,
-    submitter: Addr<Submitter>,
-    /// The shared properties that pass the filter (`None` when they must be rebuilt).
-    shared: Option<SharedProperties>,
-}
-
-impl Lane {
-    pub fn new(filter: PropertyFilter, submitter: Addr<Submitter>) -> Self {
-        Lane {
-            filter,
-            submitter,
-            shared: None,
         }
     }
 }

@@ -22,11 +22,6 @@ use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use crate::actors::collator::Collator;
-use crate::actors::configuration_proxy::ConfigurationProxy;
-use crate::actors::submitter::Submitter;
-use crate::actors::system_snapshotter::SystemSnapshotter;
-use crate::actors::transport::Transport;
 use crate::admission::Budget;
 use crate::control::{Control, RecorderCounters, Tally};
 use crate::error::WaitForCheckinError;
@@ -34,6 +29,7 @@ use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::features::FeatureSet;
 use crate::messages::*;
+use crate::pipeline::{Pipeline, SinkActors};
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 #[cfg(feature = "fault-injection")]
@@ -50,26 +46,6 @@ const ADMITTED_NOT_YET_QUEUED: Duration = Duration::from_micros(50);
 
 /// Longest accepted event name, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 200;
-
-/// The Submitter and Transport of one sink.
-#[derive(Clone, Debug)]
-pub(crate) struct SinkActors {
-    pub name: String,
-    pub submitter: Addr<Submitter>,
-    pub transport: Addr<Transport>,
-}
-
-/// The addresses of the other actors.
-#[derive(Clone, Debug)]
-pub(crate) struct Pipeline {
-    pub collator: Addr<Collator>,
-    /// The primary sink first.
-    pub sinks: Vec<SinkActors>,
-    pub configuration: Addr<ConfigurationProxy>,
-    pub snapshotter: Addr<SystemSnapshotter>,
-    /// Writes identity and flags to the state directory, if there is one.
-    pub saver: Option<crate::state::Saver>,
-}
 
 /// How long a shutdown waits for state files still being written.
 const SAVE_GRACE: Duration = Duration::from_secs(2);

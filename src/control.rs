@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::MailboxError;
 
-use crate::actors::recorder::{Pipeline, SinkActors};
 use crate::messages::ReportCounters;
+use crate::pipeline::{Pipeline, SinkActors};
 use crate::stats::{DropCounts, Stats};
 use crate::supervision::GuardStats;
 

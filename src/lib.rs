@@ -71,7 +71,9 @@ mod messages;
 #[cfg(feature = "actix-web")]
 mod middleware;
 mod panic_hook;
+mod pipeline;
 mod properties;
+mod queue_config;
 mod retry_delay;
 mod rng;
 mod runtime;
@@ -98,7 +100,6 @@ mod validate;
 pub use actor_kind::Fault;
 pub use actor_kind::{ActorKind, ActorSet};
 pub use actors::recorder::Recorder;
-pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
 pub use admission::{Admissible, AdmissionPolicy, EventSender};
 pub use builder::Builder;
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
@@ -123,6 +124,7 @@ pub use middleware::{
 };
 pub use panic_hook::{EXCEPTION_EVENT, MAX_PANIC_MESSAGE_BYTES, PanicHook};
 pub use properties::{Properties, PropertyNames};
+pub use queue_config::{OverflowPolicy, SubmitterConfig};
 pub use retry_delay::BackoffPolicy;
 pub use session::SessionPolicy;
 pub use sink_config::SinkConfig;
@@ -138,3 +140,8 @@ pub use transport::SrvSettings;
 pub use transport::{CaptureVersion, Compression, Endpoint, PostHogSettings, TransportError};
 pub use user_flags::{FlagUser, UserFlagSettings};
 pub use validate::{ConfigError, ConfigProblem, MAX_SETTING_DURATION, MIN_EVENT_BYTES};
+
+/// The name and version every event carries in `$lib` and `$lib_version` (and the HTTP
+/// transport in its `User-Agent`).
+pub(crate) const LIB_NAME: &str = "actix-telemetry";
+pub(crate) const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");

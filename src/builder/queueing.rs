@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::Builder;
-use crate::actors::submitter::OverflowPolicy;
 use crate::admission::AdmissionPolicy;
+use crate::queue_config::OverflowPolicy;
 use crate::retry_delay::BackoffPolicy;
 
 impl Builder {
