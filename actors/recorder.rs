@@ -14,6 +14,11 @@
 //! Recording is a validation, a timestamp and a UUIDv7, then a `do_send`: it never waits on the
 //! network or another actor. With telemetry disabled the Recorder is the only actor started; it
 //! accepts every message and counts each event as dropped by opt-out.
+//!
+//! This file holds the actor, its acceptance of events, flushes and shutdown; its other
+//! handlers sit beside it by topic: `recorder/inbound.rs` (events and changes of identity),
+//! `recorder/flags.rs` (flag reads), `recorder/flag_set.rs` (the flag set as a whole) and
+//! `recorder/counters.rs` (the counters).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -23,13 +28,12 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::admission::Budget;
-use crate::control::{Control, RecorderCounters, Tally};
-use crate::error::WaitForCheckinError;
+use crate::control::{RecorderCounters, Tally};
 use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::features::FeatureSet;
 use crate::messages::*;
-use crate::pipeline::{Pipeline, SinkActors};
+use crate::pipeline::Pipeline;
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 #[cfg(feature = "fault-injection")]
@@ -37,6 +41,8 @@ use crate::supervision::ActorKind;
 use crate::supervision::{Guard, Guarded, guarded};
 use crate::turns::{MESSAGES_PER_TURN, Turns};
 
+mod counters;
+mod flag_set;
 mod flags;
 mod inbound;
 
@@ -168,11 +174,6 @@ impl Recorder {
         }
         answer
     }
-
-    /// This actor's own share of the counters.
-    fn own_counters(&self) -> Stats {
-        self.counters.stats(&self.guard.shared())
-    }
 }
 
 /// Waits for the answer to a flush sent with `deadline`. An answer that was lost (its sender
@@ -255,13 +256,6 @@ impl Recorder {
     }
 }
 
-/// The counters of one sink's Submitter and Transport.
-async fn sink_stats(sink: &SinkActors) -> Stats {
-    let mut tally = Tally::new(Stats::default());
-    tally.sink(sink).await;
-    tally.stats
-}
-
 impl Actor for Recorder {
     type Context = Context<Self>;
 }
@@ -338,110 +332,6 @@ impl Handler<Shutdown> for Recorder {
             }
             ShutdownReport::new(flush, tally.stats, tally.complete)
         })
-    }
-}
-
-impl Handler<GetFeatures> for Recorder {
-    type Result = MessageResult<GetFeatures>;
-
-    fn handle(&mut self, _msg: GetFeatures, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.features.clone())
-    }
-}
-
-impl Handler<WaitForCheckin> for Recorder {
-    type Result = ResponseFuture<Result<Arc<FeatureSet>, WaitForCheckinError>>;
-
-    fn handle(&mut self, msg: WaitForCheckin, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.pipeline.is_none() {
-            return Box::pin(async { Err(WaitForCheckinError::Disabled) });
-        }
-        let mut checkins = self.checkins_tx.subscribe();
-        let features = self.features_tx.subscribe();
-        Box::pin(async move {
-            match tokio::time::timeout(msg.timeout, checkins.wait_for(|n| *n > 0)).await {
-                Ok(Ok(_)) => Ok(features.borrow().clone()),
-                Ok(Err(_)) => Err(WaitForCheckinError::Stopped),
-                Err(_) => Err(WaitForCheckinError::Timeout(msg.timeout)),
-            }
-        })
-    }
-}
-
-impl Handler<RefreshConfiguration> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, _msg: RefreshConfiguration, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            if let Some(p) = &act.pipeline {
-                p.configuration.do_send(RefreshNow);
-            }
-        });
-    }
-}
-
-impl Handler<SubscribeFeatures> for Recorder {
-    type Result = MessageResult<SubscribeFeatures>;
-
-    fn handle(&mut self, _msg: SubscribeFeatures, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(FeatureSubscription::new(self.features_tx.subscribe()))
-    }
-}
-
-impl Handler<GetStats> for Recorder {
-    type Result = ResponseFuture<Stats>;
-
-    fn handle(&mut self, _msg: GetStats, ctx: &mut Context<Self>) -> Self::Result {
-        self.catch_up(ctx);
-        // The same gathering as `Telemetry::stats`, answered in order with the mailbox.
-        let control = Control {
-            counters: self.counters.clone(),
-            guard: self.guard.shared(),
-            pipeline: self.pipeline.clone(),
-        };
-        Box::pin(async move { control.stats().await })
-    }
-}
-
-impl Handler<ReportCounters> for Recorder {
-    type Result = MessageResult<ReportCounters>;
-
-    fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.own_counters())
-    }
-}
-
-impl Handler<GetSinkStats> for Recorder {
-    type Result = ResponseFuture<Vec<(String, Stats)>>;
-
-    fn handle(&mut self, _msg: GetSinkStats, ctx: &mut Context<Self>) -> Self::Result {
-        self.catch_up(ctx);
-        let sinks = self
-            .pipeline
-            .as_ref()
-            .map(|p| p.sinks.clone())
-            .unwrap_or_default();
-        Box::pin(async move {
-            let mut all = Vec::with_capacity(sinks.len());
-            for sink in &sinks {
-                all.push((sink.name.clone(), sink_stats(sink).await));
-            }
-            all
-        })
-    }
-}
-
-impl Handler<CheckinCompleted> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: CheckinCompleted, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            act.features = msg.features.clone();
-            if msg.changed {
-                act.features_tx.send_replace(msg.features);
-            }
-            act.checkins_tx.send_modify(|n| *n += 1);
-        });
     }
 }
 
