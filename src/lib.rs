@@ -17,8 +17,9 @@
 //! - **Transport**: the File or HTTP backend.
 //! - **ConfigurationProxy**: checks in for flags and server options, at start and on a schedule.
 //!
-//! The actors live in `actors/` (one file each) and are compiled into this crate as the
-//! [`actors`] module.
+//! The actors live in `actors/` (one file each), a private module of this crate; their types
+//! ([`Recorder`], [`Collator`], [`SystemSnapshotter`], [`Submitter`], [`Transport`],
+//! [`ConfigurationProxy`]) are named at the crate root.
 //!
 //! ## Example
 //!
@@ -46,7 +47,7 @@
 #![warn(missing_debug_implementations)]
 
 #[path = "../actors/mod.rs"]
-pub mod actors;
+mod actors;
 
 mod actor_kind;
 mod admission;
@@ -99,7 +100,12 @@ mod validate;
 #[cfg(feature = "fault-injection")]
 pub use actor_kind::Fault;
 pub use actor_kind::{ActorKind, ActorSet};
-pub use actors::recorder::Recorder;
+pub use actors::collator::Collator;
+pub use actors::configuration_proxy::{ConfigurationProxy, REFRESH_DEBOUNCE};
+pub use actors::recorder::{MAX_EVENT_NAME_BYTES, Recorder};
+pub use actors::submitter::Submitter;
+pub use actors::system_snapshotter::SystemSnapshotter;
+pub use actors::transport::{REBUILD_AFTER_FAILURES, Transport};
 pub use admission::{Admissible, AdmissionPolicy, EventSender};
 pub use builder::Builder;
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
