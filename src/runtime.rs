@@ -92,7 +92,7 @@ fn telemetry_arbiter() -> Result<ArbiterHandle, BuildError> {
                 let _ = system.run();
             }
         })
-        .map_err(|e| BuildError::Runtime(e.to_string()))?;
+        .map_err(|error| BuildError::Runtime(error.to_string()))?;
     rx.recv()
         .map_err(|_| BuildError::Runtime("the telemetry thread exited at start".into()))
 }
@@ -179,22 +179,34 @@ pub(crate) fn start(
     let transport = primary.transport.clone();
     let (env, names) = (parts.env, parts.names);
     // The host name's salt is kept where the identity is.
-    let state = parts.saver.as_ref().map(|s| s.dir().clone());
+    let state = parts.saver.as_ref().map(|saver| saver.dir().clone());
     let snapshotter =
         Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names, state));
     let collator_config = parts.collator;
-    let ss = snapshotter.clone();
-    let collator =
-        Supervisor::start_in_arbiter(&arbiter, move |_| Collator::new(collator_config, lanes, ss));
-    let (t, c, interval) = (transport.clone(), collator.clone(), parts.checkin_interval);
-    let stale = parts.stale_checkin.map(|c| std::sync::Arc::new(c.features));
+    let collator_snapshotter = snapshotter.clone();
+    let collator = Supervisor::start_in_arbiter(&arbiter, move |_| {
+        Collator::new(collator_config, lanes, collator_snapshotter)
+    });
+    let (proxy_transport, proxy_collator, interval) =
+        (transport.clone(), collator.clone(), parts.checkin_interval);
+    let stale = parts
+        .stale_checkin
+        .map(|checkin| std::sync::Arc::new(checkin.features));
     let initial_flags = stale.clone().unwrap_or_default();
     let saver = parts.saver;
     let proxy_saver = saver.clone();
     let stream = parts.stream;
     let checkins = parts.checkins;
     let configuration = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        ConfigurationProxy::new(t, c, interval, stale, proxy_saver, stream).with_checkins(checkins)
+        ConfigurationProxy::new(
+            proxy_transport,
+            proxy_collator,
+            interval,
+            stale,
+            proxy_saver,
+            stream,
+        )
+        .with_checkins(checkins)
     });
     let pipeline = Pipeline {
         collator,
