@@ -44,7 +44,7 @@ use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;
 use crate::stats::{DropCounts, FlushReport, Stats};
-use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::turns::Turns;
 
 mod flag_calls;
@@ -101,7 +101,7 @@ pub struct Collator {
     dropped: DropCounts,
     /// `$feature_flag_called` events made (reads that were not repeats).
     flag_events: u64,
-    guard: Guard,
+    supervision: SupervisionState,
     turns: Turns,
 }
 
@@ -139,7 +139,7 @@ impl Collator {
             flag_calls_seen: HashSet::new(),
             dropped: DropCounts::default(),
             flag_events: 0,
-            guard: Guard::new(ActorKind::Collator),
+            supervision: SupervisionState::new(ActorKind::Collator),
             turns: Turns::default(),
         }
     }
@@ -199,7 +199,7 @@ impl Collator {
             .into_actor(self)
             .map(|answer, act, ctx| {
                 act.snapshot_requested = false;
-                guarded(act, ctx, |act, ctx| act.snapshot_arrived(answer, ctx));
+                supervised(act, ctx, |act, ctx| act.snapshot_arrived(answer, ctx));
             })
             .spawn(ctx);
     }
@@ -319,7 +319,7 @@ impl Collator {
             })
             .collect();
         let reply = request.reply;
-        let panics = self.guard.tasks.clone();
+        let panics = self.supervision.tasks.clone();
         tokio::spawn(async move {
             let total = caught(async move {
                 let mut total = FlushReport::answered();
@@ -343,7 +343,7 @@ impl Actor for Collator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             // Read the host once up front so the first events do not wait for it.
             act.request_snapshot(ctx);
             // Generated ids are kept, so the next run is the same installation.
@@ -352,15 +352,15 @@ impl Actor for Collator {
     }
 }
 
-impl Guarded for Collator {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for Collator {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for Collator {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
         // The snapshot request was a future of the stopped context; `started` asks again.
         self.snapshot_requested = false;
         // Rebuilt from the state on next use, in case a panic interrupted its update.
@@ -372,7 +372,7 @@ impl Handler<Enrich> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
-        if guarded(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx)).is_none() {
+        if supervised(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx)).is_none() {
             // The event went with the panic.
             self.dropped.panic += 1;
         }
@@ -384,7 +384,7 @@ impl Handler<ChangeIdentity> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: ChangeIdentity, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.submit(Work::Change(msg), ctx));
+        supervised(self, ctx, |act, ctx| act.submit(Work::Change(msg), ctx));
     }
 }
 
@@ -392,7 +392,7 @@ impl Handler<FeatureFlagCalled> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: FeatureFlagCalled, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.submit(Work::FlagCalled(msg), ctx));
+        supervised(self, ctx, |act, ctx| act.submit(Work::FlagCalled(msg), ctx));
     }
 }
 
@@ -400,7 +400,7 @@ impl Handler<ForwardFlush> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: ForwardFlush, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.submit(Work::Flush(msg.0), ctx));
+        supervised(self, ctx, |act, ctx| act.submit(Work::Flush(msg.0), ctx));
     }
 }
 
@@ -408,7 +408,7 @@ impl Handler<FeatureFacts> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: FeatureFacts, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
+        supervised(self, ctx, |act, _| {
             let limits = act.config.feature_limits;
             let (described, left_out) = msg.0.event_properties(limits);
             if left_out > 0 {
@@ -430,7 +430,7 @@ impl Handler<CheckinIdentity> for Collator {
 
     fn handle(&mut self, _msg: CheckinIdentity, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             act.submit(Work::Checkin(reply, Instant::now()), ctx)
         });
         Box::pin(async move { answer.await.ok() })
@@ -444,7 +444,7 @@ impl Handler<ReportCounters> for Collator {
         MessageResult(Stats {
             accepted: self.flag_events,
             dropped: self.dropped,
-            ..self.guard.stats()
+            ..self.supervision.stats()
         })
     }
 }

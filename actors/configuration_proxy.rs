@@ -33,7 +33,7 @@ use crate::state::Saver;
 use crate::stats::Stats;
 use crate::stream::update::{StreamUpdate, VersionedFlags};
 use crate::stream::{StreamSettings, spawn_reader};
-use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::transport::HttpSettings;
 use crate::transport::TransportError;
 
@@ -75,7 +75,7 @@ pub struct ConfigurationProxy {
     checkins: u64,
     failures: u64,
     invalid_flags: u64,
-    guard: Guard,
+    supervision: SupervisionState,
 }
 
 impl ConfigurationProxy {
@@ -112,7 +112,7 @@ impl ConfigurationProxy {
             checkins: 0,
             failures: 0,
             invalid_flags: 0,
-            guard: Guard::new(ActorKind::ConfigurationProxy),
+            supervision: SupervisionState::new(ActorKind::ConfigurationProxy),
         }
     }
 
@@ -135,7 +135,7 @@ impl ConfigurationProxy {
         self.checking_in = true;
         let collator = self.collator.clone();
         let transport = self.transport.clone();
-        let fault = self.guard.take_task_fault();
+        let fault = self.supervision.take_task_fault();
         caught(async move {
             if fault {
                 panic!("fault injected into a check-in");
@@ -157,10 +157,10 @@ impl ConfigurationProxy {
             // later ones.
             act.checking_in = false;
             let result = result.unwrap_or_else(|panic| {
-                act.guard.tasks.record("a check-in", &panic);
+                act.supervision.tasks.record("a check-in", &panic);
                 Err(TransportError::Panicked(panic))
             });
-            guarded(act, ctx, |act, ctx| {
+            supervised(act, ctx, |act, ctx| {
                 match result {
                     // Polled while the stream was down, answered after it came back: the
                     // stream's versions are newer than this document, which must not undo them.
@@ -211,7 +211,7 @@ impl ConfigurationProxy {
             http.clone(),
             self.collator.clone(),
             ctx.address().recipient(),
-            self.guard.tasks.clone(),
+            self.supervision.tasks.clone(),
         ));
     }
 
@@ -293,7 +293,7 @@ impl Actor for ConfigurationProxy {
     }
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded(self, ctx, Self::start);
+        supervised(self, ctx, Self::start);
     }
 }
 
@@ -315,7 +315,7 @@ impl ConfigurationProxy {
         ctx.run_interval(self.refresh_interval, |act, ctx| {
             // A live stream is the source of flags; polling would race with its versions.
             if !act.stream_live {
-                guarded(act, ctx, Self::check_in);
+                supervised(act, ctx, Self::check_in);
             }
         });
         ctx.run_interval(self.watch_interval, |act, ctx| {
@@ -325,7 +325,7 @@ impl ConfigurationProxy {
                 .map(|changed, act, ctx| {
                     if changed.unwrap_or(false) {
                         tracing::info!("check-in source changed; checking in");
-                        guarded(act, ctx, Self::check_in);
+                        supervised(act, ctx, Self::check_in);
                     }
                 })
                 .spawn(ctx);
@@ -333,15 +333,15 @@ impl ConfigurationProxy {
     }
 }
 
-impl Guarded for ConfigurationProxy {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for ConfigurationProxy {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for ConfigurationProxy {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
         // `started` opens a new stream.
         if let Some(task) = self.stream_task.take() {
             task.abort();
@@ -354,7 +354,7 @@ impl Handler<StreamEvent> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, msg: StreamEvent, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.on_stream(msg, ctx));
+        supervised(self, ctx, |act, ctx| act.on_stream(msg, ctx));
     }
 }
 
@@ -362,7 +362,7 @@ impl Handler<ConnectRecorder> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectRecorder, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
+        supervised(self, ctx, |act, _| {
             if let Some(completed) = act.unreported.take() {
                 msg.0.do_send(completed);
             }
@@ -375,7 +375,7 @@ impl Handler<RefreshNow> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, _msg: RefreshNow, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             if act.scheduled {
                 return;
             }
@@ -384,7 +384,7 @@ impl Handler<RefreshNow> for ConfigurationProxy {
             // person properties) shares this one check-in.
             ctx.run_later(REFRESH_DEBOUNCE, |act, ctx| {
                 act.scheduled = false;
-                guarded(act, ctx, |act, ctx| {
+                supervised(act, ctx, |act, ctx| {
                     if act.stream.is_some() && !act.stream_refused {
                         // The new connection's `put` is for the identity as it is now.
                         act.open_stream(ctx);
@@ -407,7 +407,7 @@ impl Handler<ReportCounters> for ConfigurationProxy {
             invalid_flags: self.invalid_flags,
             stream_updates: self.stream_updates,
             stream_errors: self.stream_errors,
-            ..self.guard.stats()
+            ..self.supervision.stats()
         })
     }
 }

@@ -38,7 +38,7 @@ use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 #[cfg(feature = "fault-injection")]
 use crate::supervision::ActorKind;
-use crate::supervision::{Guard, Guarded, guarded};
+use crate::supervision::{SupervisedActor, SupervisionState, supervised};
 use crate::turns::{MESSAGES_PER_TURN, Turns};
 
 mod counters;
@@ -85,7 +85,7 @@ pub struct Recorder {
     /// Events sent by [`EventSender`](crate::EventSender)s and not taken in yet.
     budget: Arc<Budget>,
     shutting_down: bool,
-    guard: Guard,
+    supervision: SupervisionState,
     turns: Turns,
 }
 
@@ -97,7 +97,7 @@ impl Recorder {
         features_tx: watch::Sender<Arc<FeatureSet>>,
         counters: Arc<RecorderCounters>,
         budget: Arc<Budget>,
-        guard: Guard,
+        supervision: SupervisionState,
     ) -> Self {
         let features = features_tx.borrow().clone();
         Recorder {
@@ -109,7 +109,7 @@ impl Recorder {
             counters,
             budget,
             shutting_down: false,
-            guard,
+            supervision,
             turns: Turns::default(),
         }
     }
@@ -260,15 +260,15 @@ impl Actor for Recorder {
     type Context = Context<Self>;
 }
 
-impl Guarded for Recorder {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for Recorder {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for Recorder {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
     }
 }
 
@@ -297,7 +297,7 @@ impl Handler<Flush> for Recorder {
 
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
         self.catch_up(ctx);
-        let answer = guarded(self, ctx, |act, _| act.flush(msg.deadline, false));
+        let answer = supervised(self, ctx, |act, _| act.flush(msg.deadline, false));
         Box::pin(flush_answer(answer, msg.deadline))
     }
 }
@@ -307,7 +307,7 @@ impl Handler<Shutdown> for Recorder {
 
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.catch_up(ctx);
-        let answer = guarded(self, ctx, |act, _| {
+        let answer = supervised(self, ctx, |act, _| {
             act.shutting_down = true;
             act.flush(Some(msg.deadline), true)
         });
@@ -342,7 +342,7 @@ impl Handler<InjectFault> for Recorder {
     fn handle(&mut self, msg: InjectFault, _ctx: &mut Context<Self>) {
         let arm = ArmFault(msg.fault);
         match (msg.actor, &self.pipeline) {
-            (ActorKind::Recorder, _) => self.guard.armed = Some(msg.fault),
+            (ActorKind::Recorder, _) => self.supervision.armed = Some(msg.fault),
             (_, None) => tracing::warn!(actor = %msg.actor, "telemetry is disabled; no such actor"),
             (ActorKind::Collator, Some(p)) => p.collator.do_send(arm),
             (ActorKind::SystemSnapshotter, Some(p)) => p.snapshotter.do_send(arm),

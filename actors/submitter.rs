@@ -25,7 +25,7 @@ use crate::messages::{
 };
 use crate::queue_config::SubmitterConfig;
 use crate::spool::Spool;
-use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::transport::DeliveryOutcome;
 use crate::turns::Turns;
 
@@ -39,7 +39,7 @@ pub struct Submitter {
     /// The pause timer is set for this instant (so it is set once per pause).
     wake_at: Option<Instant>,
     spool_write_scheduled: bool,
-    guard: Guard,
+    supervision: SupervisionState,
     turns: Turns,
 }
 
@@ -61,7 +61,7 @@ impl Submitter {
             transport,
             wake_at: None,
             spool_write_scheduled: false,
-            guard: Guard::new(ActorKind::Submitter),
+            supervision: SupervisionState::new(ActorKind::Submitter),
             turns: Turns::default(),
         }
     }
@@ -81,7 +81,7 @@ impl Submitter {
                 if act.wake_at == Some(at) {
                     act.wake_at = None;
                 }
-                guarded(act, ctx, Self::pump);
+                supervised(act, ctx, Self::pump);
             });
         }
         self.schedule_spool_write(ctx);
@@ -94,7 +94,7 @@ impl Submitter {
         // `Enqueue` the outcomes would wait behind it and nothing would leave the queue. As
         // messages they are handled in turn with the events.
         let submitter = ctx.address();
-        let panics = self.guard.tasks.clone();
+        let panics = self.supervision.tasks.clone();
         actix::spawn(async move {
             // Whatever happens, an outcome comes back: a batch without one would stay in
             // flight, and the flushes behind it would wait for ever.
@@ -125,7 +125,7 @@ impl Submitter {
         self.spool_write_scheduled = true;
         ctx.run_later(Duration::ZERO, |act, ctx| {
             act.spool_write_scheduled = false;
-            guarded(act, ctx, |act, _| act.core.write_spool());
+            supervised(act, ctx, |act, _| act.core.write_spool());
         });
     }
 
@@ -145,7 +145,7 @@ impl Submitter {
     fn expire_at(&mut self, id: u64, deadline: Instant, ctx: &mut Context<Self>) {
         let wait = deadline.saturating_duration_since(Instant::now());
         ctx.run_later(wait, move |act, ctx| {
-            guarded(act, ctx, |act, _| act.core.expire_flush(id));
+            supervised(act, ctx, |act, _| act.core.expire_flush(id));
         });
     }
 
@@ -169,7 +169,7 @@ impl Actor for Submitter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded(self, ctx, Self::start);
+        supervised(self, ctx, Self::start);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -189,33 +189,33 @@ impl Submitter {
         // Timers do not survive a restart, so they are set here rather than in `new`.
         ctx.run_interval(self.core.flush_interval(), |act, ctx| {
             act.core.release_partial();
-            guarded(act, ctx, Self::pump);
+            supervised(act, ctx, Self::pump);
         });
         if self.core.has_spool() {
             ctx.run_interval(SPOOL_ACK_INTERVAL, |act, ctx| {
-                guarded(act, ctx, |act, _| {
+                supervised(act, ctx, |act, _| {
                     if act.core.spool_dirty() {
                         act.core.write_spool();
                     }
                 });
             });
             ctx.run_interval(SPOOL_SYNC_INTERVAL, |act, ctx| {
-                guarded(act, ctx, |act, _| act.sync_spool());
+                supervised(act, ctx, |act, _| act.sync_spool());
             });
         }
         self.pump(ctx);
     }
 }
 
-impl Guarded for Submitter {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for Submitter {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for Submitter {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
         // Timers were futures of the stopped context: they are gone, and the pause they would
         // have ended is set again by the next pump.
         self.core.restarted();
@@ -228,7 +228,7 @@ impl Handler<BatchOutcome> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: BatchOutcome, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             act.core.on_outcome(msg.id, msg.outcome, Instant::now());
             act.pump(ctx);
         });
@@ -240,11 +240,11 @@ impl Handler<Enqueue> for Submitter {
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
         let before = self.core.enqueued();
-        let enqueued = guarded(self, ctx, |act, _| act.core.enqueue(msg.0));
+        let enqueued = supervised(self, ctx, |act, _| act.core.enqueue(msg.0));
         if enqueued.is_none() {
             self.core.lost_to_panic(before);
         }
-        guarded(self, ctx, Self::pump);
+        supervised(self, ctx, Self::pump);
         self.turns.tick(ctx);
     }
 }
@@ -253,7 +253,7 @@ impl Handler<ForwardFlush> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: ForwardFlush, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.start_flush(msg.0, ctx));
+        supervised(self, ctx, |act, ctx| act.start_flush(msg.0, ctx));
     }
 }
 
@@ -263,7 +263,7 @@ impl Handler<ReportCounters> for Submitter {
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
         let mut stats = self.core.stats();
         stats.spools_unavailable = u64::from(self.spool_unavailable);
-        stats.merge(&self.guard.stats());
+        stats.merge(&self.supervision.stats());
         MessageResult(stats)
     }
 }

@@ -31,7 +31,7 @@ use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
 use crate::pipeline::{Lane, Pipeline, SinkActors};
 use crate::queue_config::SubmitterConfig;
-use crate::supervision::{ActorKind, Guard};
+use crate::supervision::{ActorKind, SupervisionState};
 use crate::transport::Backend;
 use crate::user_flags::{UserFlagCache, UserFlagSettings};
 
@@ -115,16 +115,22 @@ fn start_recorder(
     users: Arc<UserFlagCache>,
 ) -> Started {
     let (features_tx, features_rx) = watch::channel(initial_flags);
-    let guard = Guard::new(ActorKind::Recorder);
+    let supervision = SupervisionState::new(ActorKind::Recorder);
     let control = Control {
         counters: Arc::default(),
-        guard: guard.shared(),
+        supervision: supervision.shared(),
         pipeline: pipeline.clone(),
     };
     let counters = control.counters.clone();
     let recorder_budget = budget.clone();
     let recorder = Supervisor::start_in_arbiter(arbiter, move |_| {
-        Recorder::new(pipeline, features_tx, counters, recorder_budget, guard)
+        Recorder::new(
+            pipeline,
+            features_tx,
+            counters,
+            recorder_budget,
+            supervision,
+        )
     });
     Started {
         flags: FlagReader::new(features_rx, recorder.clone(), users),

@@ -12,7 +12,7 @@ use crate::stats::Stats;
 impl Recorder {
     /// This actor's own share of the counters.
     pub(super) fn own_counters(&self) -> Stats {
-        self.counters.stats(&self.guard.shared())
+        self.counters.stats(&self.supervision.shared())
     }
 }
 
@@ -31,7 +31,7 @@ impl Handler<GetStats> for Recorder {
         // The same gathering as `Telemetry::stats`, answered in order with the mailbox.
         let control = Control {
             counters: self.counters.clone(),
-            guard: self.guard.shared(),
+            supervision: self.supervision.shared(),
             pipeline: self.pipeline.clone(),
         };
         Box::pin(async move { control.stats().await })

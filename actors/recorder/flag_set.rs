@@ -11,7 +11,7 @@ use super::Recorder;
 use crate::error::WaitForCheckinError;
 use crate::features::FeatureSet;
 use crate::messages::*;
-use crate::supervision::guarded;
+use crate::supervision::supervised;
 
 impl Handler<GetFeatures> for Recorder {
     type Result = MessageResult<GetFeatures>;
@@ -44,7 +44,7 @@ impl Handler<RefreshConfiguration> for Recorder {
     type Result = ();
 
     fn handle(&mut self, _msg: RefreshConfiguration, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
+        supervised(self, ctx, |act, _| {
             if let Some(p) = &act.pipeline {
                 p.configuration.do_send(RefreshNow);
             }
@@ -64,7 +64,7 @@ impl Handler<CheckinCompleted> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: CheckinCompleted, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
+        supervised(self, ctx, |act, _| {
             act.features = msg.features.clone();
             if msg.changed {
                 act.features_tx.send_replace(msg.features);

@@ -14,7 +14,7 @@ use super::Recorder;
 use crate::evaluation::{OnMiss, evaluate};
 use crate::features::{Feature, FeatureSet, Miss};
 use crate::messages::*;
-use crate::supervision::guarded;
+use crate::supervision::supervised;
 
 /// What sets one flag-read message apart from the others: what it reads, what its event shows
 /// when the read finds nothing, and how what was found becomes the answer.
@@ -148,7 +148,7 @@ impl Recorder {
     /// the answer (a panic while reading answers as a read that found nothing).
     fn answer_flag_read<M: FlagRead>(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Result {
         let on_miss = msg.on_miss();
-        let found = guarded(self, ctx, |act, _| {
+        let found = supervised(self, ctx, |act, _| {
             let query = msg.query();
             act.evaluate(&query.name, query.follow_pointers, M::read, on_miss)
         });
@@ -251,7 +251,7 @@ impl Handler<FlagEvaluated> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: FlagEvaluated, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
+        supervised(self, ctx, |act, _| {
             act.flag_read(&msg.flag, msg.response, msg.default_used, msg.distinct_id)
         });
     }
