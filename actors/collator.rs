@@ -26,36 +26,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::checkin::CheckinRequest;
 use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, object_body};
 use crate::features::{FeatureLimits, FeatureSet};
-use crate::filter::PropertyFilter;
 use crate::identity::Identity;
 use crate::messages::{
     ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
-    FlushRequest, ForwardFlush, IdentityChange, ReportCounters, Stamp, TakeSnapshot,
+    FlushRequest, ForwardFlush, ReportCounters, TakeSnapshot,
 };
-use crate::properties::Properties;
+use crate::pipeline::Lane;
 use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;
 use crate::stats::{DropCounts, FlushReport, Stats};
-use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::turns::Turns;
 
-/// The name and version every event carries in `$lib` and `$lib_version`.
-pub(crate) const LIB_NAME: &str = "actix-telemetry";
-pub(crate) const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+mod flag_calls;
+mod identity;
+mod shared;
+mod work;
 
-/// How many (distinct id, flag, response) triples are remembered for de-duplicating
-/// `$feature_flag_called`; past it the set starts over, so memory stays bounded.
-const MAX_FLAG_CALLS_REMEMBERED: usize = 10_000;
+use work::Work;
 
 /// Settings and starting state of the Collator.
 #[derive(Clone, Debug)]
@@ -72,54 +69,6 @@ pub(crate) struct CollatorConfig {
     pub session: SessionPolicy,
     /// The session id came from the correlation data: it never rotates.
     pub session_fixed: bool,
-}
-
-/// Work that waits its turn behind the events before it.
-#[derive(Debug)]
-enum Work {
-    Event(RecordedEvent),
-    Change(ChangeIdentity),
-    FlagCalled(FeatureFlagCalled),
-    Flush(FlushRequest),
-    /// Server-side targeting needs the host facts too, so a check-in waits for a snapshot.
-    Checkin(oneshot::Sender<CheckinRequest>, Instant),
-}
-
-impl Work {
-    /// When the Recorder took it, for work that becomes an event and so needs a snapshot.
-    fn needs_snapshot_since(&self) -> Option<Instant> {
-        match self {
-            Work::Event(e) => Some(e.received_at),
-            Work::Change(c) => match c.change {
-                IdentityChange::SetFact(_)
-                | IdentityChange::AddGroup(_)
-                | IdentityChange::Reset => None,
-                _ => Some(c.stamp.received_at),
-            },
-            Work::FlagCalled(f) => Some(f.stamp.received_at),
-            Work::Checkin(_, asked) => Some(*asked),
-            Work::Flush(_) => None,
-        }
-    }
-}
-
-/// One sink as the Collator sees it: what it may receive, and where its events go.
-#[derive(Debug)]
-pub(crate) struct Lane {
-    filter: PropertyFilter,
-    submitter: Addr<Submitter>,
-    /// The shared properties that pass the filter (`None` when they must be rebuilt).
-    shared: Option<SharedProperties>,
-}
-
-impl Lane {
-    pub fn new(filter: PropertyFilter, submitter: Addr<Submitter>) -> Self {
-        Lane {
-            filter,
-            submitter,
-            shared: None,
-        }
-    }
 }
 
 /// Enriches events. See the module documentation.
@@ -152,7 +101,7 @@ pub struct Collator {
     dropped: DropCounts,
     /// `$feature_flag_called` events made (reads that were not repeats).
     flag_events: u64,
-    guard: Guard,
+    supervision: SupervisionState,
     turns: Turns,
 }
 
@@ -190,7 +139,7 @@ impl Collator {
             flag_calls_seen: HashSet::new(),
             dropped: DropCounts::default(),
             flag_events: 0,
-            guard: Guard::new(ActorKind::Collator),
+            supervision: SupervisionState::new(ActorKind::Collator),
             turns: Turns::default(),
         }
     }
@@ -250,7 +199,7 @@ impl Collator {
             .into_actor(self)
             .map(|answer, act, ctx| {
                 act.snapshot_requested = false;
-                guarded(act, ctx, |act, ctx| act.snapshot_arrived(answer, ctx));
+                supervised(act, ctx, |act, ctx| act.snapshot_arrived(answer, ctx));
             })
             .spawn(ctx);
     }
@@ -282,66 +231,6 @@ impl Collator {
             Work::Flush(request) => self.flush_lanes(request),
             Work::Checkin(reply, _) => {
                 let _ = reply.send(self.checkin_request());
-            }
-        }
-    }
-
-    fn shared(&mut self) -> &SharedProperties {
-        let identity = &self.identity;
-        let snapshot = &self.snapshot;
-        let config = &self.config;
-        let runtime_facts = &self.runtime_facts;
-        let feature_properties = &self.feature_properties;
-        self.shared.get_or_insert_with(|| {
-            let mut map = Map::new();
-            map.insert("$lib".into(), LIB_NAME.into());
-            map.insert("$lib_version".into(), LIB_VERSION.into());
-            map.insert(
-                "$anon_distinct_id".into(),
-                identity.anon_distinct_id.clone().into(),
-            );
-            map.insert("$device_id".into(), identity.device_id.clone().into());
-            map.insert("$session_id".into(), identity.session_id.clone().into());
-            if let Some(window) = &identity.window_id {
-                map.insert("$window_id".into(), window.clone().into());
-            }
-            map.insert("$groups".into(), json!(identity.groups));
-            if let Some(snapshot) = snapshot {
-                snapshot.write_properties(&mut map);
-            }
-            for facts in [
-                &config.builder_facts,
-                &config.correlation_facts,
-                runtime_facts,
-            ] {
-                map.extend(facts.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            map.extend(
-                feature_properties
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            );
-            SharedProperties::new(map)
-        })
-    }
-
-    /// Something the shared properties are built from changed.
-    fn invalidate_shared(&mut self) {
-        self.shared = None;
-        for lane in &mut self.lanes {
-            lane.shared = None;
-        }
-    }
-
-    /// The effective distinct id as a JSON string, made again only when it changed.
-    fn distinct_id_json(&mut self) -> Arc<str> {
-        let current = self.identity.effective_distinct_id();
-        match &self.distinct_id {
-            Some((raw, json)) if raw == current => json.clone(),
-            _ => {
-                let json: Arc<str> = Arc::from(json_string(current));
-                self.distinct_id = Some((current.to_string(), json.clone()));
-                json
             }
         }
     }
@@ -430,7 +319,7 @@ impl Collator {
             })
             .collect();
         let reply = request.reply;
-        let panics = self.guard.tasks.clone();
+        let panics = self.supervision.tasks.clone();
         tokio::spawn(async move {
             let total = caught(async move {
                 let mut total = FlushReport::answered();
@@ -448,142 +337,13 @@ impl Collator {
             let _ = reply.send(total);
         });
     }
-
-    fn emit_special(&mut self, name: &str, properties: Map<String, Value>, stamp: Stamp) {
-        self.emit(RecordedEvent::new(
-            name.to_string(),
-            Properties::from_map(&properties),
-            stamp.timestamp,
-            stamp.uuid,
-            stamp.received_at,
-        ));
-    }
-
-    fn apply(&mut self, ChangeIdentity { change, stamp }: ChangeIdentity) {
-        match change {
-            IdentityChange::SetFact(fact) => {
-                self.runtime_facts.insert(fact.key, fact.value);
-                self.invalidate_shared();
-            }
-            IdentityChange::Identify(identify) => {
-                self.identity.identify(identify.distinct_id);
-                self.save_identity();
-                self.person_properties
-                    .extend(identify.set.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let properties = person_update(identify.set, identify.set_once);
-                self.emit_special("$identify", properties, stamp);
-            }
-            IdentityChange::SetPersonProperties(update) => {
-                self.person_properties
-                    .extend(update.set.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let properties = person_update(update.set, update.set_once);
-                self.emit_special("$set", properties, stamp);
-            }
-            IdentityChange::Alias(alias) => {
-                let mut properties = Map::new();
-                properties.insert("alias".into(), alias.alias.into());
-                self.emit_special("$create_alias", properties, stamp);
-            }
-            IdentityChange::AddGroup(group) => {
-                self.identity.add_group(group.group_type, group.group_key);
-                self.invalidate_shared();
-            }
-            IdentityChange::Reset => {
-                self.identity.reset(&self.config.identity);
-                self.session.restart(Instant::now());
-                self.identity.session_id = self.session.id.clone();
-                self.person_properties.clear();
-                self.flag_calls_seen.clear();
-                self.invalidate_shared();
-                self.save_identity();
-            }
-        }
-    }
-
-    fn save_identity(&self) {
-        if let Some(saver) = &self.config.saver {
-            saver.save_identity(&self.identity.persisted());
-        }
-    }
-
-    fn flag_called(&mut self, call: FeatureFlagCalled) {
-        let key = (
-            call.distinct_id
-                .clone()
-                .unwrap_or_else(|| self.identity.effective_distinct_id().to_string()),
-            call.flag.clone(),
-            call.response.to_string(),
-        );
-        if self.flag_calls_seen.contains(&key) {
-            return;
-        }
-        if self.flag_calls_seen.len() >= MAX_FLAG_CALLS_REMEMBERED {
-            self.flag_calls_seen.clear();
-        }
-        self.flag_calls_seen.insert(key);
-        // Only a read that makes an event is an accepted event (the Recorder does not count
-        // flag reads: it cannot know which are repeats).
-        self.flag_events += 1;
-        let mut properties = Map::new();
-        properties.insert("$feature_flag".into(), call.flag.into());
-        properties.insert("$feature_flag_response".into(), call.response);
-        if let Some(miss) = call.default_used {
-            properties.insert("$feature_flag_default".into(), Value::Bool(true));
-            properties.insert("$feature_flag_default_reason".into(), miss.as_str().into());
-        }
-        let mut properties = Properties::from_map(&properties);
-        // A read for one user of a multi-user service is that user's event.
-        if let Some(id) = &call.distinct_id {
-            properties.set_owner(id);
-        }
-        self.emit(RecordedEvent::new(
-            "$feature_flag_called".to_string(),
-            properties,
-            call.stamp.timestamp,
-            call.stamp.uuid,
-            call.stamp.received_at,
-        ));
-    }
-
-    fn checkin_request(&mut self) -> CheckinRequest {
-        // Server-side targeting sees what events see (minus the feature facts, which the
-        // check-in is about to replace) plus the person properties set so far.
-        let mut person_properties: Map<String, Value> = self
-            .shared()
-            .map()
-            .iter()
-            .filter(|(k, _)| !k.starts_with("$feature/") && *k != "$active_feature_flags")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        person_properties.extend(self.person_properties.clone());
-        // Check-ins (and the stream's request) go to the primary sink's backend: what its
-        // filter keeps from events, it keeps from them too.
-        if let Some(primary) = self.lanes.first()
-            && !primary.filter.is_all()
-        {
-            person_properties = primary.filter.apply(&person_properties);
-        }
-        CheckinRequest {
-            anon_distinct_id: self.identity.anon_distinct_id.clone(),
-            distinct_id: self.identity.effective_distinct_id().to_string(),
-            groups: self.identity.groups.clone(),
-            person_properties,
-        }
-    }
-}
-
-fn person_update(set: Map<String, Value>, set_once: Map<String, Value>) -> Map<String, Value> {
-    let mut properties = Map::new();
-    properties.insert("$set".into(), Value::Object(set));
-    properties.insert("$set_once".into(), Value::Object(set_once));
-    properties
 }
 
 impl Actor for Collator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             // Read the host once up front so the first events do not wait for it.
             act.request_snapshot(ctx);
             // Generated ids are kept, so the next run is the same installation.
@@ -592,15 +352,15 @@ impl Actor for Collator {
     }
 }
 
-impl Guarded for Collator {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for Collator {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for Collator {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
         // The snapshot request was a future of the stopped context; `started` asks again.
         self.snapshot_requested = false;
         // Rebuilt from the state on next use, in case a panic interrupted its update.
@@ -612,7 +372,7 @@ impl Handler<Enrich> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
-        if guarded(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx)).is_none() {
+        if supervised(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx)).is_none() {
             // The event went with the panic.
             self.dropped.panic += 1;
         }
@@ -624,7 +384,7 @@ impl Handler<ChangeIdentity> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: ChangeIdentity, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.submit(Work::Change(msg), ctx));
+        supervised(self, ctx, |act, ctx| act.submit(Work::Change(msg), ctx));
     }
 }
 
@@ -632,7 +392,7 @@ impl Handler<FeatureFlagCalled> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: FeatureFlagCalled, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.submit(Work::FlagCalled(msg), ctx));
+        supervised(self, ctx, |act, ctx| act.submit(Work::FlagCalled(msg), ctx));
     }
 }
 
@@ -640,7 +400,7 @@ impl Handler<ForwardFlush> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: ForwardFlush, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.submit(Work::Flush(msg.0), ctx));
+        supervised(self, ctx, |act, ctx| act.submit(Work::Flush(msg.0), ctx));
     }
 }
 
@@ -648,7 +408,7 @@ impl Handler<FeatureFacts> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: FeatureFacts, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
+        supervised(self, ctx, |act, _| {
             let limits = act.config.feature_limits;
             let (described, left_out) = msg.0.event_properties(limits);
             if left_out > 0 {
@@ -670,7 +430,7 @@ impl Handler<CheckinIdentity> for Collator {
 
     fn handle(&mut self, _msg: CheckinIdentity, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             act.submit(Work::Checkin(reply, Instant::now()), ctx)
         });
         Box::pin(async move { answer.await.ok() })
@@ -684,7 +444,7 @@ impl Handler<ReportCounters> for Collator {
         MessageResult(Stats {
             accepted: self.flag_events,
             dropped: self.dropped,
-            ..self.guard.stats()
+            ..self.supervision.stats()
         })
     }
 }

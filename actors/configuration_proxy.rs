@@ -46,7 +46,7 @@ use crate::state::Saver;
 use crate::stats::Stats;
 use crate::stream::update::{StreamUpdate, VersionedFlags};
 use crate::stream::{StreamReader, StreamSource};
-use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::transport::TransportError;
 
 /// How long an app-triggered refresh waits for more changes to share its check-in with.
@@ -86,7 +86,7 @@ pub struct ConfigurationProxy {
     checkins: u64,
     failures: u64,
     invalid_flags: u64,
-    guard: Guard,
+    supervision: SupervisionState,
 }
 
 impl ConfigurationProxy {
@@ -119,7 +119,7 @@ impl ConfigurationProxy {
             checkins: 0,
             failures: 0,
             invalid_flags: 0,
-            guard: Guard::new(ActorKind::ConfigurationProxy),
+            supervision: SupervisionState::new(ActorKind::ConfigurationProxy),
         }
     }
 
@@ -151,7 +151,7 @@ impl ConfigurationProxy {
         }
         let collator = self.collator.clone();
         let transport = self.transport.clone();
-        let fault = self.guard.take_task_fault();
+        let fault = self.supervision.take_task_fault();
         caught(async move {
             if fault {
                 panic!("fault injected into a check-in");
@@ -173,10 +173,10 @@ impl ConfigurationProxy {
             // later ones.
             let again = act.checkin.end();
             let result = result.unwrap_or_else(|panic| {
-                act.guard.tasks.record("a check-in", &panic);
+                act.supervision.tasks.record("a check-in", &panic);
                 Err(TransportError::Panicked(panic))
             });
-            guarded(act, ctx, |act, ctx| {
+            supervised(act, ctx, |act, ctx| {
                 act.checked_in(result);
                 if again {
                     act.check_in(ctx);
@@ -218,7 +218,7 @@ impl ConfigurationProxy {
     fn open_stream(&mut self, ctx: &mut Context<Self>) {
         let identity = self.collator.clone().recipient();
         let events = ctx.address().recipient();
-        let panics = self.guard.tasks.clone();
+        let panics = self.supervision.tasks.clone();
         self.stream
             .reopen(|source| StreamReader::new(source.clone(), identity, events).spawn(panics));
     }
@@ -293,7 +293,7 @@ impl ConfigurationProxy {
         ctx.run_interval(self.refresh_interval, |act, ctx| {
             // A live stream is the source of flags; polling would race with its versions.
             if !act.stream.is_live() {
-                guarded(act, ctx, Self::check_in);
+                supervised(act, ctx, Self::check_in);
             }
         });
         ctx.run_interval(self.watch_interval, |act, ctx| {
@@ -303,7 +303,7 @@ impl ConfigurationProxy {
                 .map(|changed, act, ctx| {
                     if changed.unwrap_or(false) {
                         tracing::info!("check-in source changed; checking in");
-                        guarded(act, ctx, Self::check_in);
+                        supervised(act, ctx, Self::check_in);
                     }
                 })
                 .spawn(ctx);
@@ -319,19 +319,19 @@ impl Actor for ConfigurationProxy {
     }
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded(self, ctx, Self::start);
+        supervised(self, ctx, Self::start);
     }
 }
 
-impl Guarded for ConfigurationProxy {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for ConfigurationProxy {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for ConfigurationProxy {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
         // `started` opens a new stream.
         self.stream.close();
     }
@@ -341,7 +341,7 @@ impl Handler<StreamEvent> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, msg: StreamEvent, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.on_stream(msg, ctx));
+        supervised(self, ctx, |act, ctx| act.on_stream(msg, ctx));
     }
 }
 
@@ -349,7 +349,7 @@ impl Handler<ConnectRecorder> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectRecorder, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| act.recorder.connect(msg.0));
+        supervised(self, ctx, |act, _| act.recorder.connect(msg.0));
     }
 }
 
@@ -357,7 +357,7 @@ impl Handler<RefreshNow> for ConfigurationProxy {
     type Result = ();
 
     fn handle(&mut self, _msg: RefreshNow, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             if std::mem::replace(&mut act.refresh_pending, true) {
                 return;
             }
@@ -365,7 +365,7 @@ impl Handler<RefreshNow> for ConfigurationProxy {
             // person properties) shares this one refresh.
             ctx.run_later(REFRESH_DEBOUNCE, |act, ctx| {
                 act.refresh_pending = false;
-                guarded(act, ctx, Self::refresh);
+                supervised(act, ctx, Self::refresh);
             });
         });
     }
@@ -381,7 +381,7 @@ impl Handler<ReportCounters> for ConfigurationProxy {
             invalid_flags: self.invalid_flags,
             stream_updates: self.stream_updates,
             stream_errors: self.stream_errors,
-            ..self.guard.stats()
+            ..self.supervision.stats()
         })
     }
 }

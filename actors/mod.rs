@@ -1,5 +1,6 @@
 //! The six actors, one file each. Each module's documentation says what the actor owns, which
-//! messages it takes and which it sends; `docs/architecture.md` draws them together.
+//! messages it takes and which it sends; `docs/architecture.md` draws them together. The module
+//! is private: the crate root names the actor types the application may see.
 
 pub mod collator;
 pub mod configuration_proxy;

@@ -14,37 +14,36 @@
 //! Recording is a validation, a timestamp and a UUIDv7, then a `do_send`: it never waits on the
 //! network or another actor. With telemetry disabled the Recorder is the only actor started; it
 //! accepts every message and counts each event as dropped by opt-out.
+//!
+//! This file holds the actor, its acceptance of events, flushes and shutdown; its other
+//! handlers sit beside it by topic: `recorder/inbound.rs` (events and changes of identity),
+//! `recorder/flags.rs` (flag reads), `recorder/flag_set.rs` (the flag set as a whole) and
+//! `recorder/counters.rs` (the counters).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use crate::actors::collator::Collator;
-use crate::actors::configuration_proxy::ConfigurationProxy;
-use crate::actors::submitter::Submitter;
-use crate::actors::system_snapshotter::SystemSnapshotter;
-use crate::actors::transport::Transport;
 use crate::admission::Budget;
-use crate::control::{Control, RecorderCounters, Tally};
-use crate::error::WaitForCheckinError;
-use crate::evaluation::{OnMiss, evaluate};
+use crate::control::{RecorderCounters, Tally};
 use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
-use crate::features::{Feature, FeatureSet, Miss};
+use crate::features::FeatureSet;
 use crate::messages::*;
+use crate::pipeline::Pipeline;
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 #[cfg(feature = "fault-injection")]
 use crate::supervision::ActorKind;
-use crate::supervision::{Guard, Guarded, guarded};
+use crate::supervision::{SupervisedActor, SupervisionState, supervised};
 use crate::turns::{MESSAGES_PER_TURN, Turns};
 
+mod counters;
+mod flag_set;
+mod flags;
 mod inbound;
 
 /// How long the Recorder waits to look at its inbox again when an event was admitted but its
@@ -53,26 +52,6 @@ const ADMITTED_NOT_YET_QUEUED: Duration = Duration::from_micros(50);
 
 /// Longest accepted event name, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 200;
-
-/// The Submitter and Transport of one sink.
-#[derive(Clone, Debug)]
-pub(crate) struct SinkActors {
-    pub name: String,
-    pub submitter: Addr<Submitter>,
-    pub transport: Addr<Transport>,
-}
-
-/// The addresses of the other actors.
-#[derive(Clone, Debug)]
-pub(crate) struct Pipeline {
-    pub collator: Addr<Collator>,
-    /// The primary sink first.
-    pub sinks: Vec<SinkActors>,
-    pub configuration: Addr<ConfigurationProxy>,
-    pub snapshotter: Addr<SystemSnapshotter>,
-    /// Writes identity and flags to the state directory, if there is one.
-    pub saver: Option<crate::state::Saver>,
-}
 
 /// How long a shutdown waits for state files still being written.
 const SAVE_GRACE: Duration = Duration::from_secs(2);
@@ -106,7 +85,7 @@ pub struct Recorder {
     /// Events sent by [`EventSender`](crate::EventSender)s and not taken in yet.
     budget: Arc<Budget>,
     shutting_down: bool,
-    guard: Guard,
+    supervision: SupervisionState,
     turns: Turns,
 }
 
@@ -118,7 +97,7 @@ impl Recorder {
         features_tx: watch::Sender<Arc<FeatureSet>>,
         counters: Arc<RecorderCounters>,
         budget: Arc<Budget>,
-        guard: Guard,
+        supervision: SupervisionState,
     ) -> Self {
         let features = features_tx.borrow().clone();
         Recorder {
@@ -130,7 +109,7 @@ impl Recorder {
             counters,
             budget,
             shutting_down: false,
-            guard,
+            supervision,
             turns: Turns::default(),
         }
     }
@@ -176,47 +155,6 @@ impl Recorder {
         }
     }
 
-    /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
-    fn flag_read(
-        &mut self,
-        flag: &str,
-        response: Value,
-        default_used: Option<Miss>,
-        distinct_id: Option<String>,
-    ) {
-        // Not counted as accepted here: most reads repeat an earlier one and make no event.
-        // The Collator counts the ones that do.
-        if self.shutting_down || self.pipeline.is_none() {
-            return;
-        }
-        let stamp = self.stamp(SystemTime::now());
-        let Some(pipeline) = &self.pipeline else {
-            return;
-        };
-        pipeline.collator.do_send(FeatureFlagCalled {
-            flag: flag.to_string(),
-            response,
-            default_used,
-            distinct_id,
-            stamp,
-        });
-    }
-
-    /// Reads flag `name` (following pointers if asked) with `read`, and records the evaluation
-    /// event; `on_miss` says what the event shows when `read` finds nothing.
-    fn evaluate<R>(
-        &mut self,
-        name: &str,
-        follow: bool,
-        read: impl FnOnce(&FeatureSet, &str) -> Option<R>,
-        on_miss: OnMiss,
-    ) -> Option<R> {
-        let features = self.features.clone();
-        let read = evaluate(&features, name, follow, read, on_miss);
-        self.flag_read(name, read.response, read.default_used, None);
-        read.value
-    }
-
     fn flush(
         &self,
         deadline: Option<Instant>,
@@ -235,11 +173,6 @@ impl Recorder {
             }
         }
         answer
-    }
-
-    /// This actor's own share of the counters.
-    fn own_counters(&self) -> Stats {
-        self.counters.stats(&self.guard.shared())
     }
 }
 
@@ -323,26 +256,19 @@ impl Recorder {
     }
 }
 
-/// The counters of one sink's Submitter and Transport.
-async fn sink_stats(sink: &SinkActors) -> Stats {
-    let mut tally = Tally::new(Stats::default());
-    tally.sink(sink).await;
-    tally.stats
-}
-
 impl Actor for Recorder {
     type Context = Context<Self>;
 }
 
-impl Guarded for Recorder {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for Recorder {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for Recorder {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
     }
 }
 
@@ -371,7 +297,7 @@ impl Handler<Flush> for Recorder {
 
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
         self.catch_up(ctx);
-        let answer = guarded(self, ctx, |act, _| act.flush(msg.deadline, false));
+        let answer = supervised(self, ctx, |act, _| act.flush(msg.deadline, false));
         Box::pin(flush_answer(answer, msg.deadline))
     }
 }
@@ -381,7 +307,7 @@ impl Handler<Shutdown> for Recorder {
 
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.catch_up(ctx);
-        let answer = guarded(self, ctx, |act, _| {
+        let answer = supervised(self, ctx, |act, _| {
             act.shutting_down = true;
             act.flush(Some(msg.deadline), true)
         });
@@ -409,216 +335,6 @@ impl Handler<Shutdown> for Recorder {
     }
 }
 
-impl<T: DeserializeOwned + 'static> Handler<GetVariant<T>> for Recorder {
-    type Result = MessageResult<GetVariant<T>>;
-
-    fn handle(&mut self, msg: GetVariant<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.variant(t),
-                OnMiss::Nothing,
-            )
-        });
-        MessageResult(read.flatten())
-    }
-}
-
-impl<T: DeserializeOwned + 'static> Handler<GetPayload<T>> for Recorder {
-    type Result = MessageResult<GetPayload<T>>;
-
-    fn handle(&mut self, msg: GetPayload<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.payload(t),
-                OnMiss::Nothing,
-            )
-        });
-        MessageResult(read.flatten())
-    }
-}
-
-impl<V: DeserializeOwned + 'static, P: DeserializeOwned + 'static> Handler<GetFeature<V, P>>
-    for Recorder
-{
-    type Result = MessageResult<GetFeature<V, P>>;
-
-    fn handle(&mut self, msg: GetFeature<V, P>, ctx: &mut Context<Self>) -> Self::Result {
-        let read: Option<Option<Feature<V, P>>> = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.feature(t),
-                OnMiss::Nothing,
-            )
-        });
-        MessageResult(read.flatten())
-    }
-}
-
-impl Handler<IsEnabled> for Recorder {
-    type Result = bool;
-
-    fn handle(&mut self, msg: IsEnabled, ctx: &mut Context<Self>) -> bool {
-        let enabled = |f: &FeatureSet, t: &str| Some(f.is_enabled(t));
-        guarded(self, ctx, |act, _| {
-            act.evaluate(&msg.name, msg.follow_pointers, enabled, OnMiss::Nothing)
-        })
-        .flatten()
-        .unwrap_or(false)
-    }
-}
-
-impl<T: DeserializeOwned + Serialize + 'static> Handler<GetVariantOr<T>> for Recorder {
-    type Result = MessageResult<GetVariantOr<T>>;
-
-    fn handle(&mut self, msg: GetVariantOr<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let shown = serde_json::to_value(&msg.default).unwrap_or(Value::Null);
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.variant(t),
-                OnMiss::Default(shown),
-            )
-        });
-        MessageResult(read.flatten().unwrap_or(msg.default))
-    }
-}
-
-impl<T: DeserializeOwned + 'static> Handler<GetPayloadOr<T>> for Recorder {
-    type Result = MessageResult<GetPayloadOr<T>>;
-
-    fn handle(&mut self, msg: GetPayloadOr<T>, ctx: &mut Context<Self>) -> Self::Result {
-        let read = guarded(self, ctx, |act, _| {
-            act.evaluate(
-                &msg.name,
-                msg.follow_pointers,
-                |f, t| f.payload(t),
-                OnMiss::DefaultPayload,
-            )
-        });
-        MessageResult(read.flatten().unwrap_or(msg.default))
-    }
-}
-
-impl Handler<GetFeatures> for Recorder {
-    type Result = MessageResult<GetFeatures>;
-
-    fn handle(&mut self, _msg: GetFeatures, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.features.clone())
-    }
-}
-
-impl Handler<WaitForCheckin> for Recorder {
-    type Result = ResponseFuture<Result<Arc<FeatureSet>, WaitForCheckinError>>;
-
-    fn handle(&mut self, msg: WaitForCheckin, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.pipeline.is_none() {
-            return Box::pin(async { Err(WaitForCheckinError::Disabled) });
-        }
-        let mut checkins = self.checkins_tx.subscribe();
-        let features = self.features_tx.subscribe();
-        Box::pin(async move {
-            match tokio::time::timeout(msg.timeout, checkins.wait_for(|n| *n > 0)).await {
-                Ok(Ok(_)) => Ok(features.borrow().clone()),
-                Ok(Err(_)) => Err(WaitForCheckinError::Stopped),
-                Err(_) => Err(WaitForCheckinError::Timeout(msg.timeout)),
-            }
-        })
-    }
-}
-
-impl Handler<RefreshConfiguration> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, _msg: RefreshConfiguration, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            if let Some(p) = &act.pipeline {
-                p.configuration.do_send(RefreshNow);
-            }
-        });
-    }
-}
-
-impl Handler<SubscribeFeatures> for Recorder {
-    type Result = MessageResult<SubscribeFeatures>;
-
-    fn handle(&mut self, _msg: SubscribeFeatures, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(FeatureSubscription::new(self.features_tx.subscribe()))
-    }
-}
-
-impl Handler<GetStats> for Recorder {
-    type Result = ResponseFuture<Stats>;
-
-    fn handle(&mut self, _msg: GetStats, ctx: &mut Context<Self>) -> Self::Result {
-        self.catch_up(ctx);
-        // The same gathering as `Telemetry::stats`, answered in order with the mailbox.
-        let control = Control {
-            counters: self.counters.clone(),
-            guard: self.guard.shared(),
-            pipeline: self.pipeline.clone(),
-        };
-        Box::pin(async move { control.stats().await })
-    }
-}
-
-impl Handler<ReportCounters> for Recorder {
-    type Result = MessageResult<ReportCounters>;
-
-    fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.own_counters())
-    }
-}
-
-impl Handler<GetSinkStats> for Recorder {
-    type Result = ResponseFuture<Vec<(String, Stats)>>;
-
-    fn handle(&mut self, _msg: GetSinkStats, ctx: &mut Context<Self>) -> Self::Result {
-        self.catch_up(ctx);
-        let sinks = self
-            .pipeline
-            .as_ref()
-            .map(|p| p.sinks.clone())
-            .unwrap_or_default();
-        Box::pin(async move {
-            let mut all = Vec::with_capacity(sinks.len());
-            for sink in &sinks {
-                all.push((sink.name.clone(), sink_stats(sink).await));
-            }
-            all
-        })
-    }
-}
-
-impl Handler<FlagEvaluated> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: FlagEvaluated, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            act.flag_read(&msg.flag, msg.response, msg.default_used, msg.distinct_id)
-        });
-    }
-}
-
-impl Handler<CheckinCompleted> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: CheckinCompleted, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, _| {
-            act.features = msg.features.clone();
-            if msg.changed {
-                act.features_tx.send_replace(msg.features);
-            }
-            act.checkins_tx.send_modify(|n| *n += 1);
-        });
-    }
-}
-
 #[cfg(feature = "fault-injection")]
 impl Handler<InjectFault> for Recorder {
     type Result = ();
@@ -626,7 +342,7 @@ impl Handler<InjectFault> for Recorder {
     fn handle(&mut self, msg: InjectFault, _ctx: &mut Context<Self>) {
         let arm = ArmFault(msg.fault);
         match (msg.actor, &self.pipeline) {
-            (ActorKind::Recorder, _) => self.guard.armed = Some(msg.fault),
+            (ActorKind::Recorder, _) => self.supervision.armed = Some(msg.fault),
             (_, None) => tracing::warn!(actor = %msg.actor, "telemetry is disabled; no such actor"),
             (ActorKind::Collator, Some(p)) => p.collator.do_send(arm),
             (ActorKind::SystemSnapshotter, Some(p)) => p.snapshotter.do_send(arm),

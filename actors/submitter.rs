@@ -4,8 +4,7 @@
 //!   batches waiting for a retry and the batches in flight — plus the retry delay and the
 //!   flushes waiting for their events.
 //! - Takes: `Enqueue` and `ForwardFlush` from the Collator, `ReportCounters`, and
-//!   `BatchOutcome` (its own message: the Transport's answer to a batch, sent on by the task
-//!   that awaited it).
+//!   `BatchOutcome` (the Transport's answer to a batch, sent on by the task that awaited it).
 //! - Sends: `DeliverBatch` to the Transport, and keeps each batch until its outcome arrives.
 //!
 //! Batches are cut by event count and body bytes, and by the flush interval for a partial one.
@@ -21,72 +20,14 @@ use actix::prelude::*;
 use tokio::time::Instant;
 
 use crate::delivery::{Outgoing, SinkCore};
-use crate::messages::{DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters};
-use crate::retry_delay::BackoffPolicy;
+use crate::messages::{
+    BatchOutcome, DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters,
+};
+use crate::queue_config::SubmitterConfig;
 use crate::spool::Spool;
-use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::transport::DeliveryOutcome;
 use crate::turns::Turns;
-
-/// What to drop when the queue is full.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OverflowPolicy {
-    /// Drop the oldest held events (whole retry batches first): recent data is usually worth
-    /// more, and the oldest have already had their chances.
-    #[default]
-    DropOldest,
-    /// Refuse the new event.
-    DropNewest,
-}
-
-/// Batching, memory and retry settings.
-#[derive(Clone, Debug)]
-pub struct SubmitterConfig {
-    /// Cut a batch at this many events.
-    pub max_batch_events: usize,
-    /// Cut a batch before its body would exceed this many bytes (uncompressed).
-    pub max_batch_bytes: usize,
-    /// Send a partial batch when its oldest event has waited this long.
-    pub flush_interval: Duration,
-    /// Hold at most this many events.
-    pub max_queue_events: usize,
-    /// Hold at most this many bytes of events.
-    pub max_queue_bytes: usize,
-    /// What to drop when a limit is reached.
-    pub overflow: OverflowPolicy,
-    /// Batches on the wire at once.
-    pub max_in_flight: usize,
-    /// Without a spool, give up on a batch after this many failed attempts (`None`: keep it
-    /// until overflow). With a spool, transient failures are retried until an event is older
-    /// than `max_event_age`.
-    pub max_attempts: Option<u32>,
-    /// How the pause between probes of a failing backend grows.
-    pub backoff: BackoffPolicy,
-    /// With a spool, events older than this are dropped (counted as `expired`) instead of
-    /// being retried again.
-    pub max_event_age: Duration,
-    /// With a spool, how long a sink whose backend refused a whole batch (401, 403, 404)
-    /// pauses before it tries again; its events stay held and spooled meanwhile.
-    pub refused_retry_interval: Duration,
-}
-
-impl Default for SubmitterConfig {
-    fn default() -> Self {
-        SubmitterConfig {
-            max_batch_events: 1000,
-            max_batch_bytes: 4 * 1024 * 1024,
-            flush_interval: Duration::from_secs(5),
-            max_queue_events: 200_000,
-            max_queue_bytes: 48 * 1024 * 1024,
-            overflow: OverflowPolicy::DropOldest,
-            max_in_flight: 4,
-            max_attempts: Some(12),
-            backoff: BackoffPolicy::default(),
-            max_event_age: Duration::from_secs(7 * 24 * 3600),
-            refused_retry_interval: crate::delivery::DEFAULT_REFUSED_RETRY,
-        }
-    }
-}
 
 /// Drives one sink's `SinkCore`: timers, the Transport, and the spool's device syncs.
 #[derive(Debug)]
@@ -98,7 +39,7 @@ pub struct Submitter {
     /// The pause timer is set for this instant (so it is set once per pause).
     wake_at: Option<Instant>,
     spool_write_scheduled: bool,
-    guard: Guard,
+    supervision: SupervisionState,
     turns: Turns,
 }
 
@@ -120,7 +61,7 @@ impl Submitter {
             transport,
             wake_at: None,
             spool_write_scheduled: false,
-            guard: Guard::new(ActorKind::Submitter),
+            supervision: SupervisionState::new(ActorKind::Submitter),
             turns: Turns::default(),
         }
     }
@@ -140,7 +81,7 @@ impl Submitter {
                 if act.wake_at == Some(at) {
                     act.wake_at = None;
                 }
-                guarded(act, ctx, Self::pump);
+                supervised(act, ctx, Self::pump);
             });
         }
         self.schedule_spool_write(ctx);
@@ -153,7 +94,7 @@ impl Submitter {
         // `Enqueue` the outcomes would wait behind it and nothing would leave the queue. As
         // messages they are handled in turn with the events.
         let submitter = ctx.address();
-        let panics = self.guard.tasks.clone();
+        let panics = self.supervision.tasks.clone();
         actix::spawn(async move {
             // Whatever happens, an outcome comes back: a batch without one would stay in
             // flight, and the flushes behind it would wait for ever.
@@ -184,7 +125,7 @@ impl Submitter {
         self.spool_write_scheduled = true;
         ctx.run_later(Duration::ZERO, |act, ctx| {
             act.spool_write_scheduled = false;
-            guarded(act, ctx, |act, _| act.core.write_spool());
+            supervised(act, ctx, |act, _| act.core.write_spool());
         });
     }
 
@@ -204,7 +145,7 @@ impl Submitter {
     fn expire_at(&mut self, id: u64, deadline: Instant, ctx: &mut Context<Self>) {
         let wait = deadline.saturating_duration_since(Instant::now());
         ctx.run_later(wait, move |act, ctx| {
-            guarded(act, ctx, |act, _| act.core.expire_flush(id));
+            supervised(act, ctx, |act, _| act.core.expire_flush(id));
         });
     }
 
@@ -228,7 +169,7 @@ impl Actor for Submitter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded(self, ctx, Self::start);
+        supervised(self, ctx, Self::start);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -248,33 +189,33 @@ impl Submitter {
         // Timers do not survive a restart, so they are set here rather than in `new`.
         ctx.run_interval(self.core.flush_interval(), |act, ctx| {
             act.core.release_partial();
-            guarded(act, ctx, Self::pump);
+            supervised(act, ctx, Self::pump);
         });
         if self.core.has_spool() {
             ctx.run_interval(SPOOL_ACK_INTERVAL, |act, ctx| {
-                guarded(act, ctx, |act, _| {
+                supervised(act, ctx, |act, _| {
                     if act.core.spool_dirty() {
                         act.core.write_spool();
                     }
                 });
             });
             ctx.run_interval(SPOOL_SYNC_INTERVAL, |act, ctx| {
-                guarded(act, ctx, |act, _| act.sync_spool());
+                supervised(act, ctx, |act, _| act.sync_spool());
             });
         }
         self.pump(ctx);
     }
 }
 
-impl Guarded for Submitter {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for Submitter {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for Submitter {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
         // Timers were futures of the stopped context: they are gone, and the pause they would
         // have ended is set again by the next pump.
         self.core.restarted();
@@ -283,19 +224,11 @@ impl Supervised for Submitter {
     }
 }
 
-/// The Transport's answer for the batch sent as `id`.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct BatchOutcome {
-    id: u64,
-    outcome: DeliveryOutcome,
-}
-
 impl Handler<BatchOutcome> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: BatchOutcome, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| {
+        supervised(self, ctx, |act, ctx| {
             act.core.on_outcome(msg.id, msg.outcome, Instant::now());
             act.pump(ctx);
         });
@@ -307,11 +240,11 @@ impl Handler<Enqueue> for Submitter {
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
         let before = self.core.enqueued();
-        let enqueued = guarded(self, ctx, |act, _| act.core.enqueue(msg.0));
+        let enqueued = supervised(self, ctx, |act, _| act.core.enqueue(msg.0));
         if enqueued.is_none() {
             self.core.lost_to_panic(before);
         }
-        guarded(self, ctx, Self::pump);
+        supervised(self, ctx, Self::pump);
         self.turns.tick(ctx);
     }
 }
@@ -320,7 +253,7 @@ impl Handler<ForwardFlush> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: ForwardFlush, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |act, ctx| act.start_flush(msg.0, ctx));
+        supervised(self, ctx, |act, ctx| act.start_flush(msg.0, ctx));
     }
 }
 
@@ -330,7 +263,7 @@ impl Handler<ReportCounters> for Submitter {
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
         let mut stats = self.core.stats();
         stats.spools_unavailable = u64::from(self.spool_unavailable);
-        stats.merge(&self.guard.stats());
+        stats.merge(&self.supervision.stats());
         MessageResult(stats)
     }
 }

@@ -21,7 +21,7 @@ use crate::env::{EnvNames, EnvSource};
 use crate::messages::{ReportCounters, TakeSnapshot};
 use crate::snapshot::{StaticFacts, SystemSnapshot, VolatileFacts};
 use crate::state::{HostSalt, StateDir};
-use crate::supervision::{ActorKind, Guard, Guarded, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, supervised};
 
 /// Reads host facts. See the module documentation.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ pub struct SystemSnapshotter {
     /// The salt of this run, for when none can be kept.
     run_salt: HostSalt,
     static_facts: Option<Arc<StaticFacts>>,
-    guard: Guard,
+    supervision: SupervisionState,
 }
 
 impl SystemSnapshotter {
@@ -44,7 +44,7 @@ impl SystemSnapshotter {
             state,
             run_salt: crate::rng::secret_bytes(),
             static_facts: None,
-            guard: Guard::new(ActorKind::SystemSnapshotter),
+            supervision: SupervisionState::new(ActorKind::SystemSnapshotter),
         }
     }
 }
@@ -53,15 +53,15 @@ impl Actor for SystemSnapshotter {
     type Context = Context<Self>;
 }
 
-impl Guarded for SystemSnapshotter {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for SystemSnapshotter {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for SystemSnapshotter {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
     }
 }
 
@@ -69,7 +69,7 @@ impl Handler<TakeSnapshot> for SystemSnapshotter {
     type Result = ResponseActFuture<Self, Option<SystemSnapshot>>;
 
     fn handle(&mut self, _msg: TakeSnapshot, ctx: &mut Context<Self>) -> Self::Result {
-        let inputs = guarded(self, ctx, |act, _| {
+        let inputs = supervised(self, ctx, |act, _| {
             // What the static facts are gathered with, the first time.
             let facts = act
                 .static_facts
@@ -102,7 +102,7 @@ impl Handler<TakeSnapshot> for SystemSnapshotter {
             }
             Err(error) if error.is_panic() => {
                 // A panic while reading the host surfaces here, off the actor thread.
-                act.guard
+                act.supervision
                     .tasks
                     .record("reading host facts", &error.to_string());
                 None
@@ -119,7 +119,7 @@ impl Handler<ReportCounters> for SystemSnapshotter {
     type Result = MessageResult<ReportCounters>;
 
     fn handle(&mut self, _msg: ReportCounters, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.guard.stats())
+        MessageResult(self.supervision.stats())
     }
 }
 

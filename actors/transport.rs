@@ -22,7 +22,7 @@ use actix::prelude::*;
 use crate::checkin::Checkin;
 use crate::messages::{CheckinSourceChanged, DeliverBatch, FetchCheckin, ReportCounters};
 use crate::stats::Stats;
-use crate::supervision::{ActorKind, Guard, Guarded, caught, guarded};
+use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::transport::{Backend, DeliveryOutcome, TransportError};
 
 /// Consecutive failed network requests after which the backend is rebuilt.
@@ -33,7 +33,7 @@ pub const REBUILD_AFTER_FAILURES: u32 = 16;
 pub struct Transport {
     backend: Backend,
     consecutive_failures: u32,
-    guard: Guard,
+    supervision: SupervisionState,
 }
 
 impl Transport {
@@ -41,7 +41,7 @@ impl Transport {
         Transport {
             backend,
             consecutive_failures: 0,
-            guard: Guard::new(ActorKind::Transport),
+            supervision: SupervisionState::new(ActorKind::Transport),
         }
     }
 
@@ -66,15 +66,15 @@ impl Actor for Transport {
     type Context = Context<Self>;
 }
 
-impl Guarded for Transport {
-    fn guard(&mut self) -> &mut Guard {
-        &mut self.guard
+impl SupervisedActor for Transport {
+    fn supervision(&mut self) -> &mut SupervisionState {
+        &mut self.supervision
     }
 }
 
 impl Supervised for Transport {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.guard.restarted();
+        self.supervision.restarted();
         self.backend = self.backend.rebuilt();
     }
 }
@@ -83,13 +83,13 @@ impl Handler<DeliverBatch> for Transport {
     type Result = ResponseActFuture<Self, DeliveryOutcome>;
 
     fn handle(&mut self, msg: DeliverBatch, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(backend) = guarded(self, ctx, |act, _| act.backend.clone()) else {
+        let Some(backend) = supervised(self, ctx, |act, _| act.backend.clone()) else {
             return Box::pin(fut::ready(DeliveryOutcome::Retry {
                 after: None,
                 reason: "the transport is restarting".into(),
             }));
         };
-        let fault = self.guard.take_task_fault();
+        let fault = self.supervision.take_task_fault();
         Box::pin(
             caught(async move {
                 if fault {
@@ -100,14 +100,14 @@ impl Handler<DeliverBatch> for Transport {
             .into_actor(self)
             .map(|outcome, act, ctx| {
                 let outcome = outcome.unwrap_or_else(|panic| {
-                    act.guard.tasks.record("a delivery", &panic);
+                    act.supervision.tasks.record("a delivery", &panic);
                     DeliveryOutcome::Retry {
                         after: None,
                         reason: format!("the delivery panicked: {panic}"),
                     }
                 });
                 let ok = !matches!(outcome, DeliveryOutcome::Retry { .. });
-                guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
+                supervised(act, ctx, |act, ctx| act.observe(ok, ctx));
                 outcome
             }),
         )
@@ -118,10 +118,10 @@ impl Handler<FetchCheckin> for Transport {
     type Result = ResponseActFuture<Self, Result<Checkin, TransportError>>;
 
     fn handle(&mut self, msg: FetchCheckin, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(backend) = guarded(self, ctx, |act, _| act.backend.clone()) else {
+        let Some(backend) = supervised(self, ctx, |act, _| act.backend.clone()) else {
             return Box::pin(fut::ready(Err(TransportError::Stopping)));
         };
-        let fault = self.guard.take_task_fault();
+        let fault = self.supervision.take_task_fault();
         Box::pin(
             caught(async move {
                 if fault {
@@ -132,11 +132,11 @@ impl Handler<FetchCheckin> for Transport {
             .into_actor(self)
             .map(|result, act, ctx| {
                 let result = result.unwrap_or_else(|panic| {
-                    act.guard.tasks.record("a check-in", &panic);
+                    act.supervision.tasks.record("a check-in", &panic);
                     Err(TransportError::Panicked(panic))
                 });
                 let ok = !matches!(result, Err(TransportError::Http(_)));
-                guarded(act, ctx, |act, ctx| act.observe(ok, ctx));
+                supervised(act, ctx, |act, ctx| act.observe(ok, ctx));
                 result
             }),
         )
@@ -147,8 +147,8 @@ impl Handler<CheckinSourceChanged> for Transport {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, _msg: CheckinSourceChanged, ctx: &mut Context<Self>) -> Self::Result {
-        let backend = guarded(self, ctx, |act, _| act.backend.clone());
-        let tasks = self.guard.tasks.clone();
+        let backend = supervised(self, ctx, |act, _| act.backend.clone());
+        let tasks = self.supervision.tasks.clone();
         Box::pin(async move {
             let Some(backend) = backend else {
                 return false;
@@ -170,7 +170,7 @@ impl Handler<ReportCounters> for Transport {
         MessageResult(Stats {
             dns_lookups: self.backend.srv_lookups(),
             srv_targets_rejected: self.backend.srv_rejected_targets(),
-            ..self.guard.stats()
+            ..self.supervision.stats()
         })
     }
 }

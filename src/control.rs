@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::MailboxError;
 
-use crate::actors::recorder::{Pipeline, SinkActors};
 use crate::messages::ReportCounters;
+use crate::pipeline::{Pipeline, SinkActors};
 use crate::stats::{DropCounts, Stats};
-use crate::supervision::GuardStats;
+use crate::supervision::SupervisionStats;
 
 /// What the Recorder accepted and dropped. Only the Recorder writes them.
 #[derive(Debug, Default)]
@@ -53,8 +53,8 @@ impl RecorderCounters {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// These counters, with the guard's, as the Recorder's share of [`Stats`].
-    pub fn stats(&self, guard: &GuardStats) -> Stats {
+    /// These counters, with its supervision state's, as the Recorder's share of [`Stats`].
+    pub fn stats(&self, supervision: &SupervisionStats) -> Stats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             accepted: read(&self.accepted),
@@ -67,7 +67,7 @@ impl RecorderCounters {
                 overflow: read(&self.overflow),
                 ..DropCounts::default()
             },
-            ..guard.stats()
+            ..supervision.stats()
         }
     }
 }
@@ -76,14 +76,14 @@ impl RecorderCounters {
 #[derive(Clone, Debug)]
 pub(crate) struct Control {
     pub counters: Arc<RecorderCounters>,
-    pub guard: GuardStats,
+    pub supervision: SupervisionStats,
     pub pipeline: Option<Pipeline>,
 }
 
 impl Control {
     /// Every actor's counters, the Recorder's read directly.
     pub async fn stats(&self) -> Stats {
-        let mut tally = Tally::new(self.counters.stats(&self.guard));
+        let mut tally = Tally::new(self.counters.stats(&self.supervision));
         tally.pipeline(self.pipeline.clone()).await;
         tally.stats
     }

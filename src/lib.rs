@@ -17,8 +17,9 @@
 //! - **Transport**: the File or HTTP backend.
 //! - **ConfigurationProxy**: checks in for flags and server options, at start and on a schedule.
 //!
-//! The actors live in `actors/` (one file each) and are compiled into this crate as the
-//! [`actors`] module.
+//! The actors live in `actors/` (one file each), a private module of this crate; their types
+//! ([`Recorder`], [`Collator`], [`SystemSnapshotter`], [`Submitter`], [`Transport`],
+//! [`ConfigurationProxy`]) are named at the crate root.
 //!
 //! ## Example
 //!
@@ -46,7 +47,7 @@
 #![warn(missing_debug_implementations)]
 
 #[path = "../actors/mod.rs"]
-pub mod actors;
+mod actors;
 
 mod actor_kind;
 mod admission;
@@ -71,7 +72,9 @@ mod messages;
 #[cfg(feature = "actix-web")]
 mod middleware;
 mod panic_hook;
+mod pipeline;
 mod properties;
+mod queue_config;
 mod retry_delay;
 mod rng;
 mod runtime;
@@ -97,8 +100,12 @@ mod validate;
 #[cfg(feature = "fault-injection")]
 pub use actor_kind::Fault;
 pub use actor_kind::{ActorKind, ActorSet};
-pub use actors::recorder::Recorder;
-pub use actors::submitter::{OverflowPolicy, SubmitterConfig};
+pub use actors::collator::Collator;
+pub use actors::configuration_proxy::{ConfigurationProxy, REFRESH_DEBOUNCE};
+pub use actors::recorder::{MAX_EVENT_NAME_BYTES, Recorder};
+pub use actors::submitter::Submitter;
+pub use actors::system_snapshotter::SystemSnapshotter;
+pub use actors::transport::{REBUILD_AFTER_FAILURES, Transport};
 pub use admission::{Admissible, AdmissionPolicy, EventSender};
 pub use builder::Builder;
 pub use checkin::{Checkin, CheckinDocumentError, CheckinRequest, ServerOptions, parse_checkin};
@@ -111,10 +118,10 @@ pub use json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue};
 #[cfg(feature = "fault-injection")]
 pub use messages::InjectFault;
 pub use messages::{
-    AddGroup, Alias, FeatureSubscription, Flush, GetFeature, GetFeatures, GetPayload, GetPayloadOr,
-    GetSinkStats, GetStats, GetVariant, GetVariantOr, GroupIdentify, Identify, IsEnabled, Record,
-    RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown, SubscribeFeatures,
-    WaitForCheckin,
+    AddGroup, Alias, FeatureSubscription, FlagQuery, Flush, GetFeature, GetFeatures, GetPayload,
+    GetPayloadOr, GetSinkStats, GetStats, GetVariant, GetVariantOr, GroupIdentify, Identify,
+    IsEnabled, Record, RefreshConfiguration, Reset, SetFact, SetPersonProperties, Shutdown,
+    SubscribeFeatures, WaitForCheckin,
 };
 #[cfg(feature = "actix-web")]
 pub use middleware::{
@@ -123,6 +130,7 @@ pub use middleware::{
 };
 pub use panic_hook::{EXCEPTION_EVENT, MAX_PANIC_MESSAGE_BYTES, PanicHook};
 pub use properties::{Properties, PropertyNames};
+pub use queue_config::{OverflowPolicy, SubmitterConfig};
 pub use retry_delay::BackoffPolicy;
 pub use session::SessionPolicy;
 pub use sink_config::SinkConfig;
@@ -138,3 +146,8 @@ pub use transport::SrvSettings;
 pub use transport::{CaptureVersion, Compression, Endpoint, PostHogSettings, TransportError};
 pub use user_flags::{FlagUser, UserFlagSettings};
 pub use validate::{ConfigError, ConfigProblem, MAX_SETTING_DURATION, MIN_EVENT_BYTES};
+
+/// The name and version every event carries in `$lib` and `$lib_version` (and the HTTP
+/// transport in its `User-Agent`).
+pub(crate) const LIB_NAME: &str = "actix-telemetry";
+pub(crate) const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");

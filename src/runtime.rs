@@ -15,10 +15,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::watch;
 
-use crate::actors::collator::{Collator, CollatorConfig, Lane};
+use crate::actors::collator::{Collator, CollatorConfig};
 use crate::actors::configuration_proxy::ConfigurationProxy;
-use crate::actors::recorder::{Pipeline, Recorder, SinkActors};
-use crate::actors::submitter::{Submitter, SubmitterConfig};
+use crate::actors::recorder::Recorder;
+use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
 use crate::admission::{Budget, EventSender};
@@ -29,8 +29,10 @@ use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
+use crate::pipeline::{Lane, Pipeline, SinkActors};
+use crate::queue_config::SubmitterConfig;
 use crate::stream::{StreamSettings, StreamSource};
-use crate::supervision::{ActorKind, Guard};
+use crate::supervision::{ActorKind, SupervisionState};
 use crate::transport::{Backend, HttpSettings, StreamConnector};
 use crate::user_flags::{UserFlagCache, UserFlagSettings};
 
@@ -88,7 +90,7 @@ fn telemetry_arbiter() -> Result<ArbiterHandle, BuildError> {
                 let _ = system.run();
             }
         })
-        .map_err(|e| BuildError::Runtime(e.to_string()))?;
+        .map_err(|error| BuildError::Runtime(error.to_string()))?;
     rx.recv()
         .map_err(|_| BuildError::Runtime("the telemetry thread exited at start".into()))
 }
@@ -111,16 +113,22 @@ fn start_recorder(
     users: Arc<UserFlagCache>,
 ) -> Started {
     let (features_tx, features_rx) = watch::channel(initial_flags);
-    let guard = Guard::new(ActorKind::Recorder);
+    let supervision = SupervisionState::new(ActorKind::Recorder);
     let control = Control {
         counters: Arc::default(),
-        guard: guard.shared(),
+        supervision: supervision.shared(),
         pipeline: pipeline.clone(),
     };
     let counters = control.counters.clone();
     let recorder_budget = budget.clone();
     let recorder = Supervisor::start_in_arbiter(arbiter, move |_| {
-        Recorder::new(pipeline, features_tx, counters, recorder_budget, guard)
+        Recorder::new(
+            pipeline,
+            features_tx,
+            counters,
+            recorder_budget,
+            supervision,
+        )
     });
     Started {
         flags: FlagReader::new(features_rx, recorder.clone(), users),
@@ -200,21 +208,33 @@ pub(crate) fn start(
     let transport = primary.transport.clone();
     let (env, names) = (parts.env, parts.names);
     // The host name's salt is kept where the identity is.
-    let state = parts.saver.as_ref().map(|s| s.dir().clone());
+    let state = parts.saver.as_ref().map(|saver| saver.dir().clone());
     let snapshotter =
         Supervisor::start_in_arbiter(&arbiter, move |_| SystemSnapshotter::new(env, names, state));
     let collator_config = parts.collator;
-    let ss = snapshotter.clone();
-    let collator =
-        Supervisor::start_in_arbiter(&arbiter, move |_| Collator::new(collator_config, lanes, ss));
-    let (t, c, interval) = (transport.clone(), collator.clone(), parts.checkin_interval);
-    let stale = parts.stale_checkin.map(|c| std::sync::Arc::new(c.features));
+    let collator_snapshotter = snapshotter.clone();
+    let collator = Supervisor::start_in_arbiter(&arbiter, move |_| {
+        Collator::new(collator_config, lanes, collator_snapshotter)
+    });
+    let (proxy_transport, proxy_collator, interval) =
+        (transport.clone(), collator.clone(), parts.checkin_interval);
+    let stale = parts
+        .stale_checkin
+        .map(|checkin| std::sync::Arc::new(checkin.features));
     let initial_flags = stale.clone().unwrap_or_default();
     let saver = parts.saver;
     let proxy_saver = saver.clone();
     let checkins = parts.checkins;
     let configuration = Supervisor::start_in_arbiter(&arbiter, move |_| {
-        ConfigurationProxy::new(t, c, interval, stale, proxy_saver, stream).with_checkins(checkins)
+        ConfigurationProxy::new(
+            proxy_transport,
+            proxy_collator,
+            interval,
+            stale,
+            proxy_saver,
+            stream,
+        )
+        .with_checkins(checkins)
     });
     let pipeline = Pipeline {
         collator,

@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::actors::collator::{LIB_NAME, LIB_VERSION};
-use crate::actors::submitter::SubmitterConfig;
 use crate::admission::AdmissionPolicy;
 use crate::env::EnvSource;
 use crate::features::FeatureLimits;
 use crate::filter::PropertyFilter;
 use crate::identity::ExplicitIds;
 use crate::json::RefusedValue;
+use crate::queue_config::SubmitterConfig;
 use crate::session::SessionPolicy;
 use crate::sink_config::SinkConfig;
 use crate::state::StateLocation;
@@ -21,6 +20,7 @@ use crate::transport::PostHogSettings;
 #[cfg(feature = "srv")]
 use crate::transport::SrvSettings;
 use crate::user_flags::UserFlagSettings;
+use crate::{LIB_NAME, LIB_VERSION};
 
 /// Events an [`EventSender`](crate::EventSender) may have sent that the runtime has not taken
 /// in yet: a few hundred bytes each, so a few MiB in all, and about 30 ms of the runtime's pace

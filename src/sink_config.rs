@@ -1,8 +1,8 @@
 //! Sinks beside the primary endpoint: a name, an endpoint, a property filter and a queue of
 //! their own.
 
-use crate::actors::submitter::SubmitterConfig;
 use crate::filter::PropertyFilter;
+use crate::queue_config::SubmitterConfig;
 use crate::transport::PostHogSettings;
 
 /// Another destination for events, beside the primary endpoint: its own queue, batching,

@@ -14,7 +14,7 @@ use crate::admission::sealed::Sealed;
 use crate::control::RecorderCounters;
 use crate::json::{MAX_VALUE_DEPTH, dispose, nests_deeper_than, retain_admissible};
 use crate::messages::*;
-use crate::supervision::guarded;
+use crate::supervision::supervised;
 
 impl Recorder {
     /// Handles one message of the inbox or the mailbox.
@@ -28,11 +28,11 @@ impl Recorder {
             }
             Inbound::SetFact(msg) => {
                 let msg = *msg;
-                guarded(self, ctx, |act, _| act.set_fact(msg));
+                supervised(self, ctx, |act, _| act.set_fact(msg));
             }
             Inbound::Identify(msg) => {
                 let mut msg = *msg;
-                guarded(self, ctx, |act, _| {
+                supervised(self, ctx, |act, _| {
                     let refused = msg
                         .refused()
                         .saturating_add(retain_admissible(&mut msg.set))
@@ -43,7 +43,7 @@ impl Recorder {
             }
             Inbound::SetPersonProperties(msg) => {
                 let mut msg = *msg;
-                guarded(self, ctx, |act, _| {
+                supervised(self, ctx, |act, _| {
                     let refused = msg
                         .refused()
                         .saturating_add(retain_admissible(&mut msg.set))
@@ -54,19 +54,19 @@ impl Recorder {
             }
             Inbound::Alias(msg) => {
                 let msg = *msg;
-                guarded(self, ctx, |act, _| {
+                supervised(self, ctx, |act, _| {
                     act.change_with_event(IdentityChange::Alias(msg))
                 });
             }
             // Not an event: counted neither as accepted nor as dropped.
             Inbound::AddGroup(msg) => {
                 let msg = *msg;
-                guarded(self, ctx, |act, _| {
+                supervised(self, ctx, |act, _| {
                     act.change(IdentityChange::AddGroup(msg), true)
                 });
             }
             Inbound::Reset => {
-                guarded(self, ctx, |act, _| act.change(IdentityChange::Reset, true));
+                supervised(self, ctx, |act, _| act.change(IdentityChange::Reset, true));
             }
         }
     }
@@ -97,7 +97,7 @@ impl Recorder {
 
     pub(super) fn take_record(&mut self, msg: Record, ctx: &mut Context<Self>) {
         let before = self.counters.accepted();
-        if guarded(self, ctx, |act, _| act.record(msg)).is_none() {
+        if supervised(self, ctx, |act, _| act.record(msg)).is_none() {
             // The event went with the panic: counted as taken in and lost, so the counters
             // still balance.
             if self.counters.accepted() == before {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::Builder;
-use crate::actors::submitter::OverflowPolicy;
 use crate::admission::AdmissionPolicy;
+use crate::queue_config::OverflowPolicy;
 use crate::retry_delay::BackoffPolicy;
 
 impl Builder {
@@ -42,13 +42,13 @@ impl Builder {
         self
     }
 
-    /// Hold at most this many undelivered events (default 200,000).
+    /// Hold at most this many undelivered events (default 100,000).
     pub fn max_queue_events(mut self, n: usize) -> Self {
         self.settings.submitter.max_queue_events = n;
         self
     }
 
-    /// Hold at most this many bytes of undelivered events (default 48 MiB).
+    /// Hold at most this many bytes of undelivered events (default 24 MiB).
     pub fn max_queue_bytes(mut self, n: usize) -> Self {
         self.settings.submitter.max_queue_bytes = n;
         self

@@ -2,8 +2,8 @@
 //! value that would panic, hang or silently do nothing later is a [`ConfigError`] naming the
 //! setting.
 
-use crate::actors::submitter::SubmitterConfig;
 use crate::admission::AdmissionPolicy;
+use crate::queue_config::SubmitterConfig;
 use crate::settings::Settings;
 use crate::validate::{Checks, ConfigError, ConfigProblem, MIN_EVENT_BYTES};
 

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::SinkCore;
 use super::batch::{Queued, held_size, too_old};
 use super::flushes::Resolution;
-use crate::actors::submitter::OverflowPolicy;
 use crate::event::EncodedEvent;
+use crate::queue_config::OverflowPolicy;
 
 impl SinkCore {
     /// Takes a new event in.

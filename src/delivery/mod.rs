@@ -26,8 +26,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actors::submitter::SubmitterConfig;
 use crate::event::EncodedEvent;
+use crate::queue_config::SubmitterConfig;
 use crate::spool::Spool;
 use crate::stats::{DropCounts, Stats};
 

@@ -1,5 +1,5 @@
 //! Panics in futures: an actor's async bodies (a delivery, a check-in, a snapshot) and the
-//! tasks it spawns run outside its handlers, where [`guarded`](super::guarded) cannot reach.
+//! tasks it spawns run outside its handlers, where [`supervised`](super::supervised) cannot reach.
 //! A panic there would end the actor's context (or the task) for good, silently, and leave
 //! whatever waited for the answer stuck. [`caught`] turns such a panic into an `Err` with the
 //! panic's message, which the caller counts ([`TaskPanics`]) and answers like a failure.

@@ -2,7 +2,7 @@
 //!
 //! The actix `Supervisor` restarts an actor that stops itself, keeping its struct and mailbox,
 //! but a panic in a handler kills the actor for good and loses its mailbox. So every handler
-//! (and every continuation of an actor future) runs inside [`guarded`]: a panic is caught,
+//! (and every continuation of an actor future) runs inside [`supervised`]: a panic is caught,
 //! counted, and turned into `ctx.stop()`, which the supervisor answers with a restart. The
 //! message that panicked is the only thing lost; the queued ones are handled after the restart.
 //!
@@ -37,22 +37,22 @@ pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 /// An actor's restart and panic counts, readable from another thread (for counters that must
 /// not wait behind the actor's mailbox).
 #[derive(Debug, Default)]
-pub(crate) struct GuardCounters {
+pub(crate) struct SupervisionCounters {
     restarts: AtomicU64,
     panics: AtomicU64,
     degraded: AtomicBool,
 }
 
-/// A reader of one actor's [`GuardCounters`].
+/// A reader of one actor's [`SupervisionCounters`].
 #[derive(Clone, Debug)]
-pub(crate) struct GuardStats {
+pub(crate) struct SupervisionStats {
     actor: ActorKind,
-    counters: Arc<GuardCounters>,
+    counters: Arc<SupervisionCounters>,
     tasks: TaskPanics,
 }
 
-impl GuardStats {
-    /// The counters the guard contributes to [`Stats`](crate::Stats).
+impl SupervisionStats {
+    /// The counters the supervision state contributes to [`Stats`](crate::Stats).
     pub fn stats(&self) -> crate::Stats {
         let mut degraded = ActorSet::default();
         if self.counters.degraded.load(Ordering::Relaxed) {
@@ -69,9 +69,9 @@ impl GuardStats {
 
 /// Supervision state every actor carries.
 #[derive(Debug)]
-pub(crate) struct Guard {
+pub(crate) struct SupervisionState {
     pub actor: ActorKind,
-    counters: Arc<GuardCounters>,
+    counters: Arc<SupervisionCounters>,
     pub degraded: bool,
     recent: VecDeque<Instant>,
     /// Panics caught in this actor's futures and tasks.
@@ -82,9 +82,9 @@ pub(crate) struct Guard {
     task_fault: bool,
 }
 
-impl Guard {
+impl SupervisionState {
     pub fn new(actor: ActorKind) -> Self {
-        Guard {
+        SupervisionState {
             actor,
             counters: Arc::default(),
             degraded: false,
@@ -118,16 +118,16 @@ impl Guard {
         tracing::warn!(actor = %self.actor, restarts, "actor restarted by its supervisor");
     }
 
-    /// A reader of this guard's counters, for another thread.
-    pub fn shared(&self) -> GuardStats {
-        GuardStats {
+    /// A reader of this state's counters, for another thread.
+    pub fn shared(&self) -> SupervisionStats {
+        SupervisionStats {
             actor: self.actor,
             counters: self.counters.clone(),
             tasks: self.tasks.clone(),
         }
     }
 
-    /// The counters this guard contributes to [`Stats`](crate::Stats).
+    /// The counters this state contributes to [`Stats`](crate::Stats).
     pub fn stats(&self) -> crate::Stats {
         self.shared().stats()
     }
@@ -149,20 +149,20 @@ impl Guard {
     }
 }
 
-/// An actor with a [`Guard`].
-pub(crate) trait Guarded: Actor<Context = Context<Self>> + Supervised {
-    fn guard(&mut self) -> &mut Guard;
+/// An actor with a [`SupervisionState`].
+pub(crate) trait SupervisedActor: Actor<Context = Context<Self>> + Supervised {
+    fn supervision(&mut self) -> &mut SupervisionState;
 }
 
 /// Runs `f` (a handler body), catching a panic and turning it into a supervised restart.
 /// `None` when `f` panicked.
-pub(crate) fn guarded<A: Guarded, R>(
+pub(crate) fn supervised<A: SupervisedActor, R>(
     act: &mut A,
     ctx: &mut Context<A>,
     f: impl FnOnce(&mut A, &mut Context<A>) -> R,
 ) -> Option<R> {
     #[cfg(feature = "fault-injection")]
-    if let Some(fault) = act.guard().armed.take()
+    if let Some(fault) = act.supervision().armed.take()
         && inject(act, ctx, fault) == Handled::Lost
     {
         return None;
@@ -187,8 +187,8 @@ enum Handled {
 }
 
 #[cfg(feature = "fault-injection")]
-fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) -> Handled {
-    let actor = act.guard().actor;
+fn inject<A: SupervisedActor>(act: &mut A, ctx: &mut Context<A>, fault: Fault) -> Handled {
+    let actor = act.supervision().actor;
     match fault {
         Fault::Panic | Fault::PanicLosingMessage => {
             let Err(payload) = catch_unwind(|| panic!("fault injected into {actor}"));
@@ -198,7 +198,7 @@ fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) -> Handle
             tracing::warn!(%actor, "injected stop");
             ctx.stop();
         }
-        Fault::PanicInTask => act.guard().task_fault = true,
+        Fault::PanicInTask => act.supervision().task_fault = true,
     }
     if fault == Fault::PanicLosingMessage {
         Handled::Lost
@@ -207,22 +207,22 @@ fn inject<A: Guarded>(act: &mut A, ctx: &mut Context<A>, fault: Fault) -> Handle
     }
 }
 
-fn after_panic<A: Guarded>(
+fn after_panic<A: SupervisedActor>(
     act: &mut A,
     ctx: &mut Context<A>,
     payload: &(dyn std::any::Any + Send),
 ) {
     let message = caught::panic_message(payload);
-    let guard = act.guard();
-    guard.counters.panics.fetch_add(1, Ordering::Relaxed);
-    if guard.allow_restart(Instant::now()) {
-        tracing::error!(actor = %guard.actor, panic = %message, "actor panicked; restarting it");
+    let supervision = act.supervision();
+    supervision.counters.panics.fetch_add(1, Ordering::Relaxed);
+    if supervision.allow_restart(Instant::now()) {
+        tracing::error!(actor = %supervision.actor, panic = %message, "actor panicked; restarting it");
         ctx.stop();
-    } else if !guard.degraded {
-        guard.degraded = true;
-        guard.counters.degraded.store(true, Ordering::Relaxed);
+    } else if !supervision.degraded {
+        supervision.degraded = true;
+        supervision.counters.degraded.store(true, Ordering::Relaxed);
         tracing::error!(
-            actor = %guard.actor,
+            actor = %supervision.actor,
             panic = %message,
             max_restarts = MAX_RESTARTS,
             window = ?RESTART_WINDOW,
@@ -231,7 +231,7 @@ fn after_panic<A: Guarded>(
     }
 }
 
-/// Implements the `ArmFault` handler (feature `fault-injection`) for an actor with a `guard`
+/// Implements the `ArmFault` handler (feature `fault-injection`) for an actor with a `supervision`
 /// field.
 macro_rules! arm_fault_handler {
     ($actor:ty) => {
@@ -240,7 +240,7 @@ macro_rules! arm_fault_handler {
             type Result = ();
 
             fn handle(&mut self, msg: crate::messages::ArmFault, _ctx: &mut actix::Context<Self>) {
-                self.guard.armed = Some(msg.0);
+                self.supervision.armed = Some(msg.0);
             }
         }
     };
@@ -253,12 +253,12 @@ mod tests {
 
     #[test]
     fn budget_refills_after_the_window() {
-        let mut guard = Guard::new(ActorKind::Collator);
+        let mut supervision = SupervisionState::new(ActorKind::Collator);
         let t0 = Instant::now();
         for _ in 0..MAX_RESTARTS {
-            assert!(guard.allow_restart(t0));
+            assert!(supervision.allow_restart(t0));
         }
-        assert!(!guard.allow_restart(t0));
-        assert!(guard.allow_restart(t0 + RESTART_WINDOW + Duration::from_millis(1)));
+        assert!(!supervision.allow_restart(t0));
+        assert!(supervision.allow_restart(t0 + RESTART_WINDOW + Duration::from_millis(1)));
     }
 }
