@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::actors::pipeline::Lane;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::checkin::CheckinRequest;
 use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, object_body};
@@ -39,7 +40,6 @@ use crate::messages::{
     ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
     FlushRequest, ForwardFlush, ReportCounters, TakeSnapshot,
 };
-use crate::pipeline::Lane;
 use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
 use crate::state::Saver;

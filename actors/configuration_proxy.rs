@@ -40,12 +40,12 @@ use crate::checkin::Checkin;
 use crate::features::FeatureSet;
 use crate::messages::{
     CheckinCompleted, CheckinIdentity, CheckinSourceChanged, ConnectRecorder, FeatureFacts,
-    FetchCheckin, RefreshNow, ReportCounters, StreamEvent,
+    FetchCheckin, RefreshNow, ReportCounters,
 };
 use crate::state::Saver;
 use crate::stats::Stats;
 use crate::stream::update::{StreamUpdate, VersionedFlags};
-use crate::stream::{StreamReader, StreamSource};
+use crate::stream::{StreamEvent, StreamReader, StreamSource};
 use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
 use crate::transport::TransportError;
 

@@ -4,6 +4,7 @@
 
 pub mod collator;
 pub mod configuration_proxy;
+pub(crate) mod pipeline;
 pub mod recorder;
 pub mod submitter;
 pub mod system_snapshotter;

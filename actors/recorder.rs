@@ -27,17 +27,17 @@ use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+#[cfg(feature = "fault-injection")]
+use crate::actor_kind::{ActorKind, ArmFault};
+use crate::actors::pipeline::Pipeline;
 use crate::admission::Budget;
 use crate::control::{RecorderCounters, Tally};
 use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::features::FeatureSet;
 use crate::messages::*;
-use crate::pipeline::Pipeline;
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
-#[cfg(feature = "fault-injection")]
-use crate::supervision::ActorKind;
 use crate::supervision::{SupervisedActor, SupervisionState, supervised};
 use crate::turns::{MESSAGES_PER_TURN, Turns};
 
@@ -320,7 +320,9 @@ impl Handler<Shutdown> for Recorder {
             let mut tally = Tally::new(Stats::default());
             tally.take(recorder.send(ReportCounters).await);
             let saver = pipeline.as_ref().and_then(|p| p.saver.clone());
-            tally.pipeline(pipeline).await;
+            tally
+                .others(pipeline.as_ref().map(Pipeline::counter_sources).as_ref())
+                .await;
             // The identity and flags of this run reach the disk before the runtime goes (their
             // writes are quick; the bound only guards against a hung disk).
             if let Some(saver) = saver {

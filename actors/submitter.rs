@@ -245,7 +245,12 @@ impl Handler<Enqueue> for Submitter {
             self.core.lost_to_panic(before);
         }
         supervised(self, ctx, Self::pump);
-        self.turns.tick(ctx);
+        if self.turns.tick(ctx) && self.core.spool_dirty() {
+            // The write scheduled for the end of the turn runs only once the mailbox is empty
+            // (actix runs an actor's futures then), which a flood never lets happen: without
+            // this, what the spool buffered would grow with the flood, in memory.
+            supervised(self, ctx, |act, _| act.core.write_spool());
+        }
     }
 }
 

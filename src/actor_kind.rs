@@ -112,3 +112,10 @@ mod tests {
         assert!(!set.contains(ActorKind::Recorder));
     }
 }
+
+/// Recorder → any actor: arm a fault for the next message (beside [`Fault`], so that the
+/// handler every actor gets from `supervision` names no other module).
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, actix::Message)]
+#[rtype(result = "()")]
+pub(crate) struct ArmFault(pub Fault);

@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use actix::Addr;
+use actix::Recipient;
 
-use crate::actors::recorder::Recorder;
 use crate::control::RecorderCounters;
 use crate::messages::{
     AddGroup, Alias, DrainAdmitted, GroupIdentify, Identify, Record, Reset, SetFact,
@@ -239,14 +238,15 @@ impl Budget {
 /// ```
 #[derive(Clone, Debug)]
 pub struct EventSender {
-    recorder: Addr<Recorder>,
+    /// The Recorder, woken for the first event outstanding.
+    recorder: Recipient<DrainAdmitted>,
     budget: Arc<Budget>,
     counters: Arc<RecorderCounters>,
 }
 
 impl EventSender {
     pub(crate) fn new(
-        recorder: Addr<Recorder>,
+        recorder: Recipient<DrainAdmitted>,
         budget: Arc<Budget>,
         counters: Arc<RecorderCounters>,
     ) -> Self {

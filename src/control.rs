@@ -9,10 +9,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix::MailboxError;
+use actix::{MailboxError, Recipient};
 
 use crate::messages::ReportCounters;
-use crate::pipeline::{Pipeline, SinkActors};
 use crate::stats::{DropCounts, Stats};
 use crate::supervision::SupervisionStats;
 
@@ -77,14 +76,25 @@ impl RecorderCounters {
 pub(crate) struct Control {
     pub counters: Arc<RecorderCounters>,
     pub supervision: SupervisionStats,
-    pub pipeline: Option<Pipeline>,
+    /// The other actors, asked for their shares; `None` with telemetry disabled.
+    pub others: Option<CounterSources>,
+}
+
+/// Who to ask for their share of the counters besides the Recorder: recipients, so that this
+/// module names no actor.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CounterSources {
+    /// The actors that belong to no sink.
+    pub shared: Vec<Recipient<ReportCounters>>,
+    /// Each sink's Submitter and Transport, the primary sink first.
+    pub sinks: Vec<[Recipient<ReportCounters>; 2]>,
 }
 
 impl Control {
     /// Every actor's counters, the Recorder's read directly.
     pub async fn stats(&self) -> Stats {
         let mut tally = Tally::new(self.counters.stats(&self.supervision));
-        tally.pipeline(self.pipeline.clone()).await;
+        tally.others(self.others.as_ref()).await;
         tally.stats
     }
 }
@@ -110,34 +120,28 @@ impl Tally {
         }
     }
 
-    /// Adds the share of every actor of `pipeline`. Every request is sent before any answer
-    /// is awaited (`Addr::send` queues the message when it is called), so the actors answer
+    /// Adds the share of every actor of `sources`. Every request is sent before any answer is
+    /// awaited (`Recipient::send` queues the message when it is called), so the actors answer
     /// concurrently, each from its own mailbox.
-    pub async fn pipeline(&mut self, pipeline: Option<Pipeline>) {
-        let Some(p) = pipeline else {
+    pub async fn others(&mut self, sources: Option<&CounterSources>) {
+        let Some(sources) = sources else {
             return;
         };
-        let collator = p.collator.send(ReportCounters);
-        let configuration = p.configuration.send(ReportCounters);
-        let snapshotter = p.snapshotter.send(ReportCounters);
-        let mut sinks = Vec::with_capacity(p.sinks.len());
-        for sink in &p.sinks {
-            sinks.push((
-                sink.submitter.send(ReportCounters),
-                sink.transport.send(ReportCounters),
-            ));
-        }
-        self.take(collator.await);
-        self.take(configuration.await);
-        self.take(snapshotter.await);
-        for (submitter, transport) in sinks {
-            self.take(submitter.await);
-            self.take(transport.await);
+        let asked: Vec<_> = sources
+            .shared
+            .iter()
+            .chain(sources.sinks.iter().flatten())
+            .map(|actor| actor.send(ReportCounters))
+            .collect();
+        for answer in asked {
+            self.take(answer.await);
         }
     }
 
-    pub async fn sink(&mut self, sink: &SinkActors) {
-        self.take(sink.submitter.send(ReportCounters).await);
-        self.take(sink.transport.send(ReportCounters).await);
+    /// Adds the share of one sink's Submitter and Transport.
+    pub async fn sink(&mut self, sink: &[Recipient<ReportCounters>; 2]) {
+        for actor in sink {
+            self.take(actor.send(ReportCounters).await);
+        }
     }
 }

@@ -72,7 +72,7 @@ mod messages;
 #[cfg(feature = "actix-web")]
 mod middleware;
 mod panic_hook;
-mod pipeline;
+
 mod properties;
 mod queue_config;
 mod retry_delay;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::retry_delay::BackoffPolicy;
 
+/// The longest pause a refusing backend gets between probes by default.
+pub(crate) const DEFAULT_REFUSED_RETRY: Duration = Duration::from_secs(300);
+
 /// What to drop when the queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OverflowPolicy {
@@ -61,7 +64,7 @@ impl Default for SubmitterConfig {
             max_attempts: Some(12),
             backoff: BackoffPolicy::default(),
             max_event_age: Duration::from_secs(7 * 24 * 3600),
-            refused_retry_interval: crate::delivery::DEFAULT_REFUSED_RETRY,
+            refused_retry_interval: DEFAULT_REFUSED_RETRY,
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::actors::collator::{Collator, CollatorConfig};
 use crate::actors::configuration_proxy::ConfigurationProxy;
+use crate::actors::pipeline::{Lane, Pipeline, SinkActors};
 use crate::actors::recorder::Recorder;
 use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
@@ -29,7 +30,6 @@ use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
-use crate::pipeline::{Lane, Pipeline, SinkActors};
 use crate::queue_config::SubmitterConfig;
 use crate::stream::{StreamSettings, StreamSource};
 use crate::supervision::{ActorKind, SupervisionState};
@@ -117,7 +117,7 @@ fn start_recorder(
     let control = Control {
         counters: Arc::default(),
         supervision: supervision.shared(),
-        pipeline: pipeline.clone(),
+        others: pipeline.as_ref().map(Pipeline::counter_sources),
     };
     let counters = control.counters.clone();
     let recorder_budget = budget.clone();
@@ -132,7 +132,11 @@ fn start_recorder(
     });
     Started {
         flags: FlagReader::new(features_rx, recorder.clone(), users),
-        events: EventSender::new(recorder.clone(), budget, control.counters.clone()),
+        events: EventSender::new(
+            recorder.clone().recipient(),
+            budget,
+            control.counters.clone(),
+        ),
         recorder,
         control,
     }

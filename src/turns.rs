@@ -21,15 +21,18 @@ pub(crate) struct Turns {
 }
 
 impl Turns {
-    /// Call once per message handled.
-    pub fn tick<A>(&mut self, ctx: &mut Context<A>)
+    /// Call once per message handled; true when the actor steps aside now, which ends its
+    /// turn (work deferred to the end of a turn is due).
+    pub fn tick<A>(&mut self, ctx: &mut Context<A>) -> bool
     where
         A: Actor<Context = Context<A>>,
     {
         self.handled += 1;
-        if self.handled >= MESSAGES_PER_TURN {
-            self.handled = 0;
-            ctx.wait(fut::wrap_future(tokio::task::yield_now()));
+        if self.handled < MESSAGES_PER_TURN {
+            return false;
         }
+        self.handled = 0;
+        ctx.wait(fut::wrap_future(tokio::task::yield_now()));
+        true
     }
 }

@@ -104,3 +104,44 @@ fn every_documented_message_is_handled_and_every_handled_one_documented() {
          in docs/architecture.md but handled nowhere: {unhandled:?}"
     );
 }
+
+/// The files named in the first column of the table after "## Modules".
+fn listed_modules(text: &str) -> BTreeSet<String> {
+    let Some(start) = text.find("\n## Modules") else {
+        return BTreeSet::new();
+    };
+    let section = &text[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|cell| cell.split('`').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_module_list_names_every_file_and_only_those() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/architecture.md")).expect("docs");
+    let listed = listed_modules(&text);
+    let mut files = BTreeSet::new();
+    let mut pending = vec![root.join("src"), root.join("actors")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a source directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(root).expect("under the root");
+                files.insert(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let missing: Vec<_> = files.difference(&listed).collect();
+    let gone: Vec<_> = listed.difference(&files).collect();
+    assert!(
+        missing.is_empty() && gone.is_empty(),
+        "files not in docs/architecture.md's module list: {missing:?}; listed but gone: {gone:?}"
+    );
+}

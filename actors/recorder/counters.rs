@@ -4,9 +4,9 @@
 use actix::prelude::*;
 
 use super::Recorder;
+use crate::actors::pipeline::{Pipeline, SinkActors};
 use crate::control::{Control, Tally};
 use crate::messages::*;
-use crate::pipeline::SinkActors;
 use crate::stats::Stats;
 
 impl Recorder {
@@ -19,7 +19,7 @@ impl Recorder {
 /// The counters of one sink's Submitter and Transport.
 async fn sink_stats(sink: &SinkActors) -> Stats {
     let mut tally = Tally::new(Stats::default());
-    tally.sink(sink).await;
+    tally.sink(&sink.counter_sources()).await;
     tally.stats
 }
 
@@ -32,7 +32,7 @@ impl Handler<GetStats> for Recorder {
         let control = Control {
             counters: self.counters.clone(),
             supervision: self.supervision.shared(),
-            pipeline: self.pipeline.clone(),
+            others: self.pipeline.as_ref().map(Pipeline::counter_sources),
         };
         Box::pin(async move { control.stats().await })
     }

@@ -221,8 +221,5 @@ impl SinkCore {
     }
 }
 
-/// The longest pause a refusing backend gets between probes by default.
-pub(crate) const DEFAULT_REFUSED_RETRY: Duration = Duration::from_secs(300);
-
 #[cfg(test)]
 mod tests;

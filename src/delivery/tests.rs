@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::*;
+use crate::queue_config::DEFAULT_REFUSED_RETRY;
 use crate::retry_delay::BackoffPolicy;
 use crate::timestamp::rfc3339;
 use crate::transport::DeliveryOutcome;

@@ -164,25 +164,7 @@ pub(crate) struct ConnectRecorder(pub Recipient<CheckinCompleted>);
 #[rtype(result = "()")]
 pub(crate) struct RefreshNow;
 
-/// The configuration stream's reader task → ConfigurationProxy.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) enum StreamEvent {
-    Connected,
-    Update(crate::stream::update::StreamUpdate),
-    Malformed(String),
-    Disconnected(String),
-    /// 401 or 403: the reader has ended; go back to polling.
-    Refused(u16),
-}
-
 /// Recorder → every other actor: its share of the counters.
 #[derive(Debug, Message)]
 #[rtype(result = "Stats")]
 pub(crate) struct ReportCounters;
-
-/// Recorder → any actor: arm a fault for the next message.
-#[cfg(feature = "fault-injection")]
-#[derive(Clone, Copy, Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct ArmFault(pub crate::supervision::Fault);

@@ -11,7 +11,6 @@
 //!
 //! The reader knows the actors it talks to only by the messages it sends them.
 
-pub(crate) mod sse;
 pub(crate) mod update;
 
 use std::time::Duration;
@@ -20,10 +19,23 @@ use actix::prelude::*;
 use url::Url;
 
 use self::update::StreamUpdate;
-use crate::messages::{CheckinIdentity, StreamEvent};
+use crate::messages::CheckinIdentity;
 use crate::retry_delay::{BackoffPolicy, RetryDelay};
 use crate::supervision::{TaskPanics, caught};
 use crate::transport::{Arrivals, OpenError, StreamBody, StreamConnector};
+
+/// The stream reader task → ConfigurationProxy: what became of the stream. The stream's own
+/// message, defined beside the loop that sends it.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub(crate) enum StreamEvent {
+    Connected,
+    Update(update::StreamUpdate),
+    Malformed(String),
+    Disconnected(String),
+    /// 401 or 403: the reader has ended; go back to polling.
+    Refused(u16),
+}
 
 /// Where and how to stream configuration.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::checkin::{Checkin, CheckinDocumentError, parse_checkin};
 use crate::features::{FeatureSet, Flag};
 
-use super::sse::SseEvent;
+use crate::transport::sse::SseEvent;
 
 /// One understood stream message.
 #[derive(Clone, Debug, PartialEq)]

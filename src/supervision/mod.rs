@@ -236,10 +236,14 @@ fn after_panic<A: SupervisedActor>(
 macro_rules! arm_fault_handler {
     ($actor:ty) => {
         #[cfg(feature = "fault-injection")]
-        impl actix::Handler<crate::messages::ArmFault> for $actor {
+        impl actix::Handler<crate::actor_kind::ArmFault> for $actor {
             type Result = ();
 
-            fn handle(&mut self, msg: crate::messages::ArmFault, _ctx: &mut actix::Context<Self>) {
+            fn handle(
+                &mut self,
+                msg: crate::actor_kind::ArmFault,
+                _ctx: &mut actix::Context<Self>,
+            ) {
                 self.supervision.armed = Some(msg.0);
             }
         }

@@ -13,6 +13,7 @@ mod posthog;
 mod retry_after;
 #[cfg(feature = "srv")]
 mod srv;
+pub(crate) mod sse;
 mod stream;
 
 use std::path::PathBuf;

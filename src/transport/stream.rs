@@ -11,10 +11,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use url::Url;
 
 use super::client::SharedClient;
+use super::sse::{SseEvent, SseParser};
 use super::{Backend, HttpSettings, redacted_error};
 use crate::checkin::CheckinRequest;
 use crate::error::BuildError;
-use crate::stream::sse::{SseEvent, SseParser};
 
 /// The client's total request timeout would end the stream's body, which is meant to last; the
 /// stream's request replaces it with this bound (silence is bounded by the idle timeout).

@@ -116,7 +116,7 @@ pub struct GetSinkStats;
 #[rtype(result = "()")]
 pub struct InjectFault {
     /// The actor to hit.
-    pub actor: crate::supervision::ActorKind,
+    pub actor: crate::actor_kind::ActorKind,
     /// What happens to it.
-    pub fault: crate::supervision::Fault,
+    pub fault: crate::actor_kind::Fault,
 }

@@ -9,8 +9,10 @@ use crate::actors::configuration_proxy::ConfigurationProxy;
 use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
+use crate::control::CounterSources;
 use crate::event::SharedProperties;
 use crate::filter::PropertyFilter;
+use crate::messages::ReportCounters;
 use crate::state::Saver;
 
 /// The Submitter and Transport of one sink.
@@ -48,6 +50,30 @@ impl Lane {
             filter,
             submitter,
             shared: None,
+        }
+    }
+}
+
+impl SinkActors {
+    /// The sink's two actors, as the counters' lane asks them.
+    pub fn counter_sources(&self) -> [Recipient<ReportCounters>; 2] {
+        [
+            self.submitter.clone().recipient(),
+            self.transport.clone().recipient(),
+        ]
+    }
+}
+
+impl Pipeline {
+    /// Every actor after the Recorder, as the counters' lane asks them.
+    pub fn counter_sources(&self) -> CounterSources {
+        CounterSources {
+            shared: vec![
+                self.collator.clone().recipient(),
+                self.configuration.clone().recipient(),
+                self.snapshotter.clone().recipient(),
+            ],
+            sinks: self.sinks.iter().map(SinkActors::counter_sources).collect(),
         }
     }
 }
