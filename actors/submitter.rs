@@ -245,10 +245,11 @@ impl Handler<Enqueue> for Submitter {
             self.core.lost_to_panic(before);
         }
         supervised(self, ctx, Self::pump);
-        if self.turns.tick(ctx) && self.core.spool_dirty() {
+        if self.turns.tick(ctx) && self.core.spool_holds_a_full_block() {
             // The write scheduled for the end of the turn runs only once the mailbox is empty
             // (actix runs an actor's futures then), which a flood never lets happen: without
-            // this, what the spool buffered would grow with the flood, in memory.
+            // this, what the spool buffered would grow with the flood, in memory. Waiting for
+            // a whole block keeps blocks large, so a flood compresses as well as a backlog.
             supervised(self, ctx, |act, _| act.core.write_spool());
         }
     }

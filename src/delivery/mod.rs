@@ -147,6 +147,11 @@ impl SinkCore {
         }
     }
 
+    /// Whether the spool has a whole block of records buffered (worth writing at once).
+    pub fn spool_holds_a_full_block(&self) -> bool {
+        self.spooling.holds_a_full_block()
+    }
+
     /// Whether the spool has buffered records or acknowledgements.
     pub fn spool_dirty(&self) -> bool {
         self.spooling.is_dirty()

@@ -275,6 +275,10 @@ impl Spooling {
         self.own_settled = (self.own_settled + n).min(self.spilled_total);
     }
 
+    pub fn holds_a_full_block(&self) -> bool {
+        self.spool.as_ref().is_some_and(Spool::holds_a_full_block)
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.spool.as_ref().is_some_and(Spool::is_dirty)
     }

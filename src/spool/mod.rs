@@ -245,6 +245,11 @@ impl Spool {
         !self.pending.is_empty() || !self.pending_acks.is_empty()
     }
 
+    /// Whether a whole block's worth of events waits in memory to be written.
+    pub fn holds_a_full_block(&self) -> bool {
+        self.pending.iter().map(|b| b.raw.len()).sum::<usize>() >= BLOCK_RAW_BYTES
+    }
+
     /// A handle to sync the segment being written to the device (off the actor thread).
     pub fn sync_handle(&self) -> Option<File> {
         let segment = self.segments.get(&self.writing?)?;
