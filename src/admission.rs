@@ -5,8 +5,9 @@
 //! caller recording faster than the runtime's thread takes events grows the Recorder's mailbox
 //! without limit. [`EventSender`] counts the events it has handed over that the Recorder has not
 //! taken in yet, in an atomic the Recorder decrements as it takes them. Within the budget a
-//! record costs that counter and a push onto a lock-free queue (the inbox): no actix envelope,
-//! no wake-up of the runtime's thread per event. Beyond it, the [`AdmissionPolicy`] applies on
+//! record costs that counter and a push onto a queue (the inbox: a vector behind a lock held
+//! only for the push, which the Recorder swaps for an empty one to take a whole run at once): no
+//! actix envelope, no wake-up of the runtime's thread per event. Beyond it, the [`AdmissionPolicy`] applies on
 //! the caller's thread: wait (bounded) for the runtime to catch up, or drop and count at once.
 //!
 //! Who wakes the Recorder: the caller whose event takes the count from zero sends it one
@@ -19,8 +20,9 @@
 //! handling the same number of messages per turn, so their mailboxes stay a few hundred
 //! messages deep, and the Submitter's queue has limits of its own.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::Recipient;
@@ -63,9 +65,25 @@ pub(crate) struct Budget {
     pending: AtomicUsize,
     max: usize,
     policy: AdmissionPolicy,
-    inbox: mpsc::Sender<Inbound>,
-    /// Only the Recorder takes from it; the lock is never contended.
-    outbox: Mutex<mpsc::Receiver<Inbound>>,
+    /// Where callers put admitted items, in order.
+    inbox: Mutex<Vec<Inbound>>,
+    /// What the Recorder took from the inbox and has not handled yet, and the emptied buffer
+    /// it swaps for the inbox's next time (so neither side allocates once warmed up). Only
+    /// the Recorder locks it.
+    outbox: Mutex<Outbox>,
+}
+
+/// The Recorder's side of the inbox.
+#[derive(Debug, Default)]
+struct Outbox {
+    taken: VecDeque<Inbound>,
+    spare: Vec<Inbound>,
+}
+
+/// A lock whose holder panicked still guards intact data here: the inbox and outbox are only
+/// pushed to and popped from, never left half-changed.
+fn unpoisoned<T>(lock: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
+    lock.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What waits in the inbox: an event, or a change that events are ordered with.
@@ -145,13 +163,12 @@ enum Admitted {
 
 impl Budget {
     pub fn new(max: usize, policy: AdmissionPolicy) -> Self {
-        let (inbox, outbox) = mpsc::channel();
         Budget {
             pending: AtomicUsize::new(0),
             max: max.max(1),
             policy,
-            inbox,
-            outbox: Mutex::new(outbox),
+            inbox: Mutex::new(Vec::new()),
+            outbox: Mutex::new(Outbox::default()),
         }
     }
 
@@ -196,15 +213,25 @@ impl Budget {
     /// each thread, handing each to `take`; returns how many it took. The units are returned
     /// to the budget by [`Budget::release`].
     pub fn take_admitted(&self, limit: usize, mut take: impl FnMut(Inbound)) -> usize {
-        let outbox = match self.outbox.lock() {
-            Ok(outbox) => outbox,
-            // A panic while taking events (caught by the Recorder's supervision) leaves the
-            // queue itself intact.
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut outbox = unpoisoned(self.outbox.lock());
         let mut taken = 0;
         while taken < limit {
-            let Ok(item) = outbox.try_recv() else { break };
+            let item = match outbox.taken.pop_front() {
+                Some(item) => item,
+                None => {
+                    // Everything taken so far is handled: swap the spare (empty) buffer for
+                    // the inbox's, holding the callers' lock only for the swap.
+                    let mut queued = std::mem::take(&mut outbox.spare);
+                    std::mem::swap(&mut *unpoisoned(self.inbox.lock()), &mut queued);
+                    if queued.is_empty() {
+                        outbox.spare = queued;
+                        break;
+                    }
+                    let handled = std::mem::replace(&mut outbox.taken, VecDeque::from(queued));
+                    outbox.spare = Vec::from(handled);
+                    continue;
+                }
+            };
             taken += 1;
             take(item);
         }
@@ -316,9 +343,8 @@ impl EventSender {
             }
             return false;
         };
-        // The Budget holds the receiving end for as long as any sender exists: this cannot
-        // fail, and if it did the unit would stay taken, never lost silently.
-        if self.budget.inbox.send(item).is_ok() && admitted == Admitted::First {
+        unpoisoned(self.budget.inbox.lock()).push(item);
+        if admitted == Admitted::First {
             self.recorder.do_send(DrainAdmitted);
         }
         true
