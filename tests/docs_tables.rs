@@ -40,37 +40,44 @@ fn documented() -> BTreeSet<String> {
     names
 }
 
-/// Every message type some `impl … Handler<M>` in `src/` or `actors/` handles.
-fn handled() -> BTreeSet<String> {
+/// Every Rust file under `src/` and `actors/`: its path from the crate's root, and its text.
+fn sources() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut names = BTreeSet::new();
+    let mut files = Vec::new();
     let mut pending = vec![root.join("src"), root.join("actors")];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).expect("a source directory") {
             let path = entry.expect("a directory entry").path();
             if path.is_dir() {
                 pending.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                let relative = path.strip_prefix(root).expect("under the root");
+                files.push((relative.to_string_lossy().into_owned(), text));
             }
-            if path.extension().is_none_or(|e| e != "rs") {
+        }
+    }
+    files
+}
+
+/// Every message type some `impl … Handler<M>` in `src/` or `actors/` handles.
+fn handled() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (_, text) in sources() {
+        names.extend(handled_by_macro(&text));
+        for line in text.lines().filter(|l| l.trim_start().starts_with("impl")) {
+            let Some(at) = line.find("Handler<") else {
                 continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("a source file");
-            names.extend(handled_by_macro(&text));
-            for line in text.lines().filter(|l| l.trim_start().starts_with("impl")) {
-                let Some(at) = line.find("Handler<") else {
-                    continue;
-                };
-                let rest = &line[at + "Handler<".len()..];
-                let rest = rest.rsplit("::").next().unwrap_or(rest);
-                let rest = rest.strip_prefix("crate::messages::").unwrap_or(rest);
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric())
-                    .collect();
-                if !name.is_empty() {
-                    names.insert(name);
-                }
+            };
+            let rest = &line[at + "Handler<".len()..];
+            let rest = rest.rsplit("::").next().unwrap_or(rest);
+            let rest = rest.strip_prefix("crate::messages::").unwrap_or(rest);
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            if !name.is_empty() {
+                names.insert(name);
             }
         }
     }
@@ -125,19 +132,7 @@ fn the_module_list_names_every_file_and_only_those() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("docs/architecture.md")).expect("docs");
     let listed = listed_modules(&text);
-    let mut files = BTreeSet::new();
-    let mut pending = vec![root.join("src"), root.join("actors")];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("a source directory") {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let relative = path.strip_prefix(root).expect("under the root");
-                files.insert(relative.to_string_lossy().into_owned());
-            }
-        }
-    }
+    let files: BTreeSet<String> = sources().into_iter().map(|(path, _)| path).collect();
     let missing: Vec<_> = files.difference(&listed).collect();
     let gone: Vec<_> = listed.difference(&files).collect();
     assert!(

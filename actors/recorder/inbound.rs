@@ -33,22 +33,14 @@ impl Recorder {
             Inbound::Identify(msg) => {
                 let mut msg = *msg;
                 supervised(self, ctx, |act, _| {
-                    let refused = msg
-                        .refused()
-                        .saturating_add(retain_admissible(&mut msg.set))
-                        .saturating_add(retain_admissible(&mut msg.set_once));
-                    act.counters.refused_values(refused);
+                    act.refuse_person_values(msg.refused(), &mut msg.set, &mut msg.set_once);
                     act.change_with_event(IdentityChange::Identify(msg))
                 });
             }
             Inbound::SetPersonProperties(msg) => {
                 let mut msg = *msg;
                 supervised(self, ctx, |act, _| {
-                    let refused = msg
-                        .refused()
-                        .saturating_add(retain_admissible(&mut msg.set))
-                        .saturating_add(retain_admissible(&mut msg.set_once));
-                    act.counters.refused_values(refused);
+                    act.refuse_person_values(msg.refused(), &mut msg.set, &mut msg.set_once);
                     act.change_with_event(IdentityChange::SetPersonProperties(msg))
                 });
             }
@@ -69,6 +61,21 @@ impl Recorder {
                 supervised(self, ctx, |act, _| act.change(IdentityChange::Reset, true));
             }
         }
+    }
+
+    /// Counts the person properties refused on the way in and those `$set` and `$set_once`
+    /// hold that may not enter (public fields, changed after the builder checked them), and
+    /// removes the latter.
+    fn refuse_person_values(
+        &mut self,
+        refused: u32,
+        set: &mut serde_json::Map<String, serde_json::Value>,
+        set_once: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        let refused = refused
+            .saturating_add(retain_admissible(set))
+            .saturating_add(retain_admissible(set_once));
+        self.counters.refused_values(refused);
     }
 
     fn set_fact(&mut self, msg: SetFact) {
