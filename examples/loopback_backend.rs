@@ -14,14 +14,11 @@
 //! https would), and `200` to anything else. `--checkin FILE` answers check-ins with the JSON
 //! document in FILE (read once at start) instead of one without flags.
 
-#[path = "../tests/support/backend.rs"]
-mod backend;
-
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use backend::{Backend, Reply, Responder};
+use loopback_backend::{Backend, Reply, Responder};
 
 struct Args {
     port: u16,
@@ -106,7 +103,7 @@ fn main() -> ExitCode {
 fn flaky() -> Responder {
     let batches = std::sync::atomic::AtomicU64::new(0);
     Responder::new(move |req, _| {
-        if req.path_only() != backend::EVENTS_BATCH {
+        if req.path_only() != loopback_backend::EVENTS_BATCH {
             return Reply::json(200, &serde_json::json!({"options": {}}));
         }
         match batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4 {
@@ -120,7 +117,7 @@ fn flaky() -> Responder {
 /// Every event batch is redirected; whatever follows the redirect is answered 200.
 fn redirecting() -> Responder {
     Responder::new(|req, _| {
-        if req.path_only() == backend::EVENTS_BATCH {
+        if req.path_only() == loopback_backend::EVENTS_BATCH {
             Reply::status(302).with_header("location", "/elsewhere")
         } else {
             Reply::json(200, &serde_json::json!({"options": {}}))

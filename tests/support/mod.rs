@@ -1,10 +1,12 @@
 //! Helpers shared by the integration tests.
 
-pub mod backend;
+// The loopback backend, a crate of its own (tests/loopback), also reachable as `backend`.
+#[allow(unused_imports)]
+pub use loopback_backend as backend;
 
 // Test files pick what they need; the rest of the re-exports are expected to go unused.
 #[allow(unused_imports)]
-pub use backend::*;
+pub use loopback_backend::*;
 
 /// Installs a fmt subscriber filtered by `RUST_LOG` (warnings by default), writing through the
 /// test harness so output shows up with the failing test. Safe to call from every test: only the

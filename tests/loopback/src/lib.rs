@@ -5,12 +5,11 @@
 //! chosen by a [`Responder`]. Tests assert on what a real client put on the wire, so this speaks
 //! real HTTP over a real socket rather than mocking the client's transport.
 //!
-//! This file is included both as `mod backend;` from `tests/support/mod.rs` and through
-//! `#[path = "../tests/support/backend.rs"] mod backend;` from examples and benches, so it only
-//! refers to std and external crates.
+//! A crate of its own in the workspace (`publish = false`), a dev-dependency of actix-telemetry:
+//! the integration tests (through `tests/support/mod.rs`) and the `loopback_backend` example
+//! use it. It refers only to std and external crates, never to actix-telemetry.
 
-// Each including crate uses a different subset of this API; unused parts are expected.
-#![allow(dead_code)]
+#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
