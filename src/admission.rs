@@ -165,7 +165,8 @@ impl Budget {
     pub fn new(max: usize, policy: AdmissionPolicy) -> Self {
         Budget {
             pending: AtomicUsize::new(0),
-            max: max.max(1),
+            // At least 1: `Config::resolve` refuses `max_pending_events(0)`.
+            max,
             policy,
             inbox: Mutex::new(Vec::new()),
             outbox: Mutex::new(Outbox::default()),
@@ -238,9 +239,19 @@ impl Budget {
         taken
     }
 
+    /// Whether any admitted item is not taken in yet (in the inbox, in the Recorder's hands, or
+    /// admitted by a caller about to push it): one atomic read, so a message of the mailbox
+    /// pays nothing to catch up when there is nothing to catch up with.
+    pub fn has_outstanding(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0
+    }
+
     /// The Recorder took `taken` events in; true while events are still outstanding (admitted,
     /// maybe not in the inbox yet), so the Recorder keeps the duty to drain.
     pub fn release(&self, taken: usize) -> bool {
+        if taken == 0 {
+            return self.has_outstanding();
+        }
         let before = self
             .pending
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {

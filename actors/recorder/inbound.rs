@@ -96,6 +96,9 @@ impl Recorder {
     /// before it. (Events recorded just after it may be taken in before it too: send changes
     /// of identity through the same `EventSender` when the order both ways matters.)
     pub(super) fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        if !self.budget.has_outstanding() {
+            return;
+        }
         let budget = self.budget.clone();
         let taken = budget.take_admitted(usize::MAX, |item| self.take_inbound(item, ctx));
         // A `DrainAdmitted` is still on its way if events are outstanding; it finds the rest.
