@@ -37,8 +37,8 @@ use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, o
 use crate::features::{FeatureLimits, FeatureSet};
 use crate::identity::Identity;
 use crate::messages::{
-    ChangeIdentity, CheckinIdentity, Enqueue, Enrich, FeatureFacts, FeatureFlagCalled,
-    FlushRequest, ForwardFlush, ReportCounters, TakeSnapshot,
+    ChangeIdentity, CheckinIdentity, Enrich, FeatureFacts, FeatureFlagCalled, FlushRequest,
+    ForwardFlush, ReportCounters, TakeSnapshot,
 };
 use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
@@ -149,8 +149,15 @@ impl Collator {
         self.drain(ctx);
     }
 
-    /// Processes waiting work in order, stopping at the first item whose snapshot is too old.
+    /// Processes waiting work in order, then sends on the events it produced.
     fn drain(&mut self, ctx: &mut Context<Self>) {
+        self.process_pending(ctx);
+        self.forward_encoded();
+    }
+
+    /// Processes waiting work in order, stopping at the first item whose snapshot is too old;
+    /// the events it produces wait in their lanes for [`forward_encoded`](Self::forward_encoded).
+    fn process_pending(&mut self, ctx: &mut Context<Self>) {
         while let Some(front) = self.pending.front() {
             if let Some(since) = front.needs_snapshot_since()
                 && !self.snapshot_fresh_for(since)
@@ -164,6 +171,13 @@ impl Collator {
         }
         if self.snapshot_half_stale() {
             self.request_snapshot(ctx);
+        }
+    }
+
+    /// Sends each sink the events encoded for it so far, in one message.
+    fn forward_encoded(&mut self) {
+        for lane in &mut self.lanes {
+            lane.forward();
         }
     }
 
@@ -294,13 +308,15 @@ impl Collator {
                 dropped.too_large += 1;
                 continue;
             }
-            lane.submitter.do_send(Enqueue(encoded));
+            lane.outgoing.push(encoded);
         }
     }
 
     /// Sends the flush to every sink and answers with their reports added up; a sink whose
     /// answer was lost makes the whole report incomplete.
-    fn flush_lanes(&self, request: FlushRequest) {
+    fn flush_lanes(&mut self, request: FlushRequest) {
+        // Behind the events produced before it.
+        self.forward_encoded();
         if let [lane] = self.lanes.as_slice() {
             lane.submitter.do_send(ForwardFlush(request));
             return;
@@ -372,11 +388,21 @@ impl Handler<Enrich> for Collator {
     type Result = ();
 
     fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
-        if supervised(self, ctx, |act, ctx| act.submit(Work::Event(msg.0), ctx)).is_none() {
-            // The event went with the panic.
-            self.dropped.panic += 1;
+        let events = msg.0.len();
+        // One at a time, as if each had come alone: a panic (or an armed fault) takes only the
+        // event it struck.
+        for event in msg.0 {
+            let taken = supervised(self, ctx, |act, ctx| {
+                act.pending.push_back(Work::Event(event));
+                act.process_pending(ctx);
+            });
+            if taken.is_none() {
+                // The event went with the panic.
+                self.dropped.panic += 1;
+            }
         }
-        self.turns.tick(ctx);
+        self.forward_encoded();
+        self.turns.tick(ctx, events);
     }
 }
 

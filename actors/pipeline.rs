@@ -10,9 +10,10 @@ use crate::actors::submitter::Submitter;
 use crate::actors::system_snapshotter::SystemSnapshotter;
 use crate::actors::transport::Transport;
 use crate::control::CounterSources;
-use crate::event::SharedProperties;
+use crate::event::{EncodedEvent, SharedProperties};
 use crate::filter::PropertyFilter;
-use crate::messages::ReportCounters;
+use crate::messages::{Enqueue, ReportCounters};
+use crate::pressure::Crowding;
 use crate::state::Saver;
 
 /// The Submitter and Transport of one sink.
@@ -21,6 +22,8 @@ pub(crate) struct SinkActors {
     pub name: String,
     pub submitter: Addr<Submitter>,
     pub transport: Addr<Transport>,
+    /// Set by the Submitter while the intake should hold back for it.
+    pub crowding: Crowding,
 }
 
 /// The addresses of the other actors.
@@ -42,6 +45,8 @@ pub(crate) struct Lane {
     pub submitter: Addr<Submitter>,
     /// The shared properties that pass the filter (`None` when they must be rebuilt).
     pub shared: Option<SharedProperties>,
+    /// Events encoded for this sink and not sent yet: they go to its Submitter together.
+    pub outgoing: Vec<EncodedEvent>,
 }
 
 impl Lane {
@@ -50,6 +55,15 @@ impl Lane {
             filter,
             submitter,
             shared: None,
+            outgoing: Vec::new(),
+        }
+    }
+
+    /// Sends the events encoded so far to the Submitter, in one message.
+    pub fn forward(&mut self) {
+        if !self.outgoing.is_empty() {
+            self.submitter
+                .do_send(Enqueue(std::mem::take(&mut self.outgoing)));
         }
     }
 }

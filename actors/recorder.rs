@@ -11,8 +11,10 @@
 //! - Sends: `Enrich`, `ChangeIdentity`, `FeatureFlagCalled` and `ForwardFlush` to the
 //!   Collator; `RefreshNow` to the ConfigurationProxy; `ReportCounters` to every actor.
 //!
-//! Recording is a validation, a timestamp and a UUIDv7, then a `do_send`: it never waits on the
-//! network or another actor. With telemetry disabled the Recorder is the only actor started; it
+//! Recording is a validation, a timestamp and a UUIDv7; the events of one run of the admission
+//! inbox then go to the Collator in one `Enrich`. It never waits on the network or another
+//! actor; it leaves the inbox alone while a healthy sink is crowded (`src/pressure.rs`), for at
+//! most 250 ms in a row. With telemetry disabled the Recorder is the only actor started; it
 //! accepts every message and counts each event as dropped by opt-out.
 //!
 //! This file holds the actor, its acceptance of events, flushes and shutdown; its other
@@ -36,6 +38,7 @@ use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::features::FeatureSet;
 use crate::messages::*;
+use crate::pressure::{Crowding, HOLD_BACK_STEP, HoldBack};
 use crate::rng::UuidV7Source;
 use crate::stats::{FlushReport, ShutdownReport, Stats};
 use crate::supervision::{SupervisedActor, SupervisionState, supervised};
@@ -87,6 +90,14 @@ pub struct Recorder {
     shutting_down: bool,
     supervision: SupervisionState,
     turns: Turns,
+    /// Events accepted and not yet sent on: they go to the Collator together, one `Enrich` per
+    /// run of the inbox instead of one per event, and always before anything else is sent to
+    /// it and before a handler returns (see [`forward_events`](Self::forward_events)).
+    outgoing: Vec<RecordedEvent>,
+    /// Each sink's crowding, and how long the inbox has been left alone for them (see
+    /// `src/pressure.rs`).
+    crowding: Vec<Crowding>,
+    hold_back: HoldBack,
 }
 
 impl Recorder {
@@ -100,6 +111,10 @@ impl Recorder {
         supervision: SupervisionState,
     ) -> Self {
         let features = features_tx.borrow().clone();
+        let crowding = pipeline
+            .iter()
+            .flat_map(|p| p.sinks.iter().map(|s| s.crowding.clone()))
+            .collect();
         Recorder {
             pipeline,
             uuids: UuidV7Source::new(),
@@ -111,6 +126,23 @@ impl Recorder {
             shutting_down: false,
             supervision,
             turns: Turns::default(),
+            outgoing: Vec::new(),
+            crowding,
+            hold_back: HoldBack::default(),
+        }
+    }
+
+    /// Sends the events accepted so far on to the Collator, in one message. Called before
+    /// anything else is sent to the Collator (so it sees events and changes in the order they
+    /// were accepted) and at the end of every handler that accepts events (so none waits for a
+    /// later message).
+    fn forward_events(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.outgoing);
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.collator.do_send(Enrich(events));
         }
     }
 
@@ -145,6 +177,7 @@ impl Recorder {
 
     /// Sends a change to the Collator, and asks for a check-in that reflects it if `refresh`.
     fn change(&mut self, change: IdentityChange, refresh: bool) {
+        self.forward_events();
         let stamp = self.stamp(SystemTime::now());
         let Some(pipeline) = &self.pipeline else {
             return;
@@ -156,10 +189,11 @@ impl Recorder {
     }
 
     fn flush(
-        &self,
+        &mut self,
         deadline: Option<Instant>,
         drop_at_timeout: bool,
     ) -> oneshot::Receiver<FlushReport> {
+        self.forward_events();
         let (reply, answer) = oneshot::channel();
         match &self.pipeline {
             Some(p) => p.collator.do_send(ForwardFlush(FlushRequest {
@@ -241,9 +275,6 @@ impl Recorder {
             return;
         }
         let stamp = self.stamp(msg.timestamp);
-        let Some(pipeline) = &self.pipeline else {
-            return;
-        };
         let mut event = RecordedEvent::new(
             msg.name,
             msg.properties,
@@ -252,7 +283,10 @@ impl Recorder {
             stamp.received_at,
         );
         event.identity = msg.identity;
-        pipeline.collator.do_send(Enrich(event));
+        self.outgoing.push(event);
+        if self.outgoing.len() >= MESSAGES_PER_TURN {
+            self.forward_events();
+        }
     }
 }
 
@@ -276,8 +310,15 @@ impl Handler<DrainAdmitted> for Recorder {
     type Result = ();
 
     fn handle(&mut self, _msg: DrainAdmitted, ctx: &mut Context<Self>) {
+        if self.hold_back.now(&self.crowding) {
+            // A sink is catching up: the events wait in the inbox, and their callers at the
+            // door, rather than fill its queue.
+            ctx.notify_later(DrainAdmitted, HOLD_BACK_STEP);
+            return;
+        }
         let budget = self.budget.clone();
         let taken = budget.take_admitted(MESSAGES_PER_TURN, |item| self.take_inbound(item, ctx));
+        self.forward_events();
         // Out of the inbox: room for the next ones, whatever becomes of these events.
         if budget.release(taken) {
             if taken == 0 {
@@ -342,6 +383,8 @@ impl Handler<InjectFault> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: InjectFault, _ctx: &mut Context<Self>) {
+        // Armed after the events accepted before it, as the faults' tests expect.
+        self.forward_events();
         let arm = ArmFault(msg.fault);
         match (msg.actor, &self.pipeline) {
             (ActorKind::Recorder, _) => self.supervision.armed = Some(msg.fault),

@@ -23,6 +23,7 @@ use crate::delivery::{Outgoing, SinkCore};
 use crate::messages::{
     BatchOutcome, DeliverBatch, Enqueue, FlushRequest, ForwardFlush, ReportCounters,
 };
+use crate::pressure::Crowding;
 use crate::queue_config::SubmitterConfig;
 use crate::spool::Spool;
 use crate::supervision::{ActorKind, SupervisedActor, SupervisionState, caught, supervised};
@@ -41,6 +42,8 @@ pub struct Submitter {
     spool_write_scheduled: bool,
     supervision: SupervisionState,
     turns: Turns,
+    /// Tells the Recorder when to hold the intake back (see `src/pressure.rs`).
+    crowding: Crowding,
 }
 
 /// How often acknowledgements reach the spool when no new event forces a write.
@@ -54,6 +57,7 @@ impl Submitter {
         transport: Recipient<DeliverBatch>,
         spool: Option<Spool>,
         spool_unavailable: bool,
+        crowding: Crowding,
     ) -> Self {
         Submitter {
             core: SinkCore::new(config, spool),
@@ -63,6 +67,7 @@ impl Submitter {
             spool_write_scheduled: false,
             supervision: SupervisionState::new(ActorKind::Submitter),
             turns: Turns::default(),
+            crowding,
         }
     }
 
@@ -85,6 +90,7 @@ impl Submitter {
             });
         }
         self.schedule_spool_write(ctx);
+        self.crowding.set(self.core.crowded(self.crowding.get()));
     }
 
     fn send(&mut self, Outgoing { id, events }: Outgoing, ctx: &mut Context<Self>) {
@@ -239,13 +245,17 @@ impl Handler<Enqueue> for Submitter {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
-        let before = self.core.enqueued();
-        let enqueued = supervised(self, ctx, |act, _| act.core.enqueue(msg.0));
-        if enqueued.is_none() {
-            self.core.lost_to_panic(before);
+        let events = msg.0.len();
+        // One at a time, as if each had come alone: a panic (or an armed fault) takes only the
+        // event it struck.
+        for event in msg.0 {
+            let before = self.core.enqueued();
+            if supervised(self, ctx, |act, _| act.core.enqueue(event)).is_none() {
+                self.core.lost_to_panic(before);
+            }
         }
         supervised(self, ctx, Self::pump);
-        if self.turns.tick(ctx) && self.core.spool_holds_a_full_block() {
+        if self.turns.tick(ctx, events) && self.core.spool_holds_a_full_block() {
             // The write scheduled for the end of the turn runs only once the mailbox is empty
             // (actix runs an actor's futures then), which a flood never lets happen: without
             // this, what the spool buffered would grow with the flood, in memory. Waiting for

@@ -30,9 +30,10 @@ use actix_telemetry::Flush;
 use harness::{Check, Options, Over, Scenario, Target, emit};
 use loopback::LoopbackBackend;
 use pipeline::{
-    TempDir, emit_peak_memory, emit_stats, event, runtime, shutdown, start_with, stats,
-    wait_for_checkin,
+    TempDir, emit_cpu, emit_cpu_per_event, emit_peak_memory, emit_stats, event, runtime, shutdown,
+    start_with, stats, wait_for_checkin,
 };
+use procfs::CpuSplit;
 
 const NONE_LOST: Target = Target {
     metric: "lost",
@@ -213,6 +214,8 @@ fn measure(
         Some(backend) => backend.stats()?.events,
         None => 0,
     };
+    let backend_cpu0 = backend.as_ref().and_then(LoopbackBackend::cpu_seconds);
+    let cpu0 = CpuSplit::now();
     let started = Instant::now();
     std::thread::scope(|scope| {
         for t in 0..threads {
@@ -234,6 +237,12 @@ fn measure(
         .block_on(recorder.send(Flush::within(Duration::from_secs(600))))
         .map_err(|e| format!("Flush: {e}"))?;
     let elapsed = started.elapsed();
+    let cpu = CpuSplit::now().since(&cpu0);
+    // Zero when the backend started during the run: its own CPU is then not comparable.
+    let backend_cpu = match (backend_cpu0, backend.cpu_seconds()) {
+        (Some(before), Some(after)) => after - before,
+        _ => 0.0,
+    };
     let recorded = threads * per_thread;
     let received = backend.stats()?.events - before;
     let s = stats(&rt, &recorder)?;
@@ -250,6 +259,8 @@ fn measure(
         s.accepted as i128 - (s.delivered + s.dropped.total() + s.queue_depth) as i128;
     emit("unaccounted", unaccounted as f64, "events");
     emit_stats(&s);
+    emit_cpu(&cpu, backend_cpu);
+    emit_cpu_per_event(&cpu, backend_cpu, recorded);
     emit_peak_memory(baseline);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())

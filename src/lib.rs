@@ -73,6 +73,7 @@ mod messages;
 mod middleware;
 mod panic_hook;
 
+mod pressure;
 mod properties;
 mod queue_config;
 mod retry_delay;

@@ -42,6 +42,25 @@ pub struct Properties {
     /// behind the members in the same allocation, so that an event with its own user costs
     /// the caller nothing more to build than one without.
     owner_at: Option<u32>,
+    /// One bit per name set ([`name_hash`]'s top six bits): a name whose bit is clear is not
+    /// among them, so setting a new name needs no look at the others.
+    name_bits: u64,
+}
+
+/// A cheap hash of a property name, from its length and three of its bytes: enough to tell
+/// most names apart in the filters that spare a look at the text ([`Properties`]' names, the
+/// shared properties' keys), which confirm every match exactly.
+pub(crate) fn name_hash(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(0));
+    let len = bytes.len();
+    let mixed =
+        len as u64 ^ at(0) << 16 ^ at(len / 2) << 24 ^ at(len.wrapping_sub(1)) << 32 ^ at(1) << 40;
+    mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn name_bit(name: &str) -> u64 {
+    1 << (name_hash(name) >> 58)
 }
 
 impl Properties {
@@ -63,7 +82,7 @@ impl Properties {
                 return;
             }
         };
-        if self.keys().any(|k| k == key) {
+        if self.name_bits & name_bit(&key) != 0 && self.keys().any(|k| k == key) {
             // Rare: rebuild rather than edit text in place.
             let mut map = self.to_map();
             map.insert(key, value);
@@ -133,6 +152,7 @@ impl Properties {
         }
         let name_at = self.members.len();
         push_json_string(&mut self.members, key);
+        self.name_bits |= name_bit(key);
         let escaped = self.members.len() - name_at != key.len() + 2;
         if escaped && self.escaped_names.is_none() {
             // From now on the names are listed: those before this one, read from the text.
@@ -343,6 +363,26 @@ mod tests {
         p.insert("o", false);
         assert_eq!(p.to_map()["o"], json!(false));
         assert_eq!(p.len(), 4);
+    }
+
+    #[test]
+    fn every_repeated_name_replaces_the_earlier_value_whatever_its_hash() {
+        // Far more names than the filter has bits: many share one, and each repeat must still
+        // be found.
+        let mut p = Properties::new();
+        for i in 0..300 {
+            p.insert(format!("k{i}"), i);
+        }
+        for i in (0..300).step_by(7) {
+            p.insert(format!("k{i}"), -1);
+        }
+        let map = p.to_map();
+        assert_eq!(map.len(), 300);
+        assert_eq!(p.len(), 300);
+        for i in 0..300 {
+            let expected = if i % 7 == 0 { -1 } else { i };
+            assert_eq!(map[&format!("k{i}")], json!(expected), "k{i}");
+        }
     }
 
     #[test]

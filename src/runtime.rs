@@ -30,6 +30,7 @@ use crate::features::FeatureSet;
 use crate::filter::PropertyFilter;
 use crate::flag_reader::FlagReader;
 use crate::messages::ConnectRecorder;
+use crate::pressure::Crowding;
 use crate::queue_config::SubmitterConfig;
 use crate::stream::{StreamSettings, StreamSource};
 use crate::supervision::{ActorKind, SupervisionState};
@@ -151,14 +152,25 @@ fn start_sinks(arbiter: &ArbiterHandle, parts: Vec<SinkParts>) -> (Vec<SinkActor
         let backend = sink.backend;
         let transport = Supervisor::start_in_arbiter(arbiter, move |_| Transport::new(backend));
         let (queue, to_transport, spool) = (sink.queue, transport.clone().recipient(), sink.spool);
-        let submitter = Supervisor::start_in_arbiter(arbiter, move |_| {
-            Submitter::new(queue, to_transport, spool.spool, spool.unavailable)
+        let crowding = Crowding::default();
+        let submitter = Supervisor::start_in_arbiter(arbiter, {
+            let crowding = crowding.clone();
+            move |_| {
+                Submitter::new(
+                    queue,
+                    to_transport,
+                    spool.spool,
+                    spool.unavailable,
+                    crowding,
+                )
+            }
         });
         lanes.push(Lane::new(sink.filter, submitter.clone()));
         sinks.push(SinkActors {
             name: sink.name,
             submitter,
             transport,
+            crowding,
         });
     }
     (sinks, lanes)

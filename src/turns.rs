@@ -21,13 +21,15 @@ pub(crate) struct Turns {
 }
 
 impl Turns {
-    /// Call once per message handled; true when the actor steps aside now, which ends its
-    /// turn (work deferred to the end of a turn is due).
-    pub fn tick<A>(&mut self, ctx: &mut Context<A>) -> bool
+    /// Call once per message handled, with the number of events it carried (a run of events
+    /// counts as that many messages, so a turn holds as much work whether they came one by one
+    /// or together); true when the actor steps aside now, which ends its turn (work deferred to
+    /// the end of a turn is due).
+    pub fn tick<A>(&mut self, ctx: &mut Context<A>, events: usize) -> bool
     where
         A: Actor<Context = Context<A>>,
     {
-        self.handled += 1;
+        self.handled += events.max(1);
         if self.handled < MESSAGES_PER_TURN {
             return false;
         }

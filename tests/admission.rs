@@ -184,3 +184,83 @@ async fn a_flush_after_recording_from_many_threads_includes_every_event() {
     assert_eq!(backend.event_count(), 10_000);
     telemetry.shutdown(WAIT).await;
 }
+
+/// Records `n` events from one thread through the sender; how many it refused.
+async fn record_through(events: actix_telemetry::EventSender, n: usize) -> usize {
+    tokio::task::spawn_blocking(move || {
+        (0..n)
+            .filter(|i| !events.record(Record::new("paced").property("i", *i)))
+            .count()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_backend_slower_than_the_callers_holds_them_back_and_loses_nothing() {
+    // Each batch is answered after a pause: the runtime could take events in far faster
+    // than the sink delivers them, and its queue would overflow. (Holding back keeps a queue
+    // within its limit when the limit is well above the events on their way to it: the
+    // inbox's budget, plus a run of 256.)
+    let backend = Backend::start(Responder::new(|req, _| match req.path_only() {
+        EVENTS_BATCH => Reply::ok().delayed(Duration::from_millis(2)),
+        _ => Reply::json(200, &json!({"options": {}})),
+    }))
+    .await;
+    let telemetry = builder(&backend.url())
+        .max_pending_events(50)
+        .max_queue_events(1_000)
+        .max_batch_events(10)
+        .admission(AdmissionPolicy::Wait(WAIT))
+        .build()
+        .unwrap();
+    let refused = record_through(telemetry.events(), 5_000).await;
+    assert_eq!(refused, 0);
+    let stats = settled_stats(&telemetry, WAIT).await;
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+    assert_eq!(
+        (stats.accepted, stats.delivered),
+        (5_000, 5_000),
+        "{stats:?}"
+    );
+    assert_eq!(backend.delivered_events().len(), 5_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_are_held_back_only_briefly_by_a_backend_that_never_answers() {
+    // Batches that hang look healthy: holding callers back until the sink has room would
+    // keep them waiting for ever. Past the hold-back limit the sink's overflow policy drops.
+    let backend = Backend::start(Responder::new(|req, _| match req.path_only() {
+        EVENTS_BATCH => Reply::hang(),
+        _ => Reply::json(200, &json!({"options": {}})),
+    }))
+    .await;
+    let telemetry = builder(&backend.url())
+        .max_pending_events(50)
+        .max_queue_events(100)
+        .max_batch_events(10)
+        .admission(AdmissionPolicy::Wait(Duration::from_secs(3600)))
+        // Longer than the test: the hanging batches never turn into failures.
+        .request_timeout(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let refused = tokio::time::timeout(WAIT, record_through(telemetry.events(), 1_000))
+        .await
+        .expect("the callers were held back for good");
+    assert_eq!(refused, 0);
+    // Answered once every event has reached the Submitter (the batches on the wire stay).
+    let recorder = telemetry.recorder();
+    let flush = recorder
+        .send(Flush::within(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    assert!(flush.pending > 0, "{flush:?}");
+    let stats = recorder.send(actix_telemetry::GetStats).await.unwrap();
+    assert_eq!(stats.accepted, 1_000, "{stats:?}");
+    assert!(stats.dropped.overflow > 0, "{stats:?}");
+    assert_eq!(
+        stats.accepted,
+        stats.delivered + stats.dropped.total() + stats.queue_depth,
+        "{stats:?}"
+    );
+}

@@ -183,6 +183,7 @@ impl Recorder {
         if self.shutting_down || self.pipeline.is_none() {
             return;
         }
+        self.forward_events();
         let stamp = self.stamp(SystemTime::now());
         let Some(pipeline) = &self.pipeline else {
             return;

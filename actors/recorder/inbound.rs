@@ -101,6 +101,7 @@ impl Recorder {
         }
         let budget = self.budget.clone();
         let taken = budget.take_admitted(usize::MAX, |item| self.take_inbound(item, ctx));
+        self.forward_events();
         // A `DrainAdmitted` is still on its way if events are outstanding; it finds the rest.
         budget.release(taken);
     }
@@ -115,7 +116,7 @@ impl Recorder {
             }
             RecorderCounters::bump(&self.counters.panic);
         }
-        self.turns.tick(ctx);
+        self.turns.tick(ctx, 1);
     }
 }
 
@@ -128,6 +129,7 @@ macro_rules! through_the_mailbox {
             fn handle(&mut self, msg: $message, ctx: &mut Context<Self>) {
                 self.catch_up(ctx);
                 self.take_inbound(msg.into_inbound(), ctx);
+                self.forward_events();
             }
         }
     )*};

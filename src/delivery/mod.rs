@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::EncodedEvent;
+use crate::pressure::Fill;
 use crate::queue_config::SubmitterConfig;
 use crate::spool::Spool;
 use crate::stats::{DropCounts, Stats};
@@ -105,6 +106,19 @@ impl SinkCore {
     }
 
     /// Whether this sink keeps its events durable.
+    /// Whether the intake should hold back for this sink to catch up (`was`: whether it
+    /// was crowded until now); see `src/pressure.rs`.
+    pub fn crowded(&self, was: bool) -> bool {
+        let fill = Fill {
+            events: self.held_events,
+            max_events: self.config.max_queue_events,
+            bytes: self.held_bytes,
+            max_bytes: self.config.max_queue_bytes,
+        };
+        let healthy = self.health.state() == HealthState::Healthy;
+        fill.crowded(healthy, self.spooling.must_spill(), was)
+    }
+
     pub fn has_spool(&self) -> bool {
         self.spooling.is_on()
     }

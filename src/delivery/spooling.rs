@@ -8,6 +8,7 @@
 //! counted (a write that failed, a size limit that removed it before it was read back).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::event::EncodedEvent;
 use crate::spool::{Spool, SpoolRef};
@@ -53,12 +54,37 @@ pub(crate) struct Lost {
     pub full: u64,
 }
 
+/// Hashes the sink's own sequence numbers with one multiplication: they never come from
+/// outside, so the standard hasher's defence against chosen keys would only cost time (one
+/// insert and one removal per spooled event).
+#[derive(Default)]
+struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, seq: u64) {
+        // The top bits pick the bucket group and the control byte: spread them.
+        self.0 = (self.0 ^ seq).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BySeq<V> = HashMap<u64, V, BuildHasherDefault<SeqHasher>>;
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Spooling {
     spool: Option<Spool>,
     /// The record of every held event that has one, by sequence number.
-    spooled: HashMap<u64, SpoolRef>,
+    spooled: BySeq<SpoolRef>,
     /// Records appended but not written yet, by sequence number (memory-held ones) or as
     /// spilled ones, so that a failed write knows whose they were.
     spilled_pending: HashSet<SpoolRef>,
@@ -91,7 +117,7 @@ impl Spooling {
         Spooling {
             first_own_segment: spool.as_ref().map(Spool::next_segment_id),
             spool,
-            spooled: HashMap::new(),
+            spooled: BySeq::default(),
             spilled_pending: HashSet::new(),
             read_back: VecDeque::new(),
             disk_only: 0,

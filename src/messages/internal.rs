@@ -32,10 +32,11 @@ pub(crate) struct Stamp {
 #[rtype(result = "()")]
 pub(crate) struct DrainAdmitted;
 
-/// Recorder → Collator: an accepted event to enrich.
+/// Recorder → Collator: accepted events to enrich, in the order they were accepted (a run of
+/// the inbox travels as one message).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct Enrich(pub RecordedEvent);
+pub(crate) struct Enrich(pub Vec<RecordedEvent>);
 
 /// What changes the identity or facts held by the Collator.
 #[derive(Debug, Clone)]
@@ -102,10 +103,11 @@ pub(crate) struct ForwardFlush(pub FlushRequest);
 #[rtype(result = "Option<SystemSnapshot>")]
 pub(crate) struct TakeSnapshot;
 
-/// Collator → Submitter: an enriched, encoded event to queue.
+/// Collator → Submitter: enriched, encoded events to queue, in order (those of one `Enrich`
+/// travel together).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct Enqueue(pub EncodedEvent);
+pub(crate) struct Enqueue(pub Vec<EncodedEvent>);
 
 /// The task awaiting a `DeliverBatch` → Submitter: the Transport's answer for the batch sent as
 /// `id` (a message, not a future of the Submitter's context, so that it is handled in turn with
