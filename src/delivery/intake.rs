@@ -80,14 +80,16 @@ impl SinkCore {
         true
     }
 
-    /// Moves events back from the spool into memory while half the queue's limits are free:
-    /// the other half stays for new events, and nothing is dropped to make room.
+    /// Moves events back from the spool into memory while three quarters of the queue's
+    /// limits are free: a few batches' worth keeps the backend busy, and read-back events are
+    /// whole JSON (five times what a queued event holds), so more would only cost memory. The
+    /// rest stays for new events, and nothing is dropped to make room.
     pub fn read_back(&mut self) {
         let oldest_ms = self.oldest_allowed_ms();
         loop {
-            let room = self.held_events < self.config.max_queue_events / 2
-                && self.held_bytes < self.config.max_queue_bytes / 2;
-            // An event larger than half the queue still goes, alone.
+            let room = self.held_events < self.config.max_queue_events / 4
+                && self.held_bytes < self.config.max_queue_bytes / 4;
+            // An event larger than a quarter of the queue still goes, alone.
             if !room && self.held_events > 0 {
                 break;
             }

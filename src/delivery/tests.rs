@@ -374,3 +374,41 @@ fn events_beyond_memory_wait_on_disk_and_leave_in_order() {
     assert_eq!(names, expected);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn a_backlog_comes_back_from_the_spool_a_quarter_of_the_queue_at_a_time() {
+    let (spool, dir) = temp_spool("read-back-quarter");
+    let mut core = SinkCore::new(
+        SubmitterConfig {
+            max_queue_events: 40,
+            ..config()
+        },
+        Some(spool),
+    );
+    for i in 0..200 {
+        core.enqueue(event(i));
+    }
+    core.write_spool();
+    assert_eq!(
+        core.stats().queue_depth,
+        40,
+        "memory full, the rest on disk"
+    );
+    let t0 = Instant::now();
+    let mut most_after_read_back = 0;
+    let mut delivered = 0;
+    while let Some(out) = core.next_batch(t0) {
+        delivered += out.events.len();
+        core.on_outcome(out.id, DeliveryOutcome::Delivered, t0);
+        if delivered > 40 {
+            most_after_read_back = most_after_read_back.max(core.stats().queue_depth);
+        }
+    }
+    assert_eq!(delivered, 200);
+    assert!(
+        (1..=10).contains(&most_after_read_back),
+        "{most_after_read_back} held from the backlog"
+    );
+    assert_balanced(&core);
+    let _ = std::fs::remove_dir_all(dir);
+}
