@@ -32,7 +32,7 @@ use tokio::time::Instant;
 #[cfg(feature = "fault-injection")]
 use crate::actor_kind::{ActorKind, ArmFault};
 use crate::actors::pipeline::Pipeline;
-use crate::admission::Budget;
+use crate::admission::{Budget, LINGER};
 use crate::control::{RecorderCounters, Tally};
 use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
@@ -301,8 +301,14 @@ impl SupervisedActor for Recorder {
 }
 
 impl Supervised for Recorder {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
         self.supervision.restarted();
+        // The timers of the drain (a linger, a hold-back, a look for a late push) went with
+        // the old context: whatever is outstanding would otherwise wait for ever, as no caller
+        // wakes a Recorder that still has the duty to drain.
+        if self.budget.has_outstanding() {
+            ctx.address().do_send(DrainAdmitted);
+        }
     }
 }
 
@@ -319,8 +325,9 @@ impl Handler<DrainAdmitted> for Recorder {
         let budget = self.budget.clone();
         let taken = budget.take_admitted(MESSAGES_PER_TURN, |item| self.take_inbound(item, ctx));
         self.forward_events();
-        // Out of the inbox: room for the next ones, whatever becomes of these events.
-        if budget.release(taken) {
+        // Out of the inbox: room for the next ones, whatever becomes of these events; and the
+        // unit held while lingering, if this is the look after it.
+        if budget.release(taken + budget.end_linger()) {
             if taken == 0 {
                 // Admitted by a caller who has not pushed yet (it was preempted in between):
                 // look again shortly instead of spinning on the runtime's thread.
@@ -329,6 +336,10 @@ impl Handler<DrainAdmitted> for Recorder {
                 // Behind the messages already waiting, so flushes and reads get their turn.
                 ctx.address().do_send(DrainAdmitted);
             }
+        } else if taken > 0 && budget.linger() {
+            // Events came in since the last look: more are likely soon. A look that finds
+            // nothing ends the linger, so an idle runtime does not wake.
+            ctx.notify_later(DrainAdmitted, LINGER);
         }
     }
 }

@@ -21,7 +21,7 @@
 //! messages deep, and the Submitter's queue has limits of its own.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -67,11 +67,17 @@ pub(crate) struct Budget {
     policy: AdmissionPolicy,
     /// Where callers put admitted items, in order.
     inbox: Mutex<Vec<Inbound>>,
+    /// The Recorder holds one unit of `pending` itself (see [`Budget::linger`]).
+    lingering: AtomicBool,
     /// What the Recorder took from the inbox and has not handled yet, and the emptied buffer
     /// it swaps for the inbox's next time (so neither side allocates once warmed up). Only
     /// the Recorder locks it.
     outbox: Mutex<Outbox>,
 }
+
+/// How long the Recorder keeps the duty to drain after the inbox emptied ([`Budget::linger`]):
+/// the most an event recorded at a trickle waits in the inbox.
+pub(crate) const LINGER: Duration = Duration::from_millis(1);
 
 /// The Recorder's side of the inbox.
 #[derive(Debug, Default)]
@@ -169,8 +175,29 @@ impl Budget {
             max,
             policy,
             inbox: Mutex::new(Vec::new()),
+            lingering: AtomicBool::new(false),
             outbox: Mutex::new(Outbox::default()),
         }
+    }
+
+    /// After a run that emptied the inbox, the Recorder keeps the duty to drain a little longer
+    /// by holding one unit of the budget itself: callers who come meanwhile find events
+    /// outstanding and wake no one, and the Recorder looks again after [`LINGER`]. At a steady
+    /// trickle (a request handler recording one event each) this turns one wake-up of the
+    /// runtime's thread and one pass through the actors per event into one per millisecond.
+    /// False if a caller was first in the meantime: its `DrainAdmitted` is on its way.
+    pub fn linger(&self) -> bool {
+        let held = self
+            .pending
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        self.lingering.store(held, Ordering::Release);
+        held
+    }
+
+    /// The unit [`linger`](Self::linger) held goes back with the next release.
+    pub fn end_linger(&self) -> usize {
+        usize::from(self.lingering.swap(false, Ordering::AcqRel))
     }
 
     /// Takes one unit if there is room. An increment and, when refused, its undo: cheaper under
@@ -363,10 +390,13 @@ impl EventSender {
 
     /// Events sent and not taken in by the runtime yet.
     pub fn pending(&self) -> usize {
-        // Without the passing over-count of callers refused at the limit.
+        // Without the passing over-count of callers refused at the limit, and without the unit
+        // the Recorder holds while it lingers.
+        let lingering = usize::from(self.budget.lingering.load(Ordering::Acquire));
         self.budget
             .pending
             .load(Ordering::Acquire)
+            .saturating_sub(lingering)
             .min(self.budget.max)
     }
 }

@@ -35,6 +35,32 @@ pub enum RefusedValue {
 pub trait PropertyValue {
     /// The JSON value, or why there is none.
     fn into_json(self) -> Result<Value, RefusedValue>;
+
+    /// Appends the compact JSON text of [`into_json`](Self::into_json)'s value to `out`, checked
+    /// the same way (nested at most [`MAX_VALUE_DEPTH`] levels); strings, numbers and booleans
+    /// are written directly, without building a `Value`. On a refusal `out` is unchanged.
+    fn write_json(self, out: &mut String) -> Result<(), RefusedValue>
+    where
+        Self: Sized,
+    {
+        write_value(out, &checked(self)?);
+        Ok(())
+    }
+}
+
+/// Appends `value`'s compact JSON text.
+pub(crate) fn write_value(out: &mut String, value: &Value) {
+    match value {
+        // The common kinds directly: no intermediate string.
+        Value::String(s) => push_json_string(out, s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+        // `Value`'s Display is its compact JSON text.
+        other => {
+            use std::fmt::Write;
+            let _ = write!(out, "{other}");
+        }
+    }
 }
 
 impl PropertyValue for Value {
@@ -55,6 +81,13 @@ impl PropertyValue for f64 {
             .map(Value::Number)
             .ok_or(RefusedValue::NotFinite)
     }
+
+    fn write_json(self, out: &mut String) -> Result<(), RefusedValue> {
+        use std::fmt::Write;
+        let number = Number::from_f64(self).ok_or(RefusedValue::NotFinite)?;
+        let _ = write!(out, "{number}");
+        Ok(())
+    }
 }
 
 impl PropertyValue for f32 {
@@ -74,29 +107,57 @@ macro_rules! exact {
     )*};
 }
 
-exact!(
-    bool,
-    i8,
-    i16,
-    i32,
-    i64,
-    isize,
-    u8,
-    u16,
-    u32,
-    u64,
-    usize,
-    String,
-    &str,
-    Cow<'_, str>,
-    Number,
-    Map<String, Value>,
-    (),
-);
+exact!(Cow<'_, str>, Number, Map<String, Value>, ());
+
+/// Types whose conversion cannot lose anything and whose text is their `Display`.
+macro_rules! exact_displayed {
+    ($($t:ty),* $(,)?) => {$(
+        impl PropertyValue for $t {
+            fn into_json(self) -> Result<Value, RefusedValue> {
+                Ok(Value::from(self))
+            }
+
+            fn write_json(self, out: &mut String) -> Result<(), RefusedValue> {
+                use std::fmt::Write;
+                let _ = write!(out, "{self}");
+                Ok(())
+            }
+        }
+    )*};
+}
+
+exact_displayed!(bool, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+impl PropertyValue for &str {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        Ok(Value::from(self))
+    }
+
+    fn write_json(self, out: &mut String) -> Result<(), RefusedValue> {
+        push_json_string(out, self);
+        Ok(())
+    }
+}
+
+impl PropertyValue for String {
+    fn into_json(self) -> Result<Value, RefusedValue> {
+        Ok(Value::String(self))
+    }
+
+    fn write_json(self, out: &mut String) -> Result<(), RefusedValue> {
+        push_json_string(out, &self);
+        Ok(())
+    }
+}
 
 impl PropertyValue for &String {
     fn into_json(self) -> Result<Value, RefusedValue> {
         Ok(Value::String(self.clone()))
+    }
+
+    fn write_json(self, out: &mut String) -> Result<(), RefusedValue> {
+        push_json_string(out, self);
+        Ok(())
     }
 }
 

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
 use crate::json::push_json_string;
-use crate::json::{MAX_VALUE_DEPTH, PropertyValue, RefusedValue, checked, nests_deeper_than};
+use crate::json::{
+    MAX_VALUE_DEPTH, PropertyValue, RefusedValue, checked, nests_deeper_than, write_value,
+};
 
 /// Whether a refused value was logged already: a hot loop recording the same bad value would
 /// otherwise log once per event; the count says how many.
@@ -73,28 +75,31 @@ impl Properties {
     /// cannot say (a NaN, an infinity) or nested deeper than
     /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) is refused: the property is not set, a
     /// warning is logged the first time, and the event counts it in `Stats::invalid_values`.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl PropertyValue) {
-        let key = key.into();
-        let value = match checked(value) {
-            Ok(value) => value,
-            Err(reason) => {
-                self.refuse(&key, reason);
-                return;
-            }
-        };
-        if self.name_bits & name_bit(&key) != 0 && self.keys().any(|k| k == key) {
-            // Rare: rebuild rather than edit text in place.
-            let mut map = self.to_map();
-            map.insert(key, value);
-            let (owner, refused) = (self.owner().map(str::to_string), self.refused);
-            *self = Properties::from_map(&map);
-            self.refused = self.refused.saturating_add(refused);
-            if let Some(owner) = owner {
-                self.set_owner(&owner);
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl PropertyValue) {
+        let key = key.as_ref();
+        if self.name_bits & name_bit(key) == 0 || !self.keys().any(|k| k == key) {
+            // A new name, the common case: the value is written straight into the text.
+            if let Err(reason) = self.push_member_with(key, |out| value.write_json(out)) {
+                self.refuse(key, reason);
             }
             return;
         }
-        self.push_member(&key, &value);
+        let value = match checked(value) {
+            Ok(value) => value,
+            Err(reason) => {
+                self.refuse(key, reason);
+                return;
+            }
+        };
+        // Rare: rebuild rather than edit text in place.
+        let mut map = self.to_map();
+        map.insert(key.to_string(), value);
+        let (owner, refused) = (self.owner().map(str::to_string), self.refused);
+        *self = Properties::from_map(&map);
+        self.refused = self.refused.saturating_add(refused);
+        if let Some(owner) = owner {
+            self.set_owner(&owner);
+        }
     }
 
     /// The properties of `map` (whose names are unique already); values nested deeper than
@@ -129,6 +134,19 @@ impl Properties {
 
     /// Appends `"key":value`; `key` is not among the names yet.
     fn push_member(&mut self, key: &str, value: &Value) {
+        let _ = self.push_member_with(key, |out| {
+            write_value(out, value);
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
+    /// Appends `"key":` and what `write` appends; `key` is not among the names yet. If `write`
+    /// refuses, nothing is kept.
+    fn push_member_with<E>(
+        &mut self,
+        key: &str,
+        write: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
         // The owner's id stays behind the members: set it aside (on the stack when it is of a
         // valid length) while the member is written.
         let owner = self.owner_at.take().map(|at| {
@@ -136,13 +154,18 @@ impl Properties {
             self.members.truncate(at as usize);
             id
         });
-        self.push_member_text(key, value);
+        let written = self.push_member_text(key, write);
         if let Some(id) = owner {
             self.set_owner(id.as_str());
         }
+        written
     }
 
-    fn push_member_text(&mut self, key: &str, value: &Value) {
+    fn push_member_text<E>(
+        &mut self,
+        key: &str,
+        write: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
         let before = self.members.len();
         if before == 0 {
             // Room for a few small properties at once, instead of growing through 8, 16, 32…
@@ -152,8 +175,13 @@ impl Properties {
         }
         let name_at = self.members.len();
         push_json_string(&mut self.members, key);
-        self.name_bits |= name_bit(key);
         let escaped = self.members.len() - name_at != key.len() + 2;
+        self.members.push(':');
+        if let Err(refused) = write(&mut self.members) {
+            self.members.truncate(before);
+            return Err(refused);
+        }
+        self.name_bits |= name_bit(key);
         if escaped && self.escaped_names.is_none() {
             // From now on the names are listed: those before this one, read from the text.
             let earlier: Vec<Box<str>> = PropertyNames(Names::Scan(&self.members[..before]))
@@ -161,11 +189,10 @@ impl Properties {
                 .collect();
             self.escaped_names = Some(earlier);
         }
-        self.members.push(':');
-        write_value(&mut self.members, value);
         if let Some(names) = &mut self.escaped_names {
             names.push(Box::from(key));
         }
+        Ok(())
     }
 
     /// The properties as a map.
@@ -243,21 +270,6 @@ impl OwnerId {
             // Copied from a `str` whole, so always UTF-8.
             OwnerId::Short(bytes, len) => std::str::from_utf8(&bytes[..*len]).unwrap_or(""),
             OwnerId::Long(id) => id,
-        }
-    }
-}
-
-/// Appends `value`'s compact JSON text.
-fn write_value(out: &mut String, value: &Value) {
-    match value {
-        // The common kinds directly: no intermediate string.
-        Value::String(s) => push_json_string(out, s),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Null => out.push_str("null"),
-        // `Value`'s Display is its compact JSON text.
-        other => {
-            use std::fmt::Write;
-            let _ = write!(out, "{other}");
         }
     }
 }
@@ -383,6 +395,38 @@ mod tests {
             let expected = if i % 7 == 0 { -1 } else { i };
             assert_eq!(map[&format!("k{i}")], json!(expected), "k{i}");
         }
+    }
+
+    #[test]
+    fn values_written_directly_read_back_as_their_json_values() {
+        let mut direct = Properties::new();
+        direct.insert("s", "quote\" and \\ and \n");
+        direct.insert("owned", String::from("é"));
+        direct.insert("i", -7i64);
+        direct.insert("u", u64::MAX);
+        direct.insert("f", 12.5);
+        direct.insert("tiny", 1e-300);
+        direct.insert("yes", true);
+        direct.insert("nan", f64::NAN);
+        direct.set_owner("user-1");
+        direct.insert("after_owner", 1u8);
+        let mut via_values = Properties::new();
+        for (key, value) in [
+            ("s", json!("quote\" and \\ and \n")),
+            ("owned", json!("é")),
+            ("i", json!(-7)),
+            ("u", json!(u64::MAX)),
+            ("f", json!(12.5)),
+            ("tiny", json!(1e-300)),
+            ("yes", json!(true)),
+            ("after_owner", json!(1)),
+        ] {
+            via_values.insert(key, value);
+        }
+        assert_eq!(direct.members(), via_values.members());
+        assert_eq!(direct.refused(), 1, "the NaN");
+        assert_eq!(direct.owner(), Some("user-1"));
+        assert_eq!(direct.len(), 8);
     }
 
     #[test]

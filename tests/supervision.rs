@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_telemetry::{
     ActorKind, Fault, Flush, GetStats, InjectFault, MAX_RESTARTS, Record, RefreshConfiguration,
-    Telemetry,
+    SetFact, Telemetry,
 };
 use serde_json::json;
 use support::*;
@@ -261,4 +261,33 @@ async fn a_recorder_restarted_by_a_shutdown_still_reports_what_was_delivered() {
     assert_eq!(report.stats.panics, 1, "{report:?}");
     assert!(report.complete, "{report:?}");
     assert_eq!(delivered_seqs(&backend), (0..20).collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_recorded_after_the_recorder_restarts_while_it_lingers_still_arrive() {
+    let backend = Backend::start(Responder::ok()).await;
+    let telemetry = builder(&backend.url())
+        .flush_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let (events, recorder) = (telemetry.events(), telemetry.recorder().clone());
+    // Taken in at once; the Recorder then lingers for a millisecond, on a timer of its context.
+    assert!(events.record(Record::new("before")));
+    recorder.do_send(InjectFault {
+        actor: ActorKind::Recorder,
+        fault: Fault::Panic,
+    });
+    // The message the fault strikes: the restart drops the old context and its timers.
+    recorder.do_send(SetFact::new("region", "eu"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while telemetry.stats().await.restarts == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no restart");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Nothing but the sender from here: no mailbox message takes the inbox in on its behalf.
+    assert!(events.record(Record::new("after")));
+    assert!(
+        backend.wait_for_events(2, WAIT).await,
+        "an event recorded after the restart stayed in the inbox"
+    );
 }

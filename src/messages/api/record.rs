@@ -104,7 +104,7 @@ impl Record {
     /// Adds one property (replacing an earlier one of the same name). A NaN, an infinity or a
     /// value nested deeper than [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) is refused and
     /// counted in `Stats::invalid_values` (see [`Properties::insert`]).
-    pub fn property(mut self, key: impl Into<String>, value: impl PropertyValue) -> Self {
+    pub fn property(mut self, key: impl AsRef<str>, value: impl PropertyValue) -> Self {
         self.properties.insert(key, value);
         self
     }
