@@ -2,8 +2,8 @@
 //!
 //! The runtime's thread takes events in faster than a healthy backend may acknowledge them, and
 //! a sink's queue that fills up drops events (or spills them to disk) although nothing is
-//! wrong. So each Submitter says when it is crowded: healthy, and holding three quarters of
-//! either of its limits (or spilling). While one is, the Recorder leaves events in the
+//! wrong. So each Submitter says when it is crowded: healthy, and holding half of either of
+//! its limits (or spilling). While one is, the Recorder leaves events in the
 //! admission inbox; its callers then wait, or drop at the door, as their
 //! [`AdmissionPolicy`](crate::AdmissionPolicy) says, and the sink delivers what it holds.
 //!
@@ -50,16 +50,19 @@ pub(crate) struct Fill {
 }
 
 impl Fill {
-    /// Crowded from three quarters of either limit until both are below half (so the flag
-    /// does not flap at every event), and only while the sink is healthy.
+    /// Crowded from half of either limit until both are below a quarter (so the flag does not
+    /// flap at every event), and only while the sink is healthy. Half a queue is tens of
+    /// batches with the defaults, so the backend never waits for the intake, and the other half
+    /// takes what is on its way when the flag goes up (the inbox's budget, a run of 256).
     pub fn crowded(self, healthy: bool, spilling: bool, was: bool) -> bool {
         if !healthy {
             return false;
         }
-        let over =
-            |held: usize, max: usize, num: usize| held.saturating_mul(4) >= max.saturating_mul(num);
-        let high = over(self.events, self.max_events, 3) || over(self.bytes, self.max_bytes, 3);
-        let low = !over(self.events, self.max_events, 2) && !over(self.bytes, self.max_bytes, 2);
+        let over = |held: usize, max: usize, quarters: usize| {
+            held.saturating_mul(4) >= max.saturating_mul(quarters)
+        };
+        let high = over(self.events, self.max_events, 2) || over(self.bytes, self.max_bytes, 2);
+        let low = !over(self.events, self.max_events, 1) && !over(self.bytes, self.max_bytes, 1);
         spilling || high || (was && !low)
     }
 }
@@ -97,15 +100,15 @@ mod tests {
     }
 
     #[test]
-    fn crowded_from_three_quarters_until_below_half_and_only_while_healthy() {
-        assert!(!fill(74).crowded(true, false, false));
-        assert!(fill(75).crowded(true, false, false));
-        assert!(fill(60).crowded(true, false, true));
-        assert!(!fill(49).crowded(true, false, true));
+    fn crowded_from_half_until_below_a_quarter_and_only_while_healthy() {
+        assert!(!fill(49).crowded(true, false, false));
+        assert!(fill(50).crowded(true, false, false));
+        assert!(fill(30).crowded(true, false, true));
+        assert!(!fill(24).crowded(true, false, true));
         assert!(!fill(100).crowded(false, true, true));
         assert!(fill(0).crowded(true, true, false));
         let bytes = Fill {
-            bytes: 800,
+            bytes: 500,
             ..fill(0)
         };
         assert!(bytes.crowded(true, false, false));

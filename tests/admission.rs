@@ -185,6 +185,14 @@ async fn a_flush_after_recording_from_many_threads_includes_every_event() {
     telemetry.shutdown(WAIT).await;
 }
 
+/// A backend that answers every batch with `batch()` and every check-in with no flags.
+fn answering_batches_with(batch: fn() -> Reply) -> Responder {
+    Responder::new(move |req, _| match req.path_only() {
+        EVENTS_BATCH => batch(),
+        _ => Reply::json(200, &json!({"options": {}})),
+    })
+}
+
 /// Records `n` events from one thread through the sender; how many it refused.
 async fn record_through(events: actix_telemetry::EventSender, n: usize) -> usize {
     tokio::task::spawn_blocking(move || {
@@ -202,9 +210,8 @@ async fn a_healthy_backend_slower_than_the_callers_holds_them_back_and_loses_not
     // than the sink delivers them, and its queue would overflow. (Holding back keeps a queue
     // within its limit when the limit is well above the events on their way to it: the
     // inbox's budget, plus a run of 256.)
-    let backend = Backend::start(Responder::new(|req, _| match req.path_only() {
-        EVENTS_BATCH => Reply::ok().delayed(Duration::from_millis(2)),
-        _ => Reply::json(200, &json!({"options": {}})),
+    let backend = Backend::start(answering_batches_with(|| {
+        Reply::ok().delayed(Duration::from_millis(2))
     }))
     .await;
     let telemetry = builder(&backend.url())
@@ -230,11 +237,7 @@ async fn a_healthy_backend_slower_than_the_callers_holds_them_back_and_loses_not
 async fn callers_are_held_back_only_briefly_by_a_backend_that_never_answers() {
     // Batches that hang look healthy: holding callers back until the sink has room would
     // keep them waiting for ever. Past the hold-back limit the sink's overflow policy drops.
-    let backend = Backend::start(Responder::new(|req, _| match req.path_only() {
-        EVENTS_BATCH => Reply::hang(),
-        _ => Reply::json(200, &json!({"options": {}})),
-    }))
-    .await;
+    let backend = Backend::start(answering_batches_with(Reply::hang)).await;
     let telemetry = builder(&backend.url())
         .max_pending_events(50)
         .max_queue_events(100)

@@ -55,6 +55,12 @@ fn temp_spool(label: &str) -> (Spool, std::path::PathBuf) {
     (Spool::open(&dir, 1 << 30).expect("a spool"), dir)
 }
 
+/// A sink's state with a spool of its own in a fresh directory (to remove afterwards).
+fn spooled_core(label: &str, config: SubmitterConfig) -> (SinkCore, std::path::PathBuf) {
+    let (spool, dir) = temp_spool(label);
+    (SinkCore::new(config, Some(spool)), dir)
+}
+
 fn assert_balanced(core: &SinkCore) {
     let (taken, accounted) = core.balance();
     assert_eq!(taken, accounted, "{core:#?}");
@@ -338,15 +344,14 @@ proptest! {
 
 #[test]
 fn events_beyond_memory_wait_on_disk_and_leave_in_order() {
-    let (spool, dir) = temp_spool("order");
-    let mut core = SinkCore::new(
+    let (mut core, dir) = spooled_core(
+        "order",
         SubmitterConfig {
             max_batch_events: 5,
             max_queue_events: 12,
             max_in_flight: 1,
             ..config()
         },
-        Some(spool),
     );
     for i in 0..40 {
         core.enqueue(event(i));
@@ -377,13 +382,12 @@ fn events_beyond_memory_wait_on_disk_and_leave_in_order() {
 
 #[test]
 fn a_backlog_comes_back_from_the_spool_a_quarter_of_the_queue_at_a_time() {
-    let (spool, dir) = temp_spool("read-back-quarter");
-    let mut core = SinkCore::new(
+    let (mut core, dir) = spooled_core(
+        "read-back-quarter",
         SubmitterConfig {
             max_queue_events: 40,
             ..config()
         },
-        Some(spool),
     );
     for i in 0..200 {
         core.enqueue(event(i));

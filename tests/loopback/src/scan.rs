@@ -113,30 +113,25 @@ impl<'a> Scan<'a> {
 
     /// Walks an object whose `{` was consumed, calling `member` at the start of each member's
     /// key; it must consume the key, the colon and the value.
-    fn members(&mut self, mut member: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.skip_ws();
-        if self.eat(b'}') {
-            return Some(());
-        }
-        loop {
-            member(self)?;
-            self.skip_ws();
-            if !self.more(b'}')? {
-                return Some(());
-            }
-        }
+    fn members(&mut self, member: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.items(b'}', member)
     }
 
     /// Walks an array whose `[` was consumed, calling `element` at the start of each element.
-    fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    fn elements(&mut self, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.items(b']', element)
+    }
+
+    /// The comma-separated items of a container whose opening was consumed, up to `close`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.skip_ws();
-        if self.eat(b']') {
+        if self.eat(close) {
             return Some(());
         }
         loop {
-            element(self)?;
+            item(self)?;
             self.skip_ws();
-            if !self.more(b']')? {
+            if !self.more(close)? {
                 return Some(());
             }
         }
