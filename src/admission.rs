@@ -29,7 +29,7 @@ use actix::Recipient;
 
 use crate::control::RecorderCounters;
 use crate::messages::{
-    AddGroup, Alias, DrainAdmitted, GroupIdentify, Identify, Record, Reset, SetFact,
+    AddGroup, Alias, DrainAdmitted, FlagEvaluated, GroupIdentify, Identify, Record, Reset, SetFact,
     SetPersonProperties,
 };
 
@@ -103,6 +103,9 @@ pub(crate) enum Inbound {
     Alias(Box<Alias>),
     AddGroup(Box<AddGroup>),
     Reset,
+    /// A flag read by a [`FlagReader`](crate::FlagReader): not an event yet (most reads repeat
+    /// an earlier one and make none), never waited for ([`EventSender::offer_flag_read`]).
+    FlagEvaluated(Box<FlagEvaluated>),
 }
 
 pub(crate) mod sealed {
@@ -381,11 +384,29 @@ impl EventSender {
             }
             return false;
         };
+        self.push(item, admitted);
+        true
+    }
+
+    fn push(&self, item: Inbound, admitted: Admitted) {
         unpoisoned(self.budget.inbox.lock()).push(item);
         if admitted == Admitted::First {
             self.recorder.do_send(DrainAdmitted);
         }
-        true
+    }
+
+    /// Hands a flag read over through the inbox if the budget has room at once (a read never
+    /// waits); gives it back otherwise, for the Recorder's mailbox. Through the inbox it costs
+    /// a push instead of an actix envelope and, at a trickle, a wake-up of the runtime's
+    /// thread per read.
+    pub(crate) fn offer_flag_read(&self, read: FlagEvaluated) -> Result<(), FlagEvaluated> {
+        match self.budget.try_take() {
+            Some(admitted) => {
+                self.push(Inbound::FlagEvaluated(Box::new(read)), admitted);
+                Ok(())
+            }
+            None => Err(read),
+        }
     }
 
     /// Events sent and not taken in by the runtime yet.

@@ -4,8 +4,11 @@
 //! microseconds across threads, more while it is busy with a burst. [`FlagReader`] answers from
 //! the same local copy of the flags, which the Recorder publishes whenever a check-in or the
 //! stream changes them, on the calling thread. It still records `$feature_flag_called`: every
-//! read is passed to the Recorder with a `do_send`, and the Collator de-duplicates it as it does
-//! for every read. The reader does not drop repeats itself: it cannot see an `Identify`, a
+//! read is passed to the Recorder through the admission inbox (the mailbox when the inbox is
+//! full, so a read never waits), and the Collator de-duplicates it as it does for every read.
+//! Reads are therefore handled in order with what an [`EventSender`] sends: send a change of
+//! identity there (`events.send(Identify…)`) for the reads after it to belong to the new
+//! identity; one sent to the Recorder's mailbox may be taken in after reads made just after it. The reader does not drop repeats itself: it cannot see an `Identify`, a
 //! `Reset` or a new session, after which the same read is an event again.
 
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::actors::recorder::Recorder;
+use crate::admission::EventSender;
 use crate::evaluation::{Evaluation, OnMiss, evaluate};
 use crate::features::{Feature, FeatureSet};
 use crate::messages::FlagEvaluated;
@@ -42,6 +46,8 @@ use crate::user_flags::{FlagUser, UserFlagCache};
 pub struct FlagReader {
     features: watch::Receiver<Arc<FeatureSet>>,
     recorder: Addr<Recorder>,
+    /// Reads go to the Recorder through the admission inbox while it has room.
+    events: EventSender,
     follow_pointers: bool,
     users: Arc<UserFlagCache>,
 }
@@ -53,11 +59,13 @@ impl FlagReader {
     pub(crate) fn new(
         features: watch::Receiver<Arc<FeatureSet>>,
         recorder: Addr<Recorder>,
+        events: EventSender,
         users: Arc<UserFlagCache>,
     ) -> Self {
         FlagReader {
             features,
             recorder,
+            events,
             follow_pointers: false,
             users,
         }
@@ -161,12 +169,16 @@ impl FlagReader {
             response,
             default_used,
         } = evaluate(features, name, self.follow_pointers, read, on_miss);
-        self.recorder.do_send(FlagEvaluated {
+        let read = FlagEvaluated {
             flag: name.to_string(),
             response,
             default_used,
             distinct_id: distinct_id.map(str::to_string),
-        });
+        };
+        if let Err(read) = self.events.offer_flag_read(read) {
+            // The inbox is full (a burst is being taken in): the mailbox still takes it.
+            self.recorder.do_send(read);
+        }
         value
     }
 }

@@ -131,13 +131,14 @@ fn start_recorder(
             supervision,
         )
     });
+    let events = EventSender::new(
+        recorder.clone().recipient(),
+        budget,
+        control.counters.clone(),
+    );
     Started {
-        flags: FlagReader::new(features_rx, recorder.clone(), users),
-        events: EventSender::new(
-            recorder.clone().recipient(),
-            budget,
-            control.counters.clone(),
-        ),
+        flags: FlagReader::new(features_rx, recorder.clone(), events.clone(), users),
+        events,
         recorder,
         control,
     }

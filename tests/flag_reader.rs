@@ -53,8 +53,9 @@ async fn reads_answer_locally_and_record_each_answer_once_per_identity() {
             .as_deref(),
         Some("blue")
     );
-    // A new identity: the same reads are events again, for that user.
-    telemetry.recorder().do_send(Identify::new("user-2"));
+    // A new identity: the same reads are events again, for that user. Sent through the
+    // bounded path, which flag reads share, so the read after it is handled after it.
+    assert!(telemetry.events().send(Identify::new("user-2")));
     assert!(flags.is_enabled("beta"));
     settled_stats(&telemetry, WAIT).await;
 

@@ -171,7 +171,7 @@ impl Recorder {
     }
 
     /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
-    fn flag_read(
+    pub(super) fn flag_read(
         &mut self,
         flag: &str,
         response: Value,
