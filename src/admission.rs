@@ -14,11 +14,14 @@
 //! `DrainAdmitted` message; from then on the Recorder keeps the duty, sending itself another
 //! after each run of events for as long as the count is not back to zero. So while events are
 //! outstanding exactly one `DrainAdmitted` is in flight, and a burst costs one message per run
-//! of events instead of one per event.
+//! of events instead of one per event. When a run empties the inbox the Recorder may keep the
+//! duty a millisecond longer ([`Budget::linger`]), holding one unit of the count itself, so a
+//! steady trickle wakes it once per millisecond rather than once per event.
 //!
 //! Bounding the Recorder's inbox is enough: the actors after it take turns on one thread, each
-//! handling the same number of messages per turn, so their mailboxes stay a few hundred
-//! messages deep, and the Submitter's queue has limits of its own.
+//! handling the same number of events per turn, so their mailboxes stay a few hundred events
+//! deep, and the Submitter's queue has limits of its own (and holds the inbox back while it is
+//! crowded, `src/pressure.rs`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
