@@ -49,7 +49,7 @@ pub struct Properties {
     name_bits: u64,
 }
 
-/// A cheap hash of a property name, from its length and three of its bytes: enough to tell
+/// A cheap hash of a property name, from its length and four of its bytes: enough to tell
 /// most names apart in the filters that spare a look at the text ([`Properties`]' names, the
 /// shared properties' keys), which confirm every match exactly.
 pub(crate) fn name_hash(name: &str) -> u64 {
