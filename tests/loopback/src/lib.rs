@@ -116,7 +116,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body exactly as received.
     pub raw_body: Vec<u8>,
-    /// The body after undoing `Content-Encoding: zstd`; equal to `raw_body` otherwise.
+    /// The body after undoing its `Content-Encoding`; equal to `raw_body` otherwise (also when
+    /// decoding failed, in which case the request is answered 400).
     pub body: Vec<u8>,
     pub received_at: Instant,
 }
@@ -143,56 +144,27 @@ impl Request {
     }
 }
 
-/// A request together with the status it was answered with.
+/// A request together with the status it was answered with; the request's fields and methods
+/// are reached through it (`recorded.path`, `recorded.header(…)`).
 #[derive(Debug, Clone)]
 pub struct Recorded {
-    pub method: String,
-    /// Path and query, as sent.
-    pub path: String,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
-    /// The body exactly as received.
-    pub raw_body: Vec<u8>,
-    /// The body after undoing `Content-Encoding: zstd`; equal to `raw_body` otherwise (also when
-    /// decoding failed, in which case the request was answered 400).
-    pub body: Vec<u8>,
+    pub request: Request,
     /// The status chosen for the answer; 0 when the reply was [`Reply::hang`] and never sent.
     /// A delayed answer is recorded with its status before the delay runs out.
     pub status: u16,
-    pub received_at: Instant,
+}
+
+impl std::ops::Deref for Recorded {
+    type Target = Request;
+
+    fn deref(&self) -> &Request {
+        &self.request
+    }
 }
 
 impl Recorded {
     fn new(request: Request, status: u16) -> Recorded {
-        Recorded {
-            method: request.method,
-            path: request.path,
-            headers: request.headers,
-            raw_body: request.raw_body,
-            body: request.body,
-            status,
-            received_at: request.received_at,
-        }
-    }
-
-    /// First value of a header, looked up case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-
-    /// The path without the query string.
-    pub fn path_only(&self) -> &str {
-        path_only(&self.path)
-    }
-
-    /// The decoded body parsed as JSON; panics with the path and body when it is not JSON.
-    pub fn json(&self) -> Value {
-        parse_json(&self.method, &self.path, &self.body)
-    }
-
-    /// Whether the decoded body contains `needle` anywhere.
-    pub fn body_contains(&self, needle: &[u8]) -> bool {
-        contains(&self.body, needle)
+        Recorded { request, status }
     }
 
     /// Whether the answer was a success (2xx).
