@@ -271,6 +271,16 @@ pub(crate) fn new_temporary(dir: &Path, prefix: &str) -> io::Result<(PathBuf, Fi
     }
 }
 
+/// A fresh path under the system's temporary directory, for a test of `area` to create.
+#[cfg(test)]
+pub(crate) fn temp_path(area: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "actix-telemetry-{area}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7()
+    ))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};
@@ -278,11 +288,7 @@ mod tests {
     use super::*;
 
     fn temp() -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "actix-telemetry-files-{}-{}",
-            std::process::id(),
-            crate::rng::new_id()
-        ))
+        temp_path("files")
     }
 
     #[test]

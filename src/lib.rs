@@ -67,6 +67,7 @@ mod files;
 mod filter;
 mod flag_reader;
 mod identity;
+mod int_hash;
 mod json;
 mod messages;
 #[cfg(feature = "actix-web")]

@@ -264,11 +264,7 @@ mod tests {
     use super::*;
 
     fn temp() -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "actix-telemetry-state-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7()
-        ))
+        crate::files::temp_path("state")
     }
 
     #[test]

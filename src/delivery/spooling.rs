@@ -7,10 +7,10 @@
 //! on disk only (`disk_only`, spilled or read back and not yet in memory), or dropped and
 //! counted (a write that failed, a size limit that removed it before it was read back).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{HashSet, VecDeque};
 
 use crate::event::EncodedEvent;
+use crate::int_hash::IntMap;
 use crate::spool::{Spool, SpoolRef};
 use crate::stats::Stats;
 
@@ -54,30 +54,7 @@ pub(crate) struct Lost {
     pub full: u64,
 }
 
-/// Hashes the sink's own sequence numbers with one multiplication: they never come from
-/// outside, so the standard hasher's defence against chosen keys would only cost time (one
-/// insert and one removal per spooled event).
-#[derive(Default)]
-struct SeqHasher(u64);
-
-impl Hasher for SeqHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, seq: u64) {
-        // The top bits pick the bucket group and the control byte: spread them.
-        self.0 = (self.0 ^ seq).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type BySeq<V> = HashMap<u64, V, BuildHasherDefault<SeqHasher>>;
+type BySeq<V> = IntMap<u64, V>;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -194,11 +171,11 @@ impl Spooling {
         // Segments that hold nothing live are skipped; stop at the first that has something.
         while let Some(replay) = spool.read_back() {
             self.corrupt += replay.corrupt;
-            for (at, json) in replay.records {
+            for (at, record) in replay.records {
                 let own = self
                     .first_own_segment
                     .is_some_and(|first| at.segment >= first);
-                match EncodedEvent::from_spool(json) {
+                match EncodedEvent::from_spool(record) {
                     Some(event) => self.read_back.push_back(Buffered {
                         at,
                         event,
@@ -386,9 +363,7 @@ impl Spooling {
     }
 }
 
-/// Spools `event`'s JSON, written into `scratch` (no allocation per event).
+/// Spools `event`, its record made in `scratch` (no allocation per event).
 fn append(spool: &mut Spool, scratch: &mut Vec<u8>, event: &EncodedEvent) -> SpoolRef {
-    scratch.clear();
-    event.write_to(scratch);
-    spool.append(scratch)
+    event.with_spool_record(scratch, |payload, shared| spool.append(payload, shared))
 }

@@ -17,7 +17,7 @@ fn event_at(i: u64, at: SystemTime) -> EncodedEvent {
         r#"{{"name":"e{i}","distinct_id":"d","uuid":"00000000-0000-7000-8000-{i:012}","timestamp":"{}","properties":{{}}}}"#,
         rfc3339(at)
     );
-    EncodedEvent::from_spool(json.into_bytes()).expect("UTF-8")
+    EncodedEvent::from_json(json.into_bytes()).expect("UTF-8")
 }
 
 fn event(i: u64) -> EncodedEvent {

@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 use super::RecordedEvent;
 use crate::json::push_json_string;
+#[cfg(test)]
+use crate::spool::{Layout, Record};
 use crate::timestamp::{RFC3339_LEN, rfc3339, rfc3339_bytes};
 
 /// An event ready for the wire:
@@ -24,12 +26,12 @@ pub(crate) struct EncodedEvent {
     pub uuid: Uuid,
     /// The name as a JSON string followed by the event's own members (without braces); or,
     /// for an event read back from the spool, the whole event.
-    text: Box<str>,
-    form: Form,
+    pub(super) text: Box<str>,
+    pub(super) form: Form,
 }
 
 #[derive(Debug, Clone)]
-enum Form {
+pub(super) enum Form {
     /// Encoded by this run: the rest of the JSON is written around `text` when a batch is.
     Parts {
         /// Milliseconds since the Unix epoch.
@@ -92,22 +94,6 @@ impl EncodedEvent {
                 shared: (!shared.is_empty()).then_some(shared),
             },
         }
-    }
-
-    /// An event read back from the spool, exactly as it was written; `None` if it is not UTF-8.
-    pub fn from_spool(json: Vec<u8>) -> Option<Self> {
-        let text = String::from_utf8(json).ok()?;
-        // The uuid is only used in logs: a cheap look instead of parsing the whole event.
-        let uuid = text
-            .find("\"uuid\":\"")
-            .and_then(|at| text.get(at + 8..at + 44))
-            .and_then(|u| Uuid::parse_str(u).ok())
-            .unwrap_or_default();
-        Some(EncodedEvent {
-            uuid,
-            text: text.into_boxed_str(),
-            form: Form::Whole,
-        })
     }
 
     /// When the event happened, in milliseconds since the epoch (`None` if an event read back
@@ -232,7 +218,7 @@ pub(crate) fn encode_batch(events: &[EncodedEvent], sent_at: SystemTime) -> Vec<
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::event::SharedProperties;
     use crate::json::json_string;
@@ -241,7 +227,7 @@ mod tests {
     use std::time::Duration;
     use tokio::time::Instant;
 
-    fn event(props: Value) -> RecordedEvent {
+    pub(crate) fn event(props: Value) -> RecordedEvent {
         RecordedEvent::new(
             "he said \"hi\"\n".into(),
             Properties::from_map(&props.as_object().cloned().unwrap_or_default()),
@@ -251,12 +237,12 @@ mod tests {
         )
     }
 
-    fn encode(ev: &RecordedEvent, shared: &SharedProperties) -> EncodedEvent {
+    pub(crate) fn encode(ev: &RecordedEvent, shared: &SharedProperties) -> EncodedEvent {
         let user = Arc::from(json_string("user"));
         EncodedEvent::encode(ev, ev.members(), shared.for_event(ev.keys()), &user)
     }
 
-    fn shared() -> SharedProperties {
+    pub(crate) fn shared() -> SharedProperties {
         SharedProperties::new(
             json!({"$lib": "actix-telemetry", "k": "shared", "n": 1})
                 .as_object()
@@ -290,21 +276,6 @@ mod tests {
     }
 
     #[test]
-    fn spooled_events_are_written_back_unchanged() {
-        let ev = event(json!({"k": 1}));
-        let original = encode(&ev, &shared());
-        let mut bytes = Vec::new();
-        original.write_to(&mut bytes);
-        let back = EncodedEvent::from_spool(bytes.clone()).unwrap();
-        let mut again = Vec::new();
-        back.write_to(&mut again);
-        assert_eq!(again, bytes);
-        assert_eq!(back.encoded_len(), bytes.len());
-        assert_eq!(back.uuid, ev.uuid);
-        assert!(EncodedEvent::from_spool(vec![0xff, 0xfe]).is_none());
-    }
-
-    #[test]
     fn posthog_shape_differs_only_in_the_first_key() {
         let ev = event(json!({"k": 1}));
         let e = encode(&ev, &shared());
@@ -313,7 +284,12 @@ mod tests {
         e.write_posthog_to(&mut posthog);
         assert_eq!(&posthog[..9], b"{\"event\":");
         assert_eq!(&posthog[9..], &ids[8..]);
-        let back = EncodedEvent::from_spool(ids).unwrap();
+        let whole = Record {
+            payload: ids,
+            shared: Vec::new(),
+            layout: Layout::WholeJson,
+        };
+        let back = EncodedEvent::from_spool(whole).unwrap();
         let mut again = Vec::new();
         back.write_posthog_to(&mut again);
         assert_eq!(again, posthog);

@@ -9,6 +9,7 @@
 mod encoded;
 mod recorded;
 mod shared;
+mod spooled;
 
 pub(crate) use encoded::{EncodedEvent, encode_batch};
 pub(crate) use recorded::RecordedEvent;

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use super::record::crc32;
+use super::crc::crc32;
 
 /// Bytes per entry.
 pub(crate) const ENTRY: u64 = 12;

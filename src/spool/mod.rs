@@ -21,8 +21,8 @@
 //! # Blocks
 //!
 //! See [`record`]: a checksummed header (magic, version, segment nonce, first sequence number,
-//! event count, uncompressed and compressed lengths) and a zstd frame of the length-prefixed
-//! events. Every event has a sequence number within its segment (the block's first plus its
+//! event count, uncompressed and compressed lengths) and a zstd frame of the body ([`body`]):
+//! the events' records, then the fragments they share (written once per block). Every event has a sequence number within its segment (the block's first plus its
 //! index), and a [`SpoolRef`] names an event by segment and sequence number, never by position.
 //!
 //! # Acknowledgements
@@ -64,6 +64,8 @@
 //! the dependency tree.
 
 pub(crate) mod acks;
+mod body;
+mod crc;
 mod dirs;
 mod layout;
 mod limit;
@@ -80,6 +82,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub(crate) use body::{Layout, Record};
 pub(crate) use dirs::{SinkSpool, SpoolDirs};
 use layout::{acks_path, file_len, list, remove_file, segment_path};
 use record::Packer;
@@ -129,7 +132,7 @@ pub(crate) struct Removed {
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
     /// Events not acknowledged, oldest first; live until acknowledged.
-    pub records: Vec<(SpoolRef, Vec<u8>)>,
+    pub records: Vec<(SpoolRef, Record)>,
     /// Events lost to corruption.
     pub corrupt: u64,
 }
@@ -210,6 +213,12 @@ impl Spool {
         })
     }
 
+    /// Bytes on disk: logs and ack logs.
+    #[cfg(test)]
+    pub fn bytes_on_disk(&self) -> u64 {
+        self.total_bytes
+    }
+
     /// Bytes on disk of the segments still to be read back.
     pub fn unread_bytes(&self) -> u64 {
         self.segments
@@ -247,7 +256,7 @@ impl Spool {
 
     /// Whether a whole block's worth of events waits in memory to be written.
     pub fn holds_a_full_block(&self) -> bool {
-        self.pending.iter().map(|b| b.raw.len()).sum::<usize>() >= BLOCK_RAW_BYTES
+        self.pending.iter().map(|b| b.body.len()).sum::<usize>() >= BLOCK_RAW_BYTES
     }
 
     /// A handle to sync the segment being written to the device (off the actor thread).

@@ -5,7 +5,7 @@ use super::acks::Acks;
 use super::layout::{acks_path, segment_path};
 use super::record::{self, Found};
 use super::segment::Pending;
-use super::{Replay, Spool, SpoolRef};
+use super::{Record, Replay, Spool, SpoolRef};
 use crate::files::read_private;
 
 impl Spool {
@@ -85,21 +85,15 @@ impl Spool {
 }
 
 /// The events of a block still in memory that are not acknowledged.
-fn block_records(block: &Pending) -> Vec<(SpoolRef, Vec<u8>)> {
-    let mut records = Vec::new();
-    let mut raw = block.raw.as_slice();
-    for at in block.refs() {
-        let Some((len, rest)) = raw.split_first_chunk::<4>() else {
-            break;
-        };
-        let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
-        let (payload, rest) = rest.split_at(len);
-        raw = rest;
-        if !block.acked.contains(&at.seq) {
-            records.push((at, payload.to_vec()));
-        }
-    }
-    records
+fn block_records(block: &Pending) -> Vec<(SpoolRef, Record)> {
+    let acked = block.acked_mask();
+    block
+        .refs()
+        .zip(block.body.records())
+        .zip(acked)
+        .filter(|(_, acked)| !acked)
+        .map(|(record, _)| record)
+        .collect()
 }
 
 /// The events of a segment's file not acknowledged, and how many were lost to corruption.
@@ -125,11 +119,12 @@ fn decode_segment(bytes: &[u8], acked: &Acks, nonce: &mut Option<u64>, id: u64) 
             replay.corrupt += u64::from(header.count);
             continue;
         };
-        for (seq, payload) in (header.first_seq..).zip(events) {
-            if !acked.contains(header.nonce, seq) {
-                replay
-                    .records
-                    .push((SpoolRef { segment: id, seq }, payload));
+        for (seq, record) in (header.first_seq..).zip(events) {
+            // A tombstone's event was done before its block was written.
+            if let Some(record) = record
+                && !acked.contains(header.nonce, seq)
+            {
+                replay.records.push((SpoolRef { segment: id, seq }, record));
             }
         }
     }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::ops::Range;
 
 use super::SpoolRef;
+use super::body::Body;
 
 /// One segment, as this run knows it.
 #[derive(Debug)]
@@ -79,7 +80,7 @@ pub(super) struct Pending {
     pub(super) segment: u64,
     pub(super) first_seq: u64,
     pub(super) count: u32,
-    pub(super) raw: Vec<u8>,
+    pub(super) body: Body,
     /// Of these events, the ones acknowledged already.
     pub(super) acked: Vec<u64>,
 }
@@ -91,6 +92,26 @@ impl Pending {
 
     pub(super) fn unacked(&self) -> u64 {
         u64::from(self.count).saturating_sub(self.acked.len() as u64)
+    }
+
+    /// Whether each event, by its index in the block, is acknowledged already.
+    pub(super) fn acked_mask(&self) -> Vec<bool> {
+        let mut mask = vec![false; self.count as usize];
+        for seq in &self.acked {
+            if let Some(done) = seq
+                .checked_sub(self.first_seq)
+                .and_then(|i| mask.get_mut(usize::try_from(i).ok()?))
+            {
+                *done = true;
+            }
+        }
+        mask
+    }
+
+    /// The block's body as it is written: its acknowledged events as tombstones.
+    pub(super) fn encoded_body(&self) -> Vec<u8> {
+        let mask = self.acked_mask();
+        self.body.encode(|i| mask.get(i).copied().unwrap_or(false))
     }
 
     pub(super) fn refs(&self) -> impl Iterator<Item = SpoolRef> + '_ {

@@ -4,10 +4,12 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
+use super::body::Body;
 use super::layout::{acks_path, create_log};
 use super::segment::{Pending, Segment};
-use super::{BLOCK_RAW_BYTES, Spool, SpoolRef, WriteFailure, acks, record};
+use super::{BLOCK_RAW_BYTES, Spool, SpoolRef, WriteFailure, acks};
 use crate::files::{open_private, private_options};
 
 /// Test hooks for writes that fail; nothing outside tests.
@@ -45,39 +47,45 @@ impl Spool {
         }
     }
 
-    /// Spools `payload`; it reaches the operating system at the next [`flush`](Spool::flush).
-    pub fn append(&mut self, payload: &[u8]) -> SpoolRef {
-        let len = record::LENGTH_PREFIX + payload.len();
-        let at = self.next_ref(len as u64);
-        let fits = self
-            .pending
-            .last()
-            .is_some_and(|b| b.segment == at.segment && b.raw.len() + len <= BLOCK_RAW_BYTES);
+    /// Spools a record of `payload` referring to `shared` fragments (written once per block
+    /// however many records refer to them); it reaches the operating system at the next
+    /// [`flush`](Spool::flush).
+    pub fn append(&mut self, payload: &[u8], shared: &[&Arc<str>]) -> SpoolRef {
+        let at = self.next_ref();
+        let fits = self.pending.last().is_some_and(|b| {
+            b.segment == at.segment
+                && b.body.len() + b.body.growth(payload, shared) <= BLOCK_RAW_BYTES
+        });
         if !fits {
             self.pending.push(Pending {
                 segment: at.segment,
                 first_seq: at.seq,
                 count: 0,
-                raw: Vec::with_capacity(len),
+                body: Body::default(),
                 acked: Vec::new(),
             });
         }
+        let mut grown = 0;
         if let Some(block) = self.pending.last_mut() {
-            record::push_event(payload, &mut block.raw);
+            let before = block.body.len();
+            block.body.push(payload, shared);
             block.count += 1;
+            grown = block.body.len() - before;
+        }
+        if let Some(segment) = self.segments.get_mut(&at.segment) {
+            segment.raw_bytes += grown as u64;
         }
         at
     }
 
-    /// Where the next event of `len` bytes goes: the segment being written, or a new one if
-    /// there is none or it is full.
-    fn next_ref(&mut self, len: u64) -> SpoolRef {
+    /// Where the next event goes: the segment being written, or a new one if there is none or
+    /// it is full.
+    fn next_ref(&mut self) -> SpoolRef {
         if let Some(id) = self.writing
             && let Some(segment) = self.segments.get_mut(&id)
             && segment.raw_bytes < self.segment_raw_bytes
             && !segment.broken
         {
-            segment.raw_bytes += len;
             segment.next_seq += 1;
             return SpoolRef {
                 segment: id,
@@ -87,7 +95,6 @@ impl Spool {
         let id = self.next_id;
         self.next_id += 1;
         let mut segment = Segment::new(self.rng.next_u64(), self.spilling);
-        segment.raw_bytes = len;
         segment.next_seq = 1;
         self.segments.insert(id, segment);
         self.writing = Some(id);
@@ -115,10 +122,12 @@ impl Spool {
             .pending
             .iter_mut()
             .find(|b| b.segment == at.segment && b.seqs().contains(&at.seq));
-        match pending {
-            Some(block) => block.acked.push(at.seq),
-            None => segment.live = segment.live.saturating_sub(1),
+        if let Some(block) = pending {
+            // Written as a tombstone, or not at all: no ack entry is needed.
+            block.acked.push(at.seq);
+            return;
         }
+        segment.live = segment.live.saturating_sub(1);
         if let Some(nonce) = segment.nonce {
             acks::push(
                 nonce,
@@ -147,8 +156,12 @@ impl Spool {
         failure.map_or(Ok(()), Err)
     }
 
-    /// Writes `block` to its segment, counting its events live or lost.
+    /// Writes `block` to its segment, counting its events live or lost. A block whose events
+    /// were all acknowledged meanwhile is not written.
     pub(super) fn write_block(&mut self, block: &Pending) -> io::Result<()> {
+        if block.unacked() == 0 {
+            return Ok(());
+        }
         let written = self.try_write_block(block);
         if let Some(segment) = self.segments.get_mut(&block.segment) {
             match &written {
@@ -174,9 +187,9 @@ impl Spool {
         }
         // Only an earlier run's segment has no nonce yet, and nothing is appended to one.
         let nonce = segment.nonce.unwrap_or_default();
-        let bytes = self
-            .packer
-            .encode(nonce, block.first_seq, block.count, &block.raw)?;
+        let bytes =
+            self.packer
+                .encode(nonce, block.first_seq, block.count, &block.encoded_body())?;
         let file = match &mut segment.file {
             Some(file) => file,
             None => match create_log(&self.dir, block.segment) {

@@ -8,7 +8,7 @@ fn large_flushes_are_split_into_blocks_and_segments() {
     let payload = vec![b'z'; 300 * 1024];
     let refs: Vec<SpoolRef> = {
         let mut spool = Spool::open(&dir, 1 << 30).unwrap();
-        let refs = (0..20).map(|_| spool.append(&payload)).collect();
+        let refs = (0..20).map(|_| spool.append(&payload, &[])).collect();
         let blocks = spool.pending.len();
         spool.flush().unwrap();
         assert!(blocks >= 6, "{blocks} blocks");
@@ -35,7 +35,7 @@ fn typical_events_compress_at_least_fourfold() {
         for i in 0..2_048u64 {
             let event = event_json(i, &mut rng);
             raw += event.len();
-            spool.append(&event);
+            spool.append(&event, &[]);
             if (i + 1) % per_block == 0 {
                 spool.flush().unwrap();
             }

@@ -31,7 +31,7 @@ impl Fixture {
         let mut next = 0;
         for (size, ack) in [(4, 1), (3, 2), (4, 0)] {
             let refs: Vec<SpoolRef> = (next..next + size)
-                .map(|i| spool.append(&text(i)))
+                .map(|i| spool.append(&text(i), &[]))
                 .collect();
             spool.flush().unwrap();
             spool.ack(refs[ack]);
@@ -218,7 +218,7 @@ fn a_stale_ack_log_never_applies_to_a_newer_segment() {
     let dir = temp();
     let stale = {
         let mut spool = Spool::open(&dir, 1 << 30).unwrap();
-        let refs: Vec<SpoolRef> = (0..4).map(|i| spool.append(&text(i))).collect();
+        let refs: Vec<SpoolRef> = (0..4).map(|i| spool.append(&text(i), &[])).collect();
         spool.flush().unwrap();
         for at in &refs[..3] {
             spool.ack(*at);
@@ -234,7 +234,7 @@ fn a_stale_ack_log_never_applies_to_a_newer_segment() {
             !acks_path(&dir, 1).exists(),
             "the orphan ack log is deleted"
         );
-        let refs: Vec<SpoolRef> = (10..14).map(|i| spool.append(&text(i))).collect();
+        let refs: Vec<SpoolRef> = (10..14).map(|i| spool.append(&text(i), &[])).collect();
         spool.flush().unwrap();
         assert!(
             refs.iter().all(|at| at.segment > 1),

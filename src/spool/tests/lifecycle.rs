@@ -8,7 +8,7 @@ fn unacked_events_come_back_and_acked_segments_go() {
     {
         let mut spool = Spool::open(&dir, 1 << 30).unwrap();
         assert!(spool.read_back().is_none());
-        let refs: Vec<SpoolRef> = (0..5).map(|i| spool.append(&text(i))).collect();
+        let refs: Vec<SpoolRef> = (0..5).map(|i| spool.append(&text(i), &[])).collect();
         assert_eq!(spool.live(), 0, "nothing is on disk before a flush");
         spool.ack(refs[1]); // acknowledged before it was written
         spool.flush().unwrap();
@@ -58,8 +58,8 @@ fn files_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = temp();
     let mut spool = Spool::open(&dir, 1 << 30).unwrap();
-    let at = spool.append(b"x");
-    spool.append(b"y");
+    let at = spool.append(b"x", &[]);
+    spool.append(b"y", &[]);
     spool.flush().unwrap();
     spool.ack(at);
     spool.flush().unwrap();

@@ -14,11 +14,7 @@ use super::*;
 
 /// A fresh directory of its own.
 fn temp() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "actix-telemetry-spool-{}-{}",
-        std::process::id(),
-        uuid::Uuid::now_v7()
-    ))
+    crate::files::temp_path("spool")
 }
 
 /// Everything still to be read back, segment by segment.
@@ -26,10 +22,21 @@ fn read_all(spool: &mut Spool) -> (Vec<(SpoolRef, Vec<u8>)>, u64) {
     let mut records = Vec::new();
     let mut corrupt = 0;
     while let Some(replay) = spool.read_back() {
-        records.extend(replay.records);
+        records.extend(plain(replay.records));
         corrupt += replay.corrupt;
     }
     (records, corrupt)
+}
+
+/// Records as the payloads these tests append, with no fragments.
+fn plain(records: Vec<(SpoolRef, Record)>) -> Vec<(SpoolRef, Vec<u8>)> {
+    records
+        .into_iter()
+        .map(|(at, record)| {
+            assert!(record.shared.is_empty() && record.layout == Layout::Compact);
+            (at, record.payload)
+        })
+        .collect()
 }
 
 fn payloads(records: &[(SpoolRef, Vec<u8>)]) -> Vec<String> {

@@ -10,7 +10,7 @@ fn the_size_limit_reports_what_it_removed() {
         let mut spool = Spool::open(&dir, 1 << 30).unwrap();
         spool.segment_raw_bytes = 1000;
         let refs: Vec<SpoolRef> = (0..20)
-            .map(|_| spool.append(&noise(&mut rng, 200)))
+            .map(|_| spool.append(&noise(&mut rng, 200), &[]))
             .collect();
         spool.flush().unwrap();
         spool.ack(refs[0]);
@@ -24,7 +24,7 @@ fn the_size_limit_reports_what_it_removed() {
     spool.segment_raw_bytes = 1000;
     let earlier_bytes = spool.total_bytes;
     let mine: Vec<SpoolRef> = (0..10)
-        .map(|_| spool.append(&noise(&mut rng, 200)))
+        .map(|_| spool.append(&noise(&mut rng, 200), &[]))
         .collect();
     spool.flush().unwrap();
     spool.ack(mine[9]);
@@ -58,7 +58,7 @@ fn the_size_limit_reports_what_it_removed() {
     );
     assert_eq!(spool.overflowed, earlier_unacked + 9);
     assert_eq!(files(&dir, ".log") + files(&dir, ".acks"), 0);
-    let next = spool.append(b"after");
+    let next = spool.append(b"after", &[]);
     assert!(next.segment > writing);
     fs::remove_dir_all(dir).unwrap();
 }
@@ -69,11 +69,11 @@ fn spilled_segments_removed_unread_are_counted_lost() {
     let mut spool = Spool::open(&dir, 1 << 30).unwrap();
     spool.segment_raw_bytes = 1000;
     let mut rng = Rng::seeded(5);
-    spool.append(&noise(&mut rng, 200));
+    spool.append(&noise(&mut rng, 200), &[]);
     spool.flush().unwrap();
     spool.spill();
     for _ in 0..12 {
-        spool.append(&noise(&mut rng, 200));
+        spool.append(&noise(&mut rng, 200), &[]);
     }
     spool.flush().unwrap();
     spool.max_bytes = 0;
@@ -95,7 +95,7 @@ fn the_size_limit_holds_and_every_event_is_accounted_for() {
     let mut rng = Rng::seeded(9);
     let mut acked = 0;
     for i in 0..2_000u64 {
-        let at = spool.append(&noise(&mut rng, 100));
+        let at = spool.append(&noise(&mut rng, 100), &[]);
         if i % 5 == 0 {
             spool.ack(at);
             acked += 1;

@@ -9,10 +9,10 @@ fn a_write_cut_short_loses_only_its_block_and_later_blocks_are_whole() {
     {
         let mut spool = Spool::open(&dir, 1 << 30).unwrap();
         for i in 0..3 {
-            spool.append(&text(i));
+            spool.append(&text(i), &[]);
         }
         spool.flush().unwrap();
-        let failed: Vec<SpoolRef> = (3..6).map(|i| spool.append(&text(i))).collect();
+        let failed: Vec<SpoolRef> = (3..6).map(|i| spool.append(&text(i), &[])).collect();
         spool.faults.torn_writes = 1;
         let failure = spool.flush().unwrap_err();
         assert_eq!(failure.error.kind(), io::ErrorKind::StorageFull);
@@ -23,7 +23,7 @@ fn a_write_cut_short_loses_only_its_block_and_later_blocks_are_whole() {
         assert_eq!(spool.live(), 3);
         // The disk has room again.
         for i in 6..9 {
-            spool.append(&text(i));
+            spool.append(&text(i), &[]);
         }
         spool.flush().unwrap();
         assert_eq!(spool.live(), 6);
@@ -48,17 +48,17 @@ fn a_full_disk_that_cannot_be_cut_back_moves_on_to_a_new_segment() {
     let dir = temp();
     {
         let mut spool = Spool::open(&dir, 1 << 30).unwrap();
-        let first = spool.append(&text(0));
+        let first = spool.append(&text(0), &[]);
         spool.flush().unwrap();
         // Every write fails with ENOSPC, and the file cannot be cut back.
         let full = OpenOptions::new().append(true).open("/dev/full").unwrap();
         spool.segments.get_mut(&first.segment).unwrap().file = Some(full);
-        let failed: Vec<SpoolRef> = (1..3).map(|i| spool.append(&text(i))).collect();
+        let failed: Vec<SpoolRef> = (1..3).map(|i| spool.append(&text(i), &[])).collect();
         let failure = spool.flush().unwrap_err();
         assert_eq!(failure.error.raw_os_error(), Some(28), "{failure}");
         assert_eq!(failure.lost, failed);
         assert_eq!((spool.live(), spool.errors), (1, 1));
-        let later = spool.append(&text(3));
+        let later = spool.append(&text(3), &[]);
         assert_ne!(
             later.segment, first.segment,
             "still writing to the broken segment"
@@ -82,7 +82,7 @@ fn a_segment_that_cannot_be_created_fails_its_events_and_the_next_one_works() {
     // Something in the way of the next segment's file.
     let blocker = segment_path(&dir, spool.next_id);
     fs::create_dir(&blocker).unwrap();
-    let failed: Vec<SpoolRef> = (0..3).map(|i| spool.append(&text(i))).collect();
+    let failed: Vec<SpoolRef> = (0..3).map(|i| spool.append(&text(i), &[])).collect();
     spool.ack(failed[1]);
     let failure = spool.flush().unwrap_err();
     assert_eq!(failure.lost, failed);
@@ -91,7 +91,7 @@ fn a_segment_that_cannot_be_created_fails_its_events_and_the_next_one_works() {
         !spool.is_dirty(),
         "acks of events never written wait for nothing"
     );
-    let later = spool.append(&text(3));
+    let later = spool.append(&text(3), &[]);
     spool.flush().unwrap();
     assert_eq!(spool.live(), 1);
     drop(spool);
