@@ -27,7 +27,16 @@ pub const RFC3339_LEN: usize = 24;
 /// 1970 written as the epoch).
 pub fn rfc3339_bytes(t: SystemTime) -> [u8; RFC3339_LEN] {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
+    rfc3339_from_ms(since.as_secs(), since.subsec_millis())
+}
+
+/// [`rfc3339_bytes`] of `ms` milliseconds since the Unix epoch, without going through a
+/// `SystemTime` (an event's time is kept in milliseconds, and written once per event).
+pub fn rfc3339_ms_bytes(ms: u64) -> [u8; RFC3339_LEN] {
+    rfc3339_from_ms(ms / 1000, (ms % 1000) as u32)
+}
+
+fn rfc3339_from_ms(secs: u64, millis: u32) -> [u8; RFC3339_LEN] {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -46,7 +55,7 @@ pub fn rfc3339_bytes(t: SystemTime) -> [u8; RFC3339_LEN] {
     put(11, (rem / 3600) as u32, 2);
     put(14, ((rem % 3600) / 60) as u32, 2);
     put(17, (rem % 60) as u32, 2);
-    put(20, since.subsec_millis(), 3);
+    put(20, millis, 3);
     buf
 }
 
@@ -147,6 +156,22 @@ mod tests {
 
     fn at(secs: u64, millis: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn milliseconds_format_as_the_instant_they_name() {
+        for ms in [
+            0,
+            5,
+            999,
+            1_000,
+            951_782_400_005,
+            1_700_000_000_123,
+            u64::MAX / 1_000,
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            assert_eq!(rfc3339_ms_bytes(ms), rfc3339_bytes(t), "{ms}");
+        }
     }
 
     #[test]

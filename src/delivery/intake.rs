@@ -81,9 +81,8 @@ impl SinkCore {
     }
 
     /// Moves events back from the spool into memory while three quarters of the queue's
-    /// limits are free: a few batches' worth keeps the backend busy, and read-back events are
-    /// whole JSON (five times what a queued event holds), so more would only cost memory. The
-    /// rest stays for new events, and nothing is dropped to make room.
+    /// limits are free: a few batches' worth keeps the backend busy, so more would only cost
+    /// memory. The rest stays for new events, and nothing is dropped to make room.
     pub fn read_back(&mut self) {
         let oldest_ms = self.oldest_allowed_ms();
         loop {

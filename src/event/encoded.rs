@@ -11,7 +11,7 @@ use super::RecordedEvent;
 use crate::json::push_json_string;
 #[cfg(test)]
 use crate::spool::{Layout, Record};
-use crate::timestamp::{RFC3339_LEN, rfc3339, rfc3339_bytes};
+use crate::timestamp::{RFC3339_LEN, rfc3339, rfc3339_ms_bytes};
 
 /// An event ready for the wire:
 /// `{"name":…,"distinct_id":…,"uuid":…,"timestamp":…,"properties":{…}}`.
@@ -180,8 +180,7 @@ impl EncodedEvent {
                 .as_bytes(),
         );
         out.extend_from_slice(TIMESTAMP_OPEN.as_bytes());
-        let at = UNIX_EPOCH + std::time::Duration::from_millis(*timestamp_ms);
-        out.extend_from_slice(&rfc3339_bytes(at));
+        out.extend_from_slice(&rfc3339_ms_bytes(*timestamp_ms));
         out.extend_from_slice(PROPERTIES_OPEN.as_bytes());
         out.extend_from_slice(shared.as_bytes());
         out.extend_from_slice(separator(shared, own).as_bytes());
