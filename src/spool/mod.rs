@@ -92,8 +92,9 @@ use writing::Faults;
 use crate::files::{open_private, private_options};
 use crate::rng::Rng;
 
-/// A segment is sealed once this many bytes of events (uncompressed) were appended to it:
-/// reading it back holds that much in memory.
+/// A segment is sealed once this many bytes of events (uncompressed, each event's shared
+/// fragments counted as its own) were appended to it: reading it back holds about that much in
+/// memory.
 pub(crate) const SEGMENT_RAW_BYTES: u64 = 4 * 1024 * 1024;
 /// A flush holding more than this many bytes of events (uncompressed) for one segment writes
 /// several blocks: a damaged block costs less, and no block nears [`record::MAX_RAW`].

@@ -23,7 +23,8 @@ pub(super) struct Segment {
     pub(super) live: u64,
     /// The next event's sequence number (past every one read, for an earlier run's segment).
     pub(super) next_seq: u64,
-    /// Bytes of events appended, uncompressed: decides when the segment is sealed.
+    /// Bytes of events appended, uncompressed, each with its shared fragments: decides when the
+    /// segment is sealed.
     pub(super) raw_bytes: u64,
     /// Length of the log up to its last whole block.
     pub(super) log_len: u64,

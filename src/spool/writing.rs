@@ -65,15 +65,16 @@ impl Spool {
                 acked: Vec::new(),
             });
         }
-        let mut grown = 0;
         if let Some(block) = self.pending.last_mut() {
-            let before = block.body.len();
             block.body.push(payload, shared);
             block.count += 1;
-            grown = block.body.len() - before;
         }
         if let Some(segment) = self.segments.get_mut(&at.segment) {
-            segment.raw_bytes += grown as u64;
+            // What the event holds once read back, its shared fragments counted as its own:
+            // a segment's worth of events read back costs a bounded amount of memory however
+            // small their records are.
+            let fragments: usize = shared.iter().map(|f| f.len()).sum();
+            segment.raw_bytes += (payload.len() + fragments) as u64;
         }
         at
     }

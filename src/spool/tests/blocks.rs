@@ -53,3 +53,34 @@ fn typical_events_compress_at_least_fourfold() {
     }
     assert!(ratios[3] >= 4.0, "{ratios:?}");
 }
+
+#[test]
+fn a_segment_is_sealed_by_what_its_events_hold_read_back_not_by_their_records() {
+    let dir = temp();
+    let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+    spool.segment_raw_bytes = 100_000;
+    // Records of 10 bytes sharing one fragment of 1,000: small on disk, but each event read
+    // back is about a thousand bytes of JSON.
+    let shared: std::sync::Arc<str> = "s".repeat(1_000).into();
+    let refs: Vec<SpoolRef> = (0..1_000)
+        .map(|_| spool.append(b"0123456789", &[&shared]))
+        .collect();
+    let per_segment = refs
+        .iter()
+        .filter(|at| at.segment == refs[0].segment)
+        .count();
+    assert!(per_segment <= 100, "{per_segment} events in one segment");
+    spool.flush().unwrap();
+    drop(spool);
+    let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+    let mut back = 0;
+    while let Some(replay) = spool.read_back() {
+        assert!(replay.records.len() <= 100 && replay.corrupt == 0);
+        for (_, record) in replay.records {
+            assert_eq!(record.shared, [shared.clone()]);
+            back += 1;
+        }
+    }
+    assert_eq!(back, 1_000);
+    fs::remove_dir_all(dir).unwrap();
+}
