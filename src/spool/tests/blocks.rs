@@ -77,7 +77,7 @@ fn a_segment_is_sealed_by_what_its_events_hold_read_back_not_by_their_records() 
     while let Some(replay) = spool.read_back() {
         assert!(replay.records.len() <= 100 && replay.corrupt == 0);
         for (_, record) in replay.records {
-            assert_eq!(record.shared, [shared.clone()]);
+            assert_eq!(record.shared, std::slice::from_ref(&shared));
             back += 1;
         }
     }
