@@ -285,9 +285,12 @@ mod tests {
         let dir = temp_path("spooled");
         let mut spool = Spool::open(&dir, 1 << 30).unwrap();
         let mut scratch = Vec::new();
+        let mut records = 0;
         for (i, event) in events.iter().enumerate() {
-            event.with_spool_record(&mut scratch, |payload, shared| {
-                spool.append(payload, shared)
+            records += event.with_spool_record(&mut scratch, |payload, shared| {
+                spool.append(payload, shared);
+                // The record: length, payload, reference count and references.
+                4 + payload.len() + 1 + 4 * shared.len()
             });
             if (i + 1) % 256 == 0 {
                 spool.flush().unwrap();
@@ -297,8 +300,9 @@ mod tests {
         let json: usize = events.iter().map(|e| json_of(e).len()).sum();
         let on_disk = spool.bytes_on_disk() as usize;
         println!(
-            "{:.0} bytes of JSON an event, {:.1} on disk at 256 events a block: {:.1}x",
+            "{:.0} bytes of JSON an event, a record of {:.0}, {:.1} on disk at 256 events a block: {:.1}x",
             json as f64 / 4_096.0,
+            records as f64 / 4_096.0,
             on_disk as f64 / 4_096.0,
             json as f64 / on_disk as f64
         );
