@@ -4,7 +4,7 @@
 //!   the facts (builder, correlation, set at run time), the person properties set so far, the
 //!   latest feature facts and the latest system snapshot; the shared property fragment built
 //!   from them; the `$feature_flag_called` de-duplication set.
-//! - Takes: `Enrich`, `ChangeIdentity`, `FeatureFlagCalled` and `ForwardFlush` from the
+//! - Takes: `Enrich` (events and flag reads), `ChangeIdentity` and `ForwardFlush` from the
 //!   Recorder; `FeatureFacts` and `CheckinIdentity` from the ConfigurationProxy;
 //!   `ReportCounters`.
 //! - Sends: `TakeSnapshot` to the SystemSnapshotter; `Enqueue` and `ForwardFlush` to the
@@ -21,7 +21,7 @@
 //! messages meanwhile. A snapshot past half its age is refreshed in the background while it is
 //! still used, so a steady stream of events rarely waits.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +37,8 @@ use crate::event::{EncodedEvent, RecordedEvent, SharedProperties, json_string, o
 use crate::features::{FeatureLimits, FeatureSet};
 use crate::identity::Identity;
 use crate::messages::{
-    ChangeIdentity, CheckinIdentity, Enrich, FeatureFacts, FeatureFlagCalled, FlushRequest,
-    ForwardFlush, ReportCounters, TakeSnapshot,
+    ChangeIdentity, CheckinIdentity, Collatable, Enrich, FeatureFacts, FlushRequest, ForwardFlush,
+    ReportCounters, TakeSnapshot,
 };
 use crate::session::{Session, SessionPolicy};
 use crate::snapshot::SystemSnapshot;
@@ -51,6 +51,8 @@ mod flag_calls;
 mod identity;
 mod shared;
 mod work;
+
+use flag_calls::FlagCallsSeen;
 
 use work::Work;
 
@@ -97,7 +99,7 @@ pub struct Collator {
     /// runs, so consecutive events usually share it.
     own_distinct_id: Option<(String, Arc<str>)>,
     pending: VecDeque<Work>,
-    flag_calls_seen: HashSet<(String, String, String)>,
+    flag_calls_seen: FlagCallsSeen,
     dropped: DropCounts,
     /// `$feature_flag_called` events made (reads that were not repeats).
     flag_events: u64,
@@ -136,7 +138,7 @@ impl Collator {
             distinct_id: None,
             own_distinct_id: None,
             pending: VecDeque::new(),
-            flag_calls_seen: HashSet::new(),
+            flag_calls_seen: FlagCallsSeen::default(),
             dropped: DropCounts::default(),
             flag_events: 0,
             supervision: SupervisionState::new(ActorKind::Collator),
@@ -390,13 +392,18 @@ impl Handler<Enrich> for Collator {
     fn handle(&mut self, msg: Enrich, ctx: &mut Context<Self>) {
         let events = msg.0.len();
         // One at a time, as if each had come alone: a panic (or an armed fault) takes only the
-        // event it struck.
-        for event in msg.0 {
+        // item it struck.
+        for item in msg.0 {
+            let (work, event) = match item {
+                Collatable::Event(event) => (Work::Event(event), true),
+                // Not an accepted event until it proves no repeat.
+                Collatable::FlagCalled(call) => (Work::FlagCalled(call), false),
+            };
             let taken = supervised(self, ctx, |act, ctx| {
-                act.pending.push_back(Work::Event(event));
+                act.pending.push_back(work);
                 act.process_pending(ctx);
             });
-            if taken.is_none() {
+            if taken.is_none() && event {
                 // The event went with the panic.
                 self.dropped.panic += 1;
             }
@@ -411,14 +418,6 @@ impl Handler<ChangeIdentity> for Collator {
 
     fn handle(&mut self, msg: ChangeIdentity, ctx: &mut Context<Self>) {
         supervised(self, ctx, |act, ctx| act.submit(Work::Change(msg), ctx));
-    }
-}
-
-impl Handler<FeatureFlagCalled> for Collator {
-    type Result = ();
-
-    fn handle(&mut self, msg: FeatureFlagCalled, ctx: &mut Context<Self>) {
-        supervised(self, ctx, |act, ctx| act.submit(Work::FlagCalled(msg), ctx));
     }
 }
 

@@ -8,7 +8,7 @@
 //!   `GetFeature`, `IsEnabled`, `GetFeatures`, `WaitForCheckin`, `RefreshConfiguration`,
 //!   `SubscribeFeatures`, `GetStats` — `CheckinCompleted` from the ConfigurationProxy, and
 //!   `ReportCounters` (its own share, asked by its shutdown once the final flush has answered).
-//! - Sends: `Enrich`, `ChangeIdentity`, `FeatureFlagCalled` and `ForwardFlush` to the
+//! - Sends: `Enrich` (events and flag reads), `ChangeIdentity` and `ForwardFlush` to the
 //!   Collator; `RefreshNow` to the ConfigurationProxy; `ReportCounters` to every actor.
 //!
 //! Recording is a validation, a timestamp and a UUIDv7; the events of one run of the admission
@@ -93,7 +93,7 @@ pub struct Recorder {
     /// Events accepted and not yet sent on: they go to the Collator together, one `Enrich` per
     /// run of the inbox instead of one per event, and always before anything else is sent to
     /// it and before a handler returns (see [`forward_events`](Self::forward_events)).
-    outgoing: Vec<RecordedEvent>,
+    outgoing: Vec<Collatable>,
     /// Each sink's crowding, and how long the inbox has been left alone for them (see
     /// `src/pressure.rs`).
     crowding: Vec<Crowding>,
@@ -283,7 +283,12 @@ impl Recorder {
             stamp.received_at,
         );
         event.identity = msg.identity;
-        self.outgoing.push(event);
+        self.collate(Collatable::Event(event));
+    }
+
+    /// Adds `item` to the run on its way to the Collator.
+    fn collate(&mut self, item: Collatable) {
+        self.outgoing.push(item);
         if self.outgoing.len() >= MESSAGES_PER_TURN {
             self.forward_events();
         }

@@ -183,18 +183,16 @@ impl Recorder {
         if self.shutting_down || self.pipeline.is_none() {
             return;
         }
-        self.forward_events();
         let stamp = self.stamp(SystemTime::now());
-        let Some(pipeline) = &self.pipeline else {
-            return;
-        };
-        pipeline.collator.do_send(FeatureFlagCalled {
+        // In the run with the events around it: at one read per request, a message of its own
+        // would also end the run of events before it.
+        self.collate(Collatable::FlagCalled(FeatureFlagCalled {
             flag: flag.to_string(),
             response,
             default_used,
             distinct_id,
             stamp,
-        });
+        }));
     }
 }
 

@@ -32,11 +32,18 @@ pub(crate) struct Stamp {
 #[rtype(result = "()")]
 pub(crate) struct DrainAdmitted;
 
-/// Recorder → Collator: accepted events to enrich, in the order they were accepted (a run of
-/// the inbox travels as one message).
+/// Recorder → Collator: accepted events to enrich and flag reads to record, in the order they
+/// were accepted (a run of the inbox travels as one message).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct Enrich(pub Vec<RecordedEvent>);
+pub(crate) struct Enrich(pub Vec<Collatable>);
+
+/// One item of an [`Enrich`].
+#[derive(Debug)]
+pub(crate) enum Collatable {
+    Event(RecordedEvent),
+    FlagCalled(FeatureFlagCalled),
+}
 
 /// What changes the identity or facts held by the Collator.
 #[derive(Debug, Clone)]
@@ -70,9 +77,9 @@ pub(crate) struct FlagEvaluated {
     pub distinct_id: Option<String>,
 }
 
-/// Recorder → Collator: a flag was read; becomes a `$feature_flag_called` event.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
+/// A flag was read (Recorder → Collator, in an [`Enrich`]); becomes a `$feature_flag_called`
+/// event unless one was made for the same read already.
+#[derive(Debug)]
 pub(crate) struct FeatureFlagCalled {
     pub flag: String,
     pub response: Value,
