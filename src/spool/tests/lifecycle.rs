@@ -3,6 +3,43 @@
 use super::*;
 
 #[test]
+fn events_acknowledged_before_their_block_is_written_cost_no_disk() {
+    let dir = temp();
+    let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+    let refs: Vec<SpoolRef> = (0..3).map(|i| spool.append(&text(i), &[])).collect();
+    for at in &refs {
+        spool.ack(*at);
+    }
+    spool.flush().unwrap();
+    assert_eq!(
+        files(&dir, ".log") + files(&dir, ".acks"),
+        0,
+        "a block all done was written"
+    );
+    assert_eq!((spool.live(), spool.bytes_on_disk()), (0, 0));
+    // Partly done: the block is written, its done event as a 5-byte tombstone, and no ack
+    // entry is needed for it.
+    let refs: Vec<SpoolRef> = (3..6).map(|i| spool.append(&text(i), &[])).collect();
+    spool.ack(refs[1]);
+    spool.flush().unwrap();
+    assert_eq!(spool.live(), 2);
+    assert_eq!(files(&dir, ".acks"), 0, "an ack entry for a tombstone");
+    drop(spool);
+    let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+    let (records, corrupt) = read_all(&mut spool);
+    assert_eq!(
+        (payloads(&records), corrupt),
+        (vec!["event-3".into(), "event-5".into()], 0)
+    );
+    assert_eq!(
+        records[1].0, refs[2],
+        "the sequence numbers stay as they were"
+    );
+    drop(spool);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn unacked_events_come_back_and_acked_segments_go() {
     let dir = temp();
     {
