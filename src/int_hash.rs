@@ -1,6 +1,7 @@
 //! A hasher for integer keys the crate makes itself (sequence numbers, addresses of shared
 //! fragments): one multiplication instead of the standard hasher's defence against chosen
-//! keys, which such keys never need, and neighbouring keys in neighbouring buckets.
+//! keys, which such keys never need. Sequence numbers (`u64`) keep neighbours in neighbouring
+//! buckets; addresses (`usize`), whose low bits are all alignment, are spread.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -35,7 +36,9 @@ impl Hasher for IntHasher {
     }
 
     fn write_usize(&mut self, key: usize) {
-        self.write_u64(key as u64);
+        // An address: its low bits are the allocation's alignment, the same for every key, so
+        // it is mixed whole rather than used as the bucket.
+        self.0 = (self.0 ^ key as u64).wrapping_mul(GOLDEN);
     }
 }
 

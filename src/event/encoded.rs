@@ -9,8 +9,6 @@ use uuid::Uuid;
 
 use super::RecordedEvent;
 use crate::json::push_json_string;
-#[cfg(test)]
-use crate::spool::{Layout, Record};
 use crate::timestamp::{RFC3339_LEN, rfc3339, rfc3339_ms_bytes};
 
 /// An event ready for the wire:
@@ -222,6 +220,7 @@ pub(super) mod tests {
     use crate::event::SharedProperties;
     use crate::json::json_string;
     use crate::properties::Properties;
+    use crate::spool::{Layout, Record};
     use serde_json::{Map, Value, json};
     use std::time::Duration;
     use tokio::time::Instant;

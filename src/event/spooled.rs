@@ -71,17 +71,24 @@ impl EncodedEvent {
                 payload.remove(0);
                 Self::from_json(payload)
             }
-            Some(&SPOOL_PARTS) => Self::from_parts(&payload[1..], shared),
+            Some(&SPOOL_PARTS) => Self::from_parts(payload, shared),
             _ => None,
         }
     }
 
-    fn from_parts(payload: &[u8], shared: Vec<Arc<str>>) -> Option<Self> {
-        let (timestamp_ms, rest) = payload.split_first_chunk::<8>()?;
+    /// `payload` is the whole payload, its form byte first.
+    fn from_parts(mut payload: Vec<u8>, shared: Vec<Arc<str>>) -> Option<Self> {
+        let (timestamp_ms, rest) = payload.get(1..)?.split_first_chunk::<8>()?;
         let (uuid, rest) = rest.split_first_chunk::<16>()?;
-        let (name_end, text) = rest.split_first_chunk::<4>()?;
-        let text = std::str::from_utf8(text).ok()?;
-        let name_end = u32::from_le_bytes(*name_end);
+        let (name_end, _) = rest.split_first_chunk::<4>()?;
+        let (timestamp_ms, uuid, name_end) = (
+            u64::from_le_bytes(*timestamp_ms),
+            Uuid::from_bytes(*uuid),
+            u32::from_le_bytes(*name_end),
+        );
+        // The text stays in the record's own allocation.
+        payload.drain(..1 + 8 + 16 + 4);
+        let text = String::from_utf8(payload).ok()?;
         if !text.is_char_boundary(usize::try_from(name_end).ok()?) {
             return None;
         }
@@ -92,10 +99,10 @@ impl EncodedEvent {
             return None;
         }
         Some(EncodedEvent {
-            uuid: Uuid::from_bytes(*uuid),
-            text: text.into(),
+            uuid,
+            text: text.into_boxed_str(),
             form: Form::Parts {
-                timestamp_ms: u64::from_le_bytes(*timestamp_ms),
+                timestamp_ms,
                 name_end,
                 distinct_id,
                 shared: own_shared,

@@ -135,7 +135,7 @@ impl Body {
                 payload: payload.to_vec(),
                 shared: indexes
                     .chunks_exact(4)
-                    .filter_map(|i| self.fragments.get(u32_le(i) as usize).cloned())
+                    .filter_map(|i| self.fragments.get(u32_at(i, 0)? as usize).cloned())
                     .collect(),
                 layout: Layout::Compact,
             }
@@ -159,14 +159,11 @@ fn address(fragment: &Arc<str>) -> usize {
     Arc::as_ptr(fragment).cast::<u8>() as usize
 }
 
-fn u32_le(bytes: &[u8]) -> u32 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&bytes[..4]);
-    u32::from_le_bytes(word)
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at.checked_add(4)?).map(u32_le)
+/// The little-endian `u32` at `at`, if `bytes` holds one there.
+pub(super) fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// The length of the version 2 record at the start of `bytes`, if it is all there.
@@ -223,7 +220,7 @@ pub(crate) fn decode(raw: &[u8], count: u32) -> Option<Vec<Option<Record>>> {
             };
             let shared = indexes
                 .chunks_exact(4)
-                .map(|i| fragments.get(u32_le(i) as usize).cloned())
+                .map(|i| fragments.get(u32_at(i, 0)? as usize).cloned())
                 .collect::<Option<Vec<_>>>()?;
             Some(Some(Record {
                 payload: payload.to_vec(),

@@ -22,7 +22,7 @@
 
 use std::io;
 
-use super::body::{self, Record};
+use super::body::{self, Record, u32_at};
 use super::crc::crc32;
 
 /// Marks the start of a block.
@@ -52,10 +52,6 @@ pub(crate) struct Header {
     pub raw_len: u32,
     pub packed_len: u32,
     pub body_crc: u32,
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
