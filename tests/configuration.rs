@@ -170,6 +170,25 @@ async fn typed_reads_and_one_malformed_flag_among_valid_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_read_through_the_mailbox_is_sent_without_waiting_for_another_message() {
+    let (backend, telemetry) = started_with_checkin(flags_v("v1")).await;
+    let recorder = telemetry.recorder().clone();
+    assert!(recorder.send(IsEnabled::new("beta")).await.unwrap());
+    // Nothing else is sent: the evaluation still leaves with the next batch.
+    let called = |events: &[Value]| events.iter().any(|e| e["name"] == "$feature_flag_called");
+    let mut sent = false;
+    while !sent {
+        let next = backend.event_count() as usize + 1;
+        if !backend.wait_for_events(next, WAIT).await {
+            break;
+        }
+        sent = called(&backend.delivered_events());
+    }
+    assert!(sent, "the evaluation waited for a later message");
+    telemetry.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flag_reads_record_deduplicated_evaluation_events() {
     let (backend, telemetry) = started_with_checkin(flags_v("v1")).await;
     let recorder = telemetry.recorder().clone();

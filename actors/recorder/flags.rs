@@ -152,6 +152,8 @@ impl Recorder {
             let query = msg.query();
             act.evaluate(&query.name, query.follow_pointers, M::read, on_miss)
         });
+        // A message of the mailbox: no drain of the inbox follows to send the evaluation on.
+        self.forward_events();
         msg.answer(found.flatten())
     }
 
@@ -253,5 +255,6 @@ impl Handler<FlagEvaluated> for Recorder {
         supervised(self, ctx, |act, _| {
             act.flag_read(&msg.flag, msg.response, msg.default_used, msg.distinct_id)
         });
+        self.forward_events();
     }
 }
