@@ -252,21 +252,11 @@ fn caller(options: &Options) -> Result<(), String> {
     while done < samples {
         let n = CHUNK.min(samples - done);
 
-        let messages: Vec<Record> = (0..n).map(caller_event).collect();
-        for message in messages {
-            let t0 = Instant::now();
-            recorder.do_send(message);
-            prebuilt.push(t0.elapsed().as_nanos() as u64);
-        }
+        time_each(n, &mut prebuilt, |m| recorder.do_send(m));
         flush(&rt)?;
 
         // The same calls without a clock read around each: the mean cost, free of the timer.
-        let messages: Vec<Record> = (0..n).map(caller_event).collect();
-        let t0 = Instant::now();
-        for message in messages {
-            recorder.do_send(message);
-        }
-        untimed += t0.elapsed();
+        untimed += time_chunk(n, |m| recorder.do_send(m));
         flush(&rt)?;
 
         for i in 0..n {
@@ -277,21 +267,15 @@ fn caller(options: &Options) -> Result<(), String> {
         flush(&rt)?;
 
         // The bounded path README shows: a chunk fits the default budget of 10,000.
-        let messages: Vec<Record> = (0..n).map(caller_event).collect();
-        for message in messages {
-            let t0 = Instant::now();
-            events.record(message);
-            bounded.push(t0.elapsed().as_nanos() as u64);
-        }
+        time_each(n, &mut bounded, |m| {
+            events.record(m);
+        });
         flush(&rt)?;
 
         // The bounded path without a clock read around each call.
-        let messages: Vec<Record> = (0..n).map(caller_event).collect();
-        let t0 = Instant::now();
-        for message in messages {
-            events.record(message);
-        }
-        bounded_untimed += t0.elapsed();
+        bounded_untimed += time_chunk(n, |m| {
+            events.record(m);
+        });
         flush(&rt)?;
         done += n;
     }
@@ -317,6 +301,26 @@ fn caller(options: &Options) -> Result<(), String> {
     emit_cpu(&cpu, 0.0);
     shutdown(&rt, telemetry, Duration::from_secs(5));
     Ok(())
+}
+
+/// Makes `n` prebuilt events and pushes the time of each `call` on one onto `samples`.
+fn time_each(n: usize, samples: &mut Vec<u64>, mut call: impl FnMut(Record)) {
+    let messages: Vec<Record> = (0..n).map(caller_event).collect();
+    for message in messages {
+        let t0 = Instant::now();
+        call(message);
+        samples.push(t0.elapsed().as_nanos() as u64);
+    }
+}
+
+/// Makes `n` prebuilt events and times `call` on all of them at once: no clock read per call.
+fn time_chunk(n: usize, mut call: impl FnMut(Record)) -> Duration {
+    let messages: Vec<Record> = (0..n).map(caller_event).collect();
+    let t0 = Instant::now();
+    for message in messages {
+        call(message);
+    }
+    t0.elapsed()
 }
 
 // ─────────────────────────────────────── throughput ────────────────────────────────────────
