@@ -247,8 +247,8 @@ fn caller(options: &Options) -> Result<(), String> {
     let mut untimed = Duration::ZERO;
     let mut bounded_untimed = Duration::ZERO;
     let mut done = 0;
-    // The three variants take turns chunk by chunk, so a disturbance on the machine touches
-    // all of them alike instead of skewing one.
+    // The variants take turns chunk by chunk, so a disturbance on the machine touches all of
+    // them alike instead of skewing one.
     while done < samples {
         let n = CHUNK.min(samples - done);
 
