@@ -32,7 +32,7 @@ use tokio::time::Instant;
 #[cfg(feature = "fault-injection")]
 use crate::actor_kind::{ActorKind, ArmFault};
 use crate::actors::pipeline::Pipeline;
-use crate::admission::{Budget, LINGER, NextLook};
+use crate::admission::{Budget, LINGER};
 use crate::control::{RecorderCounters, Tally};
 use crate::event::RecordedEvent;
 use crate::event_identity::MAX_DISTINCT_ID_BYTES;
@@ -48,6 +48,10 @@ mod counters;
 mod flag_set;
 mod flags;
 mod inbound;
+
+/// How long the Recorder waits to look at its inbox again when an event was admitted but its
+/// caller had not queued it yet.
+const ADMITTED_NOT_YET_QUEUED: Duration = Duration::from_micros(50);
 
 /// Longest accepted event name, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 200;
@@ -326,17 +330,21 @@ impl Handler<DrainAdmitted> for Recorder {
         let budget = self.budget.clone();
         let taken = budget.take_admitted(MESSAGES_PER_TURN, |item| self.take_inbound(item, ctx));
         self.forward_events();
-        // Out of the inbox: room for the next ones, whatever becomes of these events.
-        match budget.end_turn(taken) {
-            // Behind the messages already waiting, so flushes and reads get their turn.
-            NextLook::Now => {
+        // Out of the inbox: room for the next ones, whatever becomes of these events; and the
+        // unit held while lingering, if this is the look after it.
+        if budget.release(taken + budget.end_linger()) {
+            if taken == 0 {
+                // Admitted by a caller who has not pushed yet (it was preempted in between):
+                // look again shortly instead of spinning on the runtime's thread.
+                ctx.notify_later(DrainAdmitted, ADMITTED_NOT_YET_QUEUED);
+            } else {
+                // Behind the messages already waiting, so flushes and reads get their turn.
                 ctx.address().do_send(DrainAdmitted);
             }
-            // Events came in since the last look: more are likely soon.
-            NextLook::AfterLinger => {
-                ctx.notify_later(DrainAdmitted, LINGER);
-            }
-            NextLook::Idle => {}
+        } else if taken > 0 && budget.linger() {
+            // Events came in since the last look: more are likely soon. A look that finds
+            // nothing ends the linger, so an idle runtime does not wake.
+            ctx.notify_later(DrainAdmitted, LINGER);
         }
     }
 }

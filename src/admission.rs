@@ -4,11 +4,10 @@
 //! `recorder.do_send(Record)` ignores mailbox capacity (actix's `do_send` always queues), so a
 //! caller recording faster than the runtime's thread takes events grows the Recorder's mailbox
 //! without limit. [`EventSender`] counts the events it has handed over that the Recorder has not
-//! taken in yet, and the Recorder takes the count down as it takes them in. The count lives
-//! beside the queue the events wait in (the inbox: a vector behind one lock, held only to count
-//! and push, which the Recorder swaps for an empty one to take a whole run at once). Within the
-//! budget a record costs that one lock and a push: no separate atomic counter, no actix
-//! envelope, no wake-up of the runtime's thread per event. Beyond it, the [`AdmissionPolicy`] applies on
+//! taken in yet, in an atomic the Recorder decrements as it takes them. Within the budget a
+//! record costs that counter and a push onto a queue (the inbox: a vector behind a lock held
+//! only for the push, which the Recorder swaps for an empty one to take a whole run at once): no
+//! actix envelope, no wake-up of the runtime's thread per event. Beyond it, the [`AdmissionPolicy`] applies on
 //! the caller's thread: wait (bounded) for the runtime to catch up, or drop and count at once.
 //!
 //! Who wakes the Recorder: the caller whose event takes the count from zero sends it one
@@ -25,7 +24,7 @@
 //! crowded, `src/pressure.rs`).
 
 use std::collections::VecDeque;
-use std::convert::identity;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,38 +63,19 @@ impl Default for AdmissionPolicy {
 /// admitted events wait in.
 #[derive(Debug)]
 pub(crate) struct Budget {
+    /// Events admitted and not taken in by the Recorder yet (may briefly read one more per
+    /// caller refused at the limit, see [`Budget::try_take`]).
+    pending: AtomicUsize,
     max: usize,
     policy: AdmissionPolicy,
-    /// The count and the queue under one lock: a caller's admission is a single contended
-    /// lock, and an admitted item is in the queue the moment it is counted.
-    inbox: Mutex<Inbox>,
+    /// Where callers put admitted items, in order.
+    inbox: Mutex<Vec<Inbound>>,
+    /// The Recorder holds one unit of `pending` itself (see [`Budget::linger`]).
+    lingering: AtomicBool,
     /// What the Recorder took from the inbox and has not handled yet, and the emptied buffer
     /// it swaps for the inbox's next time (so neither side allocates once warmed up). Only
     /// the Recorder locks it.
     outbox: Mutex<Outbox>,
-}
-
-/// The callers' side of the budget.
-#[derive(Debug, Default)]
-struct Inbox {
-    /// Items admitted and not released by the Recorder yet (in `queued`, or taken and not
-    /// handled yet), plus the unit it holds while it lingers.
-    pending: usize,
-    /// The Recorder holds one unit of `pending` itself (see [`Budget::linger`]).
-    lingering: bool,
-    /// Where callers put admitted items, in order.
-    queued: Vec<Inbound>,
-}
-
-/// When the Recorder looks at the inbox again after a turn ([`Budget::end_turn`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NextLook {
-    /// Items are outstanding, already queued: at once, behind the mailbox's other messages.
-    Now,
-    /// The inbox emptied: after [`LINGER`], holding the duty to drain meanwhile.
-    AfterLinger,
-    /// Nothing came in since the last look: when a caller wakes it.
-    Idle,
 }
 
 /// How long the Recorder keeps the duty to drain after the inbox emptied ([`Budget::linger`]):
@@ -110,7 +90,7 @@ struct Outbox {
 }
 
 /// A lock whose holder panicked still guards intact data here: the inbox and outbox are only
-/// pushed to, popped from and counted, never left half-changed.
+/// pushed to and popped from, never left half-changed.
 fn unpoisoned<T>(lock: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
     lock.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -196,72 +176,63 @@ enum Admitted {
 impl Budget {
     pub fn new(max: usize, policy: AdmissionPolicy) -> Self {
         Budget {
+            pending: AtomicUsize::new(0),
             // At least 1: `Config::resolve` refuses `max_pending_events(0)`.
             max,
             policy,
-            inbox: Mutex::new(Inbox::default()),
+            inbox: Mutex::new(Vec::new()),
+            lingering: AtomicBool::new(false),
             outbox: Mutex::new(Outbox::default()),
         }
     }
 
-    fn inbox(&self) -> MutexGuard<'_, Inbox> {
-        unpoisoned(self.inbox.lock())
-    }
-
-    /// The Recorder ends a turn of [`DrainAdmitted`] that took `taken` items in: their units go
-    /// back to the budget, with the unit it held while lingering, and the answer says when it
-    /// looks at the inbox next. One lock for all of it, as every lock taken here is one a
-    /// caller may have to wait for.
-    ///
     /// After a run that emptied the inbox, the Recorder keeps the duty to drain a little longer
     /// by holding one unit of the budget itself: callers who come meanwhile find events
     /// outstanding and wake no one, and the Recorder looks again after [`LINGER`]. At a steady
     /// trickle (a request handler recording one event each) this turns one wake-up of the
     /// runtime's thread and one pass through the actors per event into one per millisecond.
-    /// A look that takes nothing ends the linger, so an idle runtime does not wake.
-    pub fn end_turn(&self, taken: usize) -> NextLook {
-        let mut inbox = self.inbox();
-        let held = usize::from(std::mem::take(&mut inbox.lingering));
-        inbox.pending = inbox.pending.saturating_sub(taken + held);
-        if inbox.pending > 0 {
-            NextLook::Now
-        } else if taken > 0 {
-            inbox.pending = 1;
-            inbox.lingering = true;
-            NextLook::AfterLinger
-        } else {
-            NextLook::Idle
-        }
+    /// False if a caller was first in the meantime: its `DrainAdmitted` is on its way.
+    pub fn linger(&self) -> bool {
+        let held = self
+            .pending
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        self.lingering.store(held, Ordering::Release);
+        held
     }
 
-    /// Counts `item` in and queues it (as `inbound` makes it) if there is room; gives it back
-    /// otherwise. Counting and queueing under one lock means an item is never counted without
-    /// being in the queue.
-    fn try_push<T>(&self, item: T, inbound: impl FnOnce(T) -> Inbound) -> Result<Admitted, T> {
-        let mut inbox = self.inbox();
-        if inbox.pending >= self.max {
-            return Err(item);
-        }
-        inbox.pending += 1;
-        inbox.queued.push(inbound(item));
-        Ok(if inbox.pending == 1 {
-            Admitted::First
+    /// The unit [`linger`](Self::linger) held goes back with the next release.
+    pub fn end_linger(&self) -> usize {
+        usize::from(self.lingering.swap(false, Ordering::AcqRel))
+    }
+
+    /// Takes one unit if there is room. An increment and, when refused, its undo: cheaper under
+    /// contention than a compare-and-swap loop, and an over-count of a refused caller only
+    /// lasts until its undo (it can delay a drain's end, never skip a wake-up).
+    fn try_take(&self) -> Option<Admitted> {
+        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        if before < self.max {
+            Some(if before == 0 {
+                Admitted::First
+            } else {
+                Admitted::Queued
+            })
         } else {
-            Admitted::Queued
-        })
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
     }
 
     /// Waits for room until `deadline`: spins briefly (room usually comes within
     /// microseconds), then sleeps in short steps.
-    fn push_by(&self, mut item: Inbound, deadline: Instant) -> Result<Admitted, Inbound> {
+    fn take_by(&self, deadline: Instant) -> Option<Admitted> {
         let mut spins = 0u32;
         loop {
-            item = match self.try_push(item, identity) {
-                Ok(admitted) => return Ok(admitted),
-                Err(item) => item,
-            };
+            if let Some(admitted) = self.try_take() {
+                return Some(admitted);
+            }
             if Instant::now() >= deadline {
-                return Err(item);
+                return None;
             }
             if spins < 64 {
                 spins += 1;
@@ -285,7 +256,7 @@ impl Budget {
                     // Everything taken so far is handled: swap the spare (empty) buffer for
                     // the inbox's, holding the callers' lock only for the swap.
                     let mut queued = std::mem::take(&mut outbox.spare);
-                    std::mem::swap(&mut self.inbox().queued, &mut queued);
+                    std::mem::swap(&mut *unpoisoned(self.inbox.lock()), &mut queued);
                     if queued.is_empty() {
                         outbox.spare = queued;
                         break;
@@ -301,24 +272,26 @@ impl Budget {
         taken
     }
 
-    /// Whether any admitted item is not released yet (in the inbox, or in the Recorder's
-    /// hands).
+    /// Whether any admitted item is not taken in yet (in the inbox, in the Recorder's hands, or
+    /// admitted by a caller about to push it): one atomic read, so a message of the mailbox
+    /// pays nothing to catch up when there is nothing to catch up with.
     pub fn has_outstanding(&self) -> bool {
-        self.inbox().pending > 0
+        self.pending.load(Ordering::Acquire) > 0
     }
 
-    /// The Recorder took `taken` events in outside a turn of [`DrainAdmitted`] (catching up
-    /// before a message of its mailbox): their units go back to the budget, and a lingering
-    /// unit stays held for the look already on its way.
-    pub fn release(&self, taken: usize) {
-        let mut inbox = self.inbox();
-        inbox.pending = inbox.pending.saturating_sub(taken);
-    }
-
-    /// Items sent and not taken in yet, without the unit the Recorder holds while it lingers.
-    fn outstanding_events(&self) -> usize {
-        let inbox = self.inbox();
-        inbox.pending.saturating_sub(usize::from(inbox.lingering))
+    /// The Recorder took `taken` events in; true while events are still outstanding (admitted,
+    /// maybe not in the inbox yet), so the Recorder keeps the duty to drain.
+    pub fn release(&self, taken: usize) -> bool {
+        if taken == 0 {
+            return self.has_outstanding();
+        }
+        let before = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(taken))
+            })
+            .unwrap_or(0);
+        before.saturating_sub(taken) > 0
     }
 }
 
@@ -388,46 +361,38 @@ impl EventSender {
     }
 
     fn admit(&self, item: Inbound, policy: AdmissionPolicy) -> bool {
-        let admitted = self
-            .budget
-            .try_push(item, identity)
-            .or_else(|item| match policy {
-                AdmissionPolicy::Drop => Err(item),
-                AdmissionPolicy::Wait(limit) => {
-                    let now = Instant::now();
-                    // `build` bounds the wait; the fallback only keeps a clock from overflowing.
-                    self.budget
-                        .push_by(item, now.checked_add(limit).unwrap_or(now))
-                }
-            });
-        let item = match admitted {
-            Ok(admitted) => {
-                self.wake_if_first(admitted);
-                return true;
+        let admitted = self.budget.try_take().or_else(|| match policy {
+            AdmissionPolicy::Drop => None,
+            AdmissionPolicy::Wait(limit) => {
+                let now = Instant::now();
+                // `build` bounds the wait; the fallback only keeps a clock from overflowing.
+                self.budget.take_by(now.checked_add(limit).unwrap_or(now))
             }
-            Err(item) => item,
-        };
-        if !item.is_event() {
-            tracing::warn!(
-                target: "actix_telemetry::admission",
-                "the runtime is behind: a change of identity or facts was dropped"
-            );
+        });
+        let Some(admitted) = admitted else {
+            if !item.is_event() {
+                tracing::warn!(
+                    target: "actix_telemetry::admission",
+                    "the runtime is behind: a change of identity or facts was dropped"
+                );
+                return false;
+            }
+            // Taken in and dropped, so the counters balance.
+            RecorderCounters::bump(&self.counters.accepted);
+            if RecorderCounters::bump_first(&self.counters.overflow) {
+                tracing::warn!(
+                    target: "actix_telemetry::admission",
+                    "the runtime is behind: recording drops events (counted in dropped.overflow)"
+                );
+            }
             return false;
-        }
-        // Taken in and dropped, so the counters balance.
-        RecorderCounters::bump(&self.counters.accepted);
-        if RecorderCounters::bump_first(&self.counters.overflow) {
-            tracing::warn!(
-                target: "actix_telemetry::admission",
-                "the runtime is behind: recording drops events (counted in dropped.overflow)"
-            );
-        }
-        false
+        };
+        self.push(item, admitted);
+        true
     }
 
-    /// The caller whose item took the count from zero wakes the Recorder; every later one
-    /// finds its `DrainAdmitted` already on its way.
-    fn wake_if_first(&self, admitted: Admitted) {
+    fn push(&self, item: Inbound, admitted: Admitted) {
+        unpoisoned(self.budget.inbox.lock()).push(item);
         if admitted == Admitted::First {
             self.recorder.do_send(DrainAdmitted);
         }
@@ -438,18 +403,24 @@ impl EventSender {
     /// a push instead of an actix envelope and, at a trickle, a wake-up of the runtime's
     /// thread per read.
     pub(crate) fn offer_flag_read(&self, read: FlagEvaluated) -> Result<(), FlagEvaluated> {
-        // Boxed before the lock, so the callers' lock is never held across an allocation.
-        match self.budget.try_push(Box::new(read), Inbound::FlagEvaluated) {
-            Ok(admitted) => {
-                self.wake_if_first(admitted);
+        match self.budget.try_take() {
+            Some(admitted) => {
+                self.push(Inbound::FlagEvaluated(Box::new(read)), admitted);
                 Ok(())
             }
-            Err(read) => Err(*read),
+            None => Err(read),
         }
     }
 
     /// Events sent and not taken in by the runtime yet.
     pub fn pending(&self) -> usize {
-        self.budget.outstanding_events()
+        // Without the passing over-count of callers refused at the limit, and without the unit
+        // the Recorder holds while it lingers.
+        let lingering = usize::from(self.budget.lingering.load(Ordering::Acquire));
+        self.budget
+            .pending
+            .load(Ordering::Acquire)
+            .saturating_sub(lingering)
+            .min(self.budget.max)
     }
 }
