@@ -70,7 +70,8 @@ cd "$(dirname "$0")/.."
 if ((BUILD)); then
     cargo build --release --features actix-web --example actix_web --example loopback_backend
 fi
-SERVER_BIN=target/release/examples/actix_web
+# WRK_BENCH_SERVER runs another build of the example (to compare two builds in one hour).
+SERVER_BIN=${WRK_BENCH_SERVER:-target/release/examples/actix_web}
 BACKEND_BIN=target/release/examples/loopback_backend
 
 if ((PIN)) && (($(nproc) >= 2)); then

@@ -199,8 +199,15 @@ fn separator(shared: &str, own: &str) -> &'static str {
 /// The body of `POST /events/batch` (and one line of the File transport, without the newline):
 /// `{"sent_at":"…","batch":[…]}`.
 pub(crate) fn encode_batch(events: &[EncodedEvent], sent_at: SystemTime) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_batch_into(events, sent_at, &mut out);
+    out
+}
+
+/// [`encode_batch`] appended to `out`, reserving room for all of it at once.
+pub(crate) fn encode_batch_into(events: &[EncodedEvent], sent_at: SystemTime, out: &mut Vec<u8>) {
     let size: usize = events.iter().map(|e| e.encoded_len() + 1).sum();
-    let mut out = Vec::with_capacity(size + 64);
+    out.reserve(size + 64);
     out.extend_from_slice(b"{\"sent_at\":\"");
     out.extend_from_slice(rfc3339(sent_at).as_bytes());
     out.extend_from_slice(b"\",\"batch\":[");
@@ -208,10 +215,9 @@ pub(crate) fn encode_batch(events: &[EncodedEvent], sent_at: SystemTime) -> Vec<
         if i > 0 {
             out.push(b',');
         }
-        event.write_to(&mut out);
+        event.write_to(out);
     }
     out.extend_from_slice(b"]}");
-    out
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ mod recorded;
 mod shared;
 mod spooled;
 
-pub(crate) use encoded::{EncodedEvent, encode_batch};
+pub(crate) use encoded::{EncodedEvent, encode_batch, encode_batch_into};
 pub(crate) use recorded::RecordedEvent;
 pub(crate) use shared::SharedProperties;
 

@@ -100,9 +100,16 @@ impl Header {
     }
 }
 
-/// Compresses blocks, keeping one zstd context for the spool's lifetime rather than setting
-/// one up per flush.
-pub(crate) struct Packer(zstd::bulk::Compressor<'static>);
+/// The largest output buffer a [`Packer`] keeps between blocks.
+const MAX_KEPT_PACKED: usize = 4 << 20;
+
+/// Compresses blocks, keeping one zstd context and one output buffer for the spool's lifetime
+/// rather than setting them up per flush (a fresh buffer as large as the block's body costs
+/// page faults to fill and a trim of the heap to free).
+pub(crate) struct Packer {
+    compressor: zstd::bulk::Compressor<'static>,
+    packed: Vec<u8>,
+}
 
 impl std::fmt::Debug for Packer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,7 +119,10 @@ impl std::fmt::Debug for Packer {
 
 impl Packer {
     pub fn new() -> io::Result<Packer> {
-        Ok(Packer(zstd::bulk::Compressor::new(LEVEL)?))
+        Ok(Packer {
+            compressor: zstd::bulk::Compressor::new(LEVEL)?,
+            packed: Vec::new(),
+        })
     }
 
     /// The block for `count` events of a segment bound by `nonce`, the first numbered
@@ -128,7 +138,11 @@ impl Packer {
         if raw.len() > MAX_RAW {
             return Err(too_large());
         }
-        let packed = self.0.compress(raw)?;
+        self.packed.clear();
+        self.packed
+            .reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        let len = self.compressor.compress_to_buffer(raw, &mut self.packed)?;
+        let packed = &self.packed[..len];
         let header = Header {
             version: VERSION,
             nonce,
@@ -136,11 +150,15 @@ impl Packer {
             count,
             raw_len: u32::try_from(raw.len()).map_err(|_| too_large())?,
             packed_len: u32::try_from(packed.len()).map_err(|_| too_large())?,
-            body_crc: crc32(&packed),
+            body_crc: crc32(packed),
         };
         let mut out = Vec::with_capacity(HEADER + packed.len());
         out.extend_from_slice(&header.to_bytes());
-        out.extend_from_slice(&packed);
+        out.extend_from_slice(packed);
+        if self.packed.capacity() > MAX_KEPT_PACKED {
+            // A rare huge block does not pin its size for the spool's lifetime.
+            self.packed = Vec::new();
+        }
         Ok(out)
     }
 }

@@ -12,10 +12,11 @@ use url::Url;
 use super::body::{MAX_EVENTS_RESPONSE_BYTES, read_capped};
 use super::client::SharedClient;
 use super::retry_after::parse_retry_after;
+use super::zstd_scratch;
 use super::{DeliveryOutcome, TransportError, off_thread, parse_document};
 use crate::checkin::{Checkin, CheckinRequest, parse_checkin};
 use crate::error::BuildError;
-use crate::event::{EncodedEvent, encode_batch};
+use crate::event::{EncodedEvent, encode_batch, encode_batch_into};
 
 /// Bodies smaller than this are built and compressed on the actor thread: handing them to the
 /// blocking pool would cost more than the work.
@@ -227,11 +228,14 @@ impl HttpBackend {
 async fn build_body(events: Arc<[EncodedEvent]>, compress: bool) -> Result<Vec<u8>, String> {
     let size: usize = events.iter().map(EncodedEvent::encoded_len).sum();
     let make = move || {
-        let json = encode_batch(&events, SystemTime::now());
+        let sent_at = SystemTime::now();
         if compress {
-            zstd::bulk::compress(&json, ZSTD_LEVEL).map_err(|e| format!("zstd: {e}"))
+            zstd_scratch::compress_with(ZSTD_LEVEL, |json| {
+                encode_batch_into(&events, sent_at, json)
+            })
+            .map_err(|e| format!("zstd: {e}"))
         } else {
-            Ok(json)
+            Ok(encode_batch(&events, sent_at))
         }
     };
     if size < INLINE_BODY_BYTES {

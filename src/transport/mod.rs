@@ -15,6 +15,7 @@ mod retry_after;
 mod srv;
 pub(crate) mod sse;
 mod stream;
+mod zstd_scratch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

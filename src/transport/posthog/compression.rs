@@ -87,7 +87,7 @@ impl Compression {
                 }
                 Ok(out)
             }
-            Compression::Zstd => zstd::bulk::compress(&body, ZSTD_LEVEL),
+            Compression::Zstd => crate::transport::zstd_scratch::compress(ZSTD_LEVEL, &body),
         }
     }
 }
