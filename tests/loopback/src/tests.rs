@@ -1,4 +1,4 @@
-use super::{DistinctUuids, canonical_uuid, decode, delivered_uuids};
+use super::{DistinctUuids, batch_len, canonical_uuid, decode, delivered_uuids};
 
 #[test]
 fn only_the_canonical_spelling_becomes_a_number() {
@@ -76,4 +76,25 @@ fn decoding_gives_the_same_bytes_with_or_without_a_size_hint() {
     assert_eq!(decode("gzip", &gzip).unwrap(), body);
     assert!(decode("gzip", &gzip[..gzip.len() - 1]).is_err());
     assert!(decode("gzip", b"short").is_err());
+}
+
+#[test]
+fn the_event_count_is_serde_json_s_whether_or_not_the_scan_answers() {
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        batch: Vec<serde::de::IgnoredAny>,
+    }
+    for body in [
+        &br#"{"batch":[{"uuid":"a"},{}]}"#[..],
+        br#"{"batch":[{"uuid":"\u0061"},{"uuid":null},1,[],"x"]}"#,
+        br#"{"batch":[{"uuid":"a","uuid":"b"}]}"#,
+        br#"{"batch":[{}],"batch":[{}]}"#,
+        br#"{"other":1}"#,
+        br#"[[{}]]"#,
+        b"{\"batch\":[",
+        b"",
+    ] {
+        let serde = serde_json::from_slice::<Batch>(body).map_or(0, |b| b.batch.len() as u64);
+        assert_eq!(batch_len(body), serde, "{}", String::from_utf8_lossy(body));
+    }
 }
