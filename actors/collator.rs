@@ -154,6 +154,7 @@ impl Collator {
     /// Processes waiting work in order, then sends on the events it produced.
     fn drain(&mut self, ctx: &mut Context<Self>) {
         self.process_pending(ctx);
+        self.refresh_if_half_stale(ctx);
         self.forward_encoded();
     }
 
@@ -171,6 +172,11 @@ impl Collator {
                 self.process(work);
             }
         }
+    }
+
+    /// Asks for a new snapshot ahead of need once the one in hand is half its age limit old;
+    /// once per message rather than per event, as it reads the clock.
+    fn refresh_if_half_stale(&mut self, ctx: &mut Context<Self>) {
         if self.snapshot_half_stale() {
             self.request_snapshot(ctx);
         }
@@ -408,6 +414,7 @@ impl Handler<Enrich> for Collator {
                 self.dropped.panic += 1;
             }
         }
+        self.refresh_if_half_stale(ctx);
         self.forward_encoded();
         self.turns.tick(ctx, events);
     }

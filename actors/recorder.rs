@@ -98,6 +98,10 @@ pub struct Recorder {
     /// `src/pressure.rs`).
     crowding: Vec<Crowding>,
     hold_back: HoldBack,
+    /// When the run of the inbox under way began: the events it takes in share it as the time
+    /// they were received, one clock read per run instead of one per event (a run is at most
+    /// the inbox's bounded content, taken in within milliseconds).
+    run_started: Option<Instant>,
 }
 
 impl Recorder {
@@ -129,6 +133,7 @@ impl Recorder {
             outgoing: Vec::new(),
             crowding,
             hold_back: HoldBack::default(),
+            run_started: None,
         }
     }
 
@@ -164,7 +169,7 @@ impl Recorder {
         Stamp {
             uuid: self.uuids.next(timestamp),
             timestamp,
-            received_at: Instant::now(),
+            received_at: self.run_started.unwrap_or_else(Instant::now),
         }
     }
 
@@ -308,6 +313,8 @@ impl SupervisedActor for Recorder {
 impl Supervised for Recorder {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
         self.supervision.restarted();
+        // A run cut short by a panic must not lend its start to later events.
+        self.run_started = None;
         // The timers of the drain (a linger, a hold-back, a look for a late push) went with
         // the old context: whatever is outstanding would otherwise wait for ever, as no caller
         // wakes a Recorder that still has the duty to drain.
@@ -328,7 +335,7 @@ impl Handler<DrainAdmitted> for Recorder {
             return;
         }
         let budget = self.budget.clone();
-        let taken = budget.take_admitted(MESSAGES_PER_TURN, |item| self.take_inbound(item, ctx));
+        let taken = self.take_run(MESSAGES_PER_TURN, ctx);
         self.forward_events();
         // Out of the inbox: room for the next ones, whatever becomes of these events; and the
         // unit held while lingering, if this is the look after it.

@@ -7,6 +7,7 @@
 //! order is exactly the order of sending.
 
 use actix::prelude::*;
+use tokio::time::Instant;
 
 use super::Recorder;
 use crate::admission::Inbound;
@@ -106,10 +107,19 @@ impl Recorder {
             return;
         }
         let budget = self.budget.clone();
-        let taken = budget.take_admitted(usize::MAX, |item| self.take_inbound(item, ctx));
+        let taken = self.take_run(usize::MAX, ctx);
         self.forward_events();
         // A `DrainAdmitted` is still on its way if events are outstanding; it finds the rest.
         budget.release(taken);
+    }
+
+    /// Takes in up to `limit` admitted items, in order; returns how many.
+    pub(super) fn take_run(&mut self, limit: usize, ctx: &mut Context<Self>) -> usize {
+        let budget = self.budget.clone();
+        self.run_started = Some(Instant::now());
+        let taken = budget.take_admitted(limit, |item| self.take_inbound(item, ctx));
+        self.run_started = None;
+        taken
     }
 
     pub(super) fn take_record(&mut self, msg: Record, ctx: &mut Context<Self>) {
