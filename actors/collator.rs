@@ -293,7 +293,7 @@ impl Collator {
             .iter()
             .any(|lane| !lane.filter.is_all())
             .then(|| event.properties());
-        let fragment = full.for_event(event.keys());
+        let fragment = full.for_properties(event.own_properties());
         for lane in lanes {
             let encoded = if lane.filter.is_all() {
                 EncodedEvent::encode(&event, event.members(), fragment.clone(), &distinct_id)

@@ -6,7 +6,10 @@
 //!
 //! The names are read back from the text rather than kept beside it: one allocation per event
 //! instead of one per property. Only a name that JSON had to escape cannot be read back as it
-//! is; the rare event with one keeps all its names in a list of their own.
+//! is; the rare event with one keeps all its names in a list of their own. What is kept beside
+//! the text, inline, is a 16-bit tag of each of the first eight names' hashes: the Collator
+//! asks the shared properties' key filter with those instead of reading every event's names
+//! back from the text, which had cost it twice as much as encoding the event.
 
 use serde_json::{Map, Value};
 
@@ -47,6 +50,37 @@ pub struct Properties {
     /// One bit per name set ([`name_hash`]'s top six bits): a name whose bit is clear is not
     /// among them, so setting a new name needs no look at the others.
     name_bits: u64,
+    /// The top bits of the first names' hashes, for filters over names that would otherwise
+    /// read every name back from the text (see [`name_tags`](Self::name_tags)).
+    name_tags: NameTags,
+}
+
+/// How many names [`NameTags`] keeps the tags of; events beyond it are rare and are read back.
+const NAME_TAGS: usize = 8;
+
+/// The top 16 bits of [`name_hash`] of each name, in order, while there are at most
+/// [`NAME_TAGS`] of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NameTags {
+    tags: [u16; NAME_TAGS],
+    /// Names tagged, or `NAME_TAGS + 1` once there were more.
+    len: u8,
+}
+
+impl NameTags {
+    fn push(&mut self, hash: u64) {
+        let len = usize::from(self.len);
+        if let Some(tag) = self.tags.get_mut(len) {
+            *tag = (hash >> 48) as u16;
+            self.len += 1;
+        } else {
+            self.len = NAME_TAGS as u8 + 1;
+        }
+    }
+
+    fn get(&self) -> Option<&[u16]> {
+        self.tags.get(..usize::from(self.len))
+    }
 }
 
 /// A cheap hash of a property name, from its length and four of its bytes: enough to tell
@@ -62,7 +96,11 @@ pub(crate) fn name_hash(name: &str) -> u64 {
 }
 
 fn name_bit(name: &str) -> u64 {
-    1 << (name_hash(name) >> 58)
+    name_bit_of(name_hash(name))
+}
+
+fn name_bit_of(hash: u64) -> u64 {
+    1 << (hash >> 58)
 }
 
 impl Properties {
@@ -181,7 +219,9 @@ impl Properties {
             self.members.truncate(before);
             return Err(refused);
         }
-        self.name_bits |= name_bit(key);
+        let hash = name_hash(key);
+        self.name_bits |= name_bit_of(hash);
+        self.name_tags.push(hash);
         if escaped && self.escaped_names.is_none() {
             // From now on the names are listed: those before this one, read from the text.
             let earlier: Vec<Box<str>> = PropertyNames(Names::Scan(&self.members[..before]))
@@ -206,6 +246,12 @@ impl Properties {
             None => Names::Scan(self.members()),
             Some(names) => Names::Listed(names.iter()),
         })
+    }
+
+    /// The top 16 bits of [`name_hash`] of every name, in order; `None` when there are too
+    /// many to have kept them (read the names with [`keys`](Self::keys) then).
+    pub(crate) fn name_tags(&self) -> Option<&[u16]> {
+        self.name_tags.get()
     }
 
     /// Makes `id` the distinct id of the event's own user (replacing an earlier one).
@@ -339,134 +385,4 @@ impl From<Map<String, Value>> for Properties {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn text_and_map_agree_and_names_stay_unique() {
-        let mut p = Properties::new();
-        p.insert("a", 1);
-        p.insert("quote\"d", json!({"x": [1, "y"]}));
-        p.insert("a", "again");
-        let map = p.to_map();
-        assert_eq!(
-            map,
-            *json!({"a": "again", "quote\"d": {"x": [1, "y"]}})
-                .as_object()
-                .unwrap()
-        );
-        assert_eq!(p.len(), 2);
-        let object: Value = serde_json::from_str(&format!("{{{}}}", p.members())).unwrap();
-        assert_eq!(object, Value::Object(map.clone()));
-        assert_eq!(Properties::from_map(&map).to_map(), map);
-        assert!(Properties::new().members().is_empty());
-    }
-
-    #[test]
-    fn names_are_read_back_past_nested_values_and_punctuation_in_strings() {
-        let mut p = Properties::new();
-        p.insert("s", "a,b\",\"c\":1");
-        p.insert("o", json!({"x": [1, {"y": ","}], "z": "}"}));
-        p.insert("n", 1.5);
-        p.insert("last", Value::Null);
-        assert_eq!(p.keys().collect::<Vec<_>>(), ["s", "o", "n", "last"]);
-        assert_eq!(p.len(), 4);
-        p.insert("o", false);
-        assert_eq!(p.to_map()["o"], json!(false));
-        assert_eq!(p.len(), 4);
-    }
-
-    #[test]
-    fn every_repeated_name_replaces_the_earlier_value_whatever_its_hash() {
-        // Far more names than the filter has bits: many share one, and each repeat must still
-        // be found.
-        let mut p = Properties::new();
-        for i in 0..300 {
-            p.insert(format!("k{i}"), i);
-        }
-        for i in (0..300).step_by(7) {
-            p.insert(format!("k{i}"), -1);
-        }
-        let map = p.to_map();
-        assert_eq!(map.len(), 300);
-        assert_eq!(p.len(), 300);
-        for i in 0..300 {
-            let expected = if i % 7 == 0 { -1 } else { i };
-            assert_eq!(map[&format!("k{i}")], json!(expected), "k{i}");
-        }
-    }
-
-    #[test]
-    fn values_written_directly_read_back_as_their_json_values() {
-        let mut direct = Properties::new();
-        direct.insert("s", "quote\" and \\ and \n");
-        direct.insert("owned", String::from("é"));
-        direct.insert("i", -7i64);
-        direct.insert("u", u64::MAX);
-        direct.insert("f", 12.5);
-        direct.insert("tiny", 1e-300);
-        direct.insert("yes", true);
-        direct.insert("nan", f64::NAN);
-        direct.set_owner("user-1");
-        direct.insert("after_owner", 1u8);
-        let mut via_values = Properties::new();
-        for (key, value) in [
-            ("s", json!("quote\" and \\ and \n")),
-            ("owned", json!("é")),
-            ("i", json!(-7)),
-            ("u", json!(u64::MAX)),
-            ("f", json!(12.5)),
-            ("tiny", json!(1e-300)),
-            ("yes", json!(true)),
-            ("after_owner", json!(1)),
-        ] {
-            via_values.insert(key, value);
-        }
-        assert_eq!(direct.members(), via_values.members());
-        assert_eq!(direct.refused(), 1, "the NaN");
-        assert_eq!(direct.owner(), Some("user-1"));
-        assert_eq!(direct.len(), 8);
-    }
-
-    #[test]
-    fn escaped_names_are_listed_as_set() {
-        let mut p = Properties::new();
-        p.insert("plain", 1);
-        p.insert("tab\there", 2);
-        p.insert("after", 3);
-        assert_eq!(
-            p.keys().collect::<Vec<_>>(),
-            ["plain", "tab\there", "after"]
-        );
-        assert_eq!(p.to_map()["tab\there"], json!(2));
-
-        let mut first = Properties::new();
-        first.insert("quote\"first", 1);
-        first.insert("next", 2);
-        assert_eq!(first.keys().collect::<Vec<_>>(), ["quote\"first", "next"]);
-    }
-
-    #[test]
-    fn the_owner_id_rides_behind_the_members() {
-        let mut p = Properties::new();
-        p.insert("a", 1);
-        p.set_owner("user-42");
-        assert_eq!(p.members(), "\"a\":1");
-        assert_eq!(p.owner(), Some("user-42"));
-        p.insert("b", "x");
-        p.insert("a", 2); // the rebuild path
-        // A rebuild writes the members in the map's order.
-        assert_eq!(p.members(), "\"a\":2,\"b\":\"x\"");
-        assert_eq!(p.keys().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(p.owner(), Some("user-42"));
-        p.set_owner(&"é".repeat(150));
-        p.insert("c", true);
-        assert_eq!(p.owner(), Some("é".repeat(150).as_str()));
-        assert_eq!(p.len(), 3);
-        let mut empty = Properties::new();
-        empty.set_owner("u");
-        assert!(empty.is_empty());
-        assert_eq!(empty.members(), "");
-    }
-}
+mod tests;

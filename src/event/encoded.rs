@@ -243,7 +243,12 @@ pub(super) mod tests {
 
     pub(crate) fn encode(ev: &RecordedEvent, shared: &SharedProperties) -> EncodedEvent {
         let user = Arc::from(json_string("user"));
-        EncodedEvent::encode(ev, ev.members(), shared.for_event(ev.keys()), &user)
+        EncodedEvent::encode(
+            ev,
+            ev.members(),
+            shared.for_properties(ev.own_properties()),
+            &user,
+        )
     }
 
     pub(crate) fn shared() -> SharedProperties {

@@ -82,9 +82,9 @@ impl RecordedEvent {
         self.properties.members()
     }
 
-    /// The properties' names.
-    pub fn keys(&self) -> impl Iterator<Item = &str> + Clone {
-        self.properties.keys()
+    /// The properties themselves.
+    pub fn own_properties(&self) -> &Properties {
+        &self.properties
     }
 
     /// The properties as a map again (for a sink that filters them).

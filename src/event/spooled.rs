@@ -272,7 +272,7 @@ mod tests {
                 EncodedEvent::encode(
                     &event,
                     event.members(),
-                    shared.for_event(event.keys()),
+                    shared.for_properties(event.own_properties()),
                     user,
                 )
             })
