@@ -313,25 +313,32 @@ pub(crate) fn object_body(map: &Map<String, Value>) -> String {
 
 /// Appends `s` as a JSON string literal.
 pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
+    // Every byte JSON makes us escape is ASCII, and an ASCII byte is never part of a longer
+    // UTF-8 sequence: the text is walked by bytes, not decoded into chars, and each slice
+    // starts and ends on a char boundary.
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 => "",
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
             _ => continue,
         };
         out.push_str(&s[start..i]);
         if escape.is_empty() {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         } else {
             out.push_str(escape);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -374,6 +381,27 @@ mod tests {
         map.insert("deep".into(), nested(500_000));
         assert_eq!(retain_admissible(&mut map), 1);
         assert_eq!(map.len(), 1);
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_before() {
+        for (s, json) in [
+            ("", r#""""#),
+            ("a\"b\\c", r#""a\"b\\c""#),
+            ("\n\r\t", r#""\n\r\t""#),
+            ("\u{0}\u{8}\u{c}\u{1f}", r#""\u0000\u0008\u000c\u001f""#),
+            ("é\u{7f}✓\"", "\"é\u{7f}✓\\\"\""),
+        ] {
+            assert_eq!(json_string(s), json, "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_round_trips(s in proptest::prelude::any::<String>()) {
+            let out = json_string(&s);
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).ok(), Some(s));
+        }
     }
 
     #[test]
