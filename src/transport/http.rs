@@ -21,9 +21,6 @@ use crate::event::{EncodedEvent, encode_batch, encode_batch_into};
 /// Bodies smaller than this are built and compressed on the actor thread: handing them to the
 /// blocking pool would cost more than the work.
 const INLINE_BODY_BYTES: usize = 64 * 1024;
-/// zstd level 1 compresses repetitive event JSON about 10x at several hundred MB/s; higher
-/// levels cost far more CPU for little gain on such data.
-const ZSTD_LEVEL: i32 = 1;
 
 /// Settings of the HTTP client.
 #[derive(Clone, Debug)]
@@ -230,7 +227,7 @@ async fn build_body(events: Arc<[EncodedEvent]>, compress: bool) -> Result<Vec<u
     let make = move || {
         let sent_at = SystemTime::now();
         if compress {
-            zstd_scratch::compress_with(ZSTD_LEVEL, |json| {
+            zstd_scratch::compress_with(zstd_scratch::BODY_LEVEL, |json| {
                 encode_batch_into(&events, sent_at, json)
             })
             .map_err(|e| format!("zstd: {e}"))

@@ -14,6 +14,13 @@ use std::io;
 
 use zstd::bulk::Compressor;
 
+/// The level of request bodies: zstd's fast mode. On a body of 1,000 typical events (863 KB of
+/// JSON, most of it the shared properties each event repeats), `zstd -b` here gives level 1
+/// 53× at 1.9 GB/s and level -1 33× at 3.4 GB/s: 10 more bytes on the wire per event, for
+/// about 0.2 µs less of the host's CPU per event (compressing bodies at level 1 had been a
+/// quarter of the telemetry threads' CPU).
+pub(crate) const BODY_LEVEL: i32 = -1;
+
 /// A buffer that grew beyond this is not kept after its body, so one huge batch does not pin
 /// its size in every thread that built one.
 const MAX_KEPT_BYTES: usize = 4 << 20;

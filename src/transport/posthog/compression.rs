@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+use crate::transport::zstd_scratch;
+
 /// How capture bodies are compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Compression {
@@ -26,7 +28,6 @@ const FLATE_LEVEL: u32 = 1;
 const BROTLI_QUALITY: u32 = 1;
 /// Brotli window: 2^22 bytes, the encoder's usual choice.
 const BROTLI_WINDOW: u32 = 22;
-const ZSTD_LEVEL: i32 = 1;
 
 impl Compression {
     /// The `Content-Encoding` token, `None` when uncompressed.
@@ -87,7 +88,7 @@ impl Compression {
                 }
                 Ok(out)
             }
-            Compression::Zstd => crate::transport::zstd_scratch::compress(ZSTD_LEVEL, &body),
+            Compression::Zstd => zstd_scratch::compress(zstd_scratch::BODY_LEVEL, &body),
         }
     }
 }
