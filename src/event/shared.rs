@@ -109,13 +109,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Shared properties `s0` to `s{n-1}`.
+    fn numbered(n: usize) -> SharedProperties {
+        SharedProperties::new((0..n).map(|i| (format!("s{i}"), json!(i))).collect())
+    }
+
     #[test]
     fn the_tags_of_an_event_s_names_give_the_fragment_its_names_would() {
-        let mut map = Map::new();
-        for i in 0..40 {
-            map.insert(format!("s{i}"), json!(i));
-        }
-        let shared = SharedProperties::new(map);
+        let shared = numbered(40);
         // Own names drawn from the shared keys and others, a few to more than can be tagged,
         // one of them escaped in some events.
         let pool: Vec<String> = (0..40)
@@ -146,11 +147,7 @@ mod tests {
 
     #[test]
     fn an_own_key_that_is_shared_is_left_out_of_the_fragment_whatever_the_filter() {
-        let mut map = Map::new();
-        for i in 0..500 {
-            map.insert(format!("s{i}"), json!(i));
-        }
-        let shared = SharedProperties::new(map);
+        let shared = numbered(500);
         assert_eq!(
             &*shared.for_event(["own", "other"].into_iter()),
             &*shared.fragment
