@@ -193,11 +193,16 @@ impl Budget {
     /// runtime's thread and one pass through the actors per event into one per millisecond.
     /// False if a caller was first in the meantime: its `DrainAdmitted` is on its way.
     pub fn linger(&self) -> bool {
+        // Raised before the unit is taken, so that a caller who finds the budget full because
+        // of that unit also finds why (see `try_take`).
+        self.lingering.store(true, Ordering::Release);
         let held = self
             .pending
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        self.lingering.store(held, Ordering::Release);
+        if !held {
+            self.lingering.store(false, Ordering::Release);
+        }
         held
     }
 
@@ -208,7 +213,10 @@ impl Budget {
 
     /// Takes one unit if there is room. An increment and, when refused, its undo: cheaper under
     /// contention than a compare-and-swap loop, and an over-count of a refused caller only
-    /// lasts until its undo (it can delay a drain's end, never skip a wake-up).
+    /// lasts until its undo (it can delay a drain's end, never skip a wake-up). The unit a
+    /// lingering Recorder holds is no event: the one caller whose increment lands just past
+    /// the budget while it is held takes that room, so a budget of one event is not used up
+    /// by an idle runtime.
     fn try_take(&self) -> Option<Admitted> {
         let before = self.pending.fetch_add(1, Ordering::AcqRel);
         if before < self.max {
@@ -217,6 +225,9 @@ impl Budget {
             } else {
                 Admitted::Queued
             })
+        } else if before == self.max && self.lingering.load(Ordering::Acquire) {
+            // The Recorder holds the duty to drain: no one to wake.
+            Some(Admitted::Queued)
         } else {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             None
@@ -422,5 +433,26 @@ impl EventSender {
             .load(Ordering::Acquire)
             .saturating_sub(lingering)
             .min(self.budget.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unit_a_lingering_recorder_holds_leaves_room_for_one_event() {
+        let budget = Budget::new(1, AdmissionPolicy::Drop);
+        assert!(budget.linger(), "idle: the Recorder takes the unit");
+        assert_eq!(budget.try_take(), Some(Admitted::Queued), "no one to wake");
+        assert_eq!(budget.try_take(), None, "the budget of one event is used");
+        // The Recorder takes the event in and gives the unit back.
+        assert!(!budget.release(1 + budget.end_linger()));
+        assert_eq!(budget.try_take(), Some(Admitted::First));
+        assert_eq!(
+            budget.try_take(),
+            None,
+            "no longer lingering: no extra room"
+        );
     }
 }
