@@ -20,13 +20,14 @@
 #[allow(dead_code)]
 mod support;
 
-use support::{harness, loopback, pipeline, procfs};
+use support::{comparison, harness, loopback, pipeline, procfs};
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use actix_telemetry::Flush;
 
+use comparison::Comparison;
 use harness::{Check, Options, Over, Scenario, Target, emit};
 use loopback::LoopbackBackend;
 use pipeline::{
@@ -141,8 +142,17 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// The performance issue's bound on what the spool costs.
+const COMPARISONS: &[Comparison] = &[Comparison::cost_at_most(
+    "spool_cost",
+    "at_once",
+    "at_once_spool",
+    "events_per_s",
+    10.0,
+)];
+
 fn main() -> ExitCode {
-    harness::main(SCENARIOS)
+    harness::main(SCENARIOS, COMPARISONS)
 }
 
 fn burst(_options: &Options) -> Result<(), String> {

@@ -82,7 +82,7 @@ const SCENARIOS: &[Scenario] = &[
 const BURST: u64 = 1_000_000;
 
 fn main() -> ExitCode {
-    harness::main(SCENARIOS)
+    harness::main(SCENARIOS, &[])
 }
 
 /// Reads timed between two flushes, so the evaluation events they send do not pile up.

@@ -125,7 +125,7 @@ const SCENARIOS: &[Scenario] = &[
 const CTRL_C_REQUESTS: u64 = 1_000;
 
 fn main() -> ExitCode {
-    harness::main(SCENARIOS)
+    harness::main(SCENARIOS, &[])
 }
 
 /// Records `RATE` events a second on a thread of its own for `length`; the count so far is

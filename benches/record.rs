@@ -33,7 +33,7 @@
 
 mod support;
 
-use support::{harness, loopback, pipeline, procfs};
+use support::{comparison, harness, loopback, pipeline, procfs};
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix_telemetry::{Flush, Record, Stats};
 use tokio::runtime::Runtime;
 
+use comparison::Comparison;
 use harness::{Check, Options, Over, Scenario, Target, emit};
 use loopback::LoopbackBackend;
 use pipeline::{
@@ -203,8 +204,17 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// The performance issue's bound on what the spool costs.
+const COMPARISONS: &[Comparison] = &[Comparison::cost_at_most(
+    "spool_cost",
+    "throughput",
+    "spool",
+    "events_per_s",
+    10.0,
+)];
+
 fn main() -> ExitCode {
-    harness::main(SCENARIOS)
+    harness::main(SCENARIOS, COMPARISONS)
 }
 
 // ───────────────────────────────────────── caller ──────────────────────────────────────────

@@ -8,6 +8,7 @@
 
 use std::process::{Command, ExitCode, Stdio};
 
+use super::comparison::{self, Comparison};
 use super::procfs;
 
 /// Parsed command line.
@@ -42,7 +43,8 @@ usage: cargo bench --bench record -- [SCENARIO...] [--runs N] [--events N] [--sa
 
 SCENARIO is one of caller, throughput, paced, burst, outage, file, spool, drain, or all
 (the default).
-  --runs N     repetitions of each scenario, each in a fresh process (default 3)
+  --runs N     repetitions of each scenario, each in a fresh process, the scenarios taking
+               turns (run 1 of each, then run 2 of each; default 3)
   --events N   events of the throughput, paced, file and spool scenarios (default 500000)
   --samples N  timed calls per variant in the caller scenario (default 200000)
 
@@ -99,7 +101,7 @@ pub enum Check {
 }
 
 impl Check {
-    fn passes(self, value: f64) -> bool {
+    pub fn passes(self, value: f64) -> bool {
         match self {
             Check::AtMost(limit) => value <= limit,
             Check::AtLeast(limit) => value >= limit,
@@ -108,7 +110,7 @@ impl Check {
         }
     }
 
-    fn label(self) -> String {
+    pub fn label(self) -> String {
         match self {
             Check::AtMost(v) => format!("≤ {}", number(v)),
             Check::AtLeast(v) => format!("≥ {}", number(v)),
@@ -158,8 +160,9 @@ struct Metric {
     unit: String,
 }
 
-/// Runs what the command line asks for; see [`USAGE`].
-pub fn main(scenarios: &[Scenario]) -> ExitCode {
+/// Runs what the command line asks for (see [`USAGE`]), judging the targets of `scenarios`
+/// and the `comparisons` of those that both ran.
+pub fn main(scenarios: &[Scenario], comparisons: &[Comparison]) -> ExitCode {
     let known: Vec<&str> = scenarios.iter().map(|s| s.name).collect();
     let options = match Options::parse(std::env::args().skip(1), &known) {
         Ok(options) => options,
@@ -187,67 +190,101 @@ pub fn main(scenarios: &[Scenario]) -> ExitCode {
             }
         };
     }
-    drive(scenarios, &options)
+    drive(scenarios, comparisons, &options)
 }
 
-fn drive(scenarios: &[Scenario], options: &Options) -> ExitCode {
+fn drive(scenarios: &[Scenario], comparisons: &[Comparison], options: &Options) -> ExitCode {
     print_machine();
+    let chosen: Vec<&Scenario> = options
+        .scenarios
+        .iter()
+        .filter_map(|name| scenarios.iter().find(|s| s.name == name))
+        .collect();
+    // In alternation: the machine's speed drifts, and scenarios compared with each other
+    // should meet the same drift.
+    let mut runs: Vec<Vec<Option<Vec<Metric>>>> = vec![Vec::new(); chosen.len()];
     let mut errors = false;
-    let mut missed = false;
-    let mut summary = Vec::new();
-    for name in &options.scenarios {
-        let Some(scenario) = scenarios.iter().find(|s| s.name == name) else {
-            continue;
-        };
-        let mut runs: Vec<Option<Vec<Metric>>> = Vec::new();
-        for run in 1..=options.runs {
-            eprintln!("-- {name}: run {run} of {}", options.runs);
-            wait_for_quiet_machine();
-            match run_child(name, options) {
-                Ok(metrics) => {
-                    for target in scenario.targets {
-                        if let Some(m) = metrics.iter().find(|m| m.key == target.metric) {
-                            eprintln!("   {} = {} {}", m.key, number(m.value), m.unit);
-                        }
-                    }
-                    runs.push(Some(metrics));
-                }
-                Err(message) => {
-                    eprintln!("   run failed: {message}");
-                    errors = true;
-                    runs.push(None);
-                }
-            }
+    for run in 1..=options.runs {
+        for (scenario, runs) in chosen.iter().zip(&mut runs) {
+            runs.push(run_one(scenario, run, options));
+            errors |= runs.last().is_some_and(Option::is_none);
         }
-        let verdicts = print_scenario(scenario, &runs);
-        missed |= verdicts.iter().any(|(_, _, pass)| !pass);
+    }
+    let mut summary = Vec::new();
+    for (scenario, runs) in chosen.iter().zip(&runs) {
+        let verdicts = print_scenario(scenario, runs);
         summary.extend(
             verdicts
                 .into_iter()
                 .map(|(target, median, pass)| (scenario.name, target, median, pass)),
         );
     }
-    if !summary.is_empty() {
-        println!("\n### Targets and checks\n");
-        println!("| scenario | metric | kind | median | requirement | verdict |");
-        println!("|---|---|---|---:|---|---|");
-        for (scenario, target, median, pass) in &summary {
-            println!(
-                "| {scenario} | {} | {} | {} | {} | {} |",
-                target.metric,
-                if target.from_issue { "target" } else { "check" },
-                median.map_or("n/a".into(), number),
-                target_label(target),
-                if *pass { "PASS" } else { "FAIL" }
-            );
-        }
+    let values = |scenario: &str, metric: &str| {
+        let at = chosen.iter().position(|s| s.name == scenario)?;
+        let per_run: Vec<Option<f64>> = runs[at]
+            .iter()
+            .map(|run| {
+                run.as_ref()?
+                    .iter()
+                    .find(|m| m.key == metric)
+                    .map(|m| m.value)
+            })
+            .collect();
+        let mut present: Vec<f64> = per_run.iter().flatten().copied().collect();
+        let mid = median(&mut present);
+        Some((per_run, mid))
+    };
+    for (comparison, cost, pass) in comparison::print(comparisons, values) {
+        summary.push((comparison.with, &comparison.target, cost, pass));
     }
+    let missed = summary.iter().any(|(_, _, _, pass)| !pass);
+    print_summary(&summary);
     if errors {
         ExitCode::FAILURE
     } else if missed {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Runs `scenario` once in a child, reporting its targets' metrics as they come.
+fn run_one(scenario: &Scenario, run: usize, options: &Options) -> Option<Vec<Metric>> {
+    eprintln!("-- {}: run {run} of {}", scenario.name, options.runs);
+    wait_for_quiet_machine();
+    match run_child(scenario.name, options) {
+        Ok(metrics) => {
+            for target in scenario.targets {
+                if let Some(m) = metrics.iter().find(|m| m.key == target.metric) {
+                    eprintln!("   {} = {} {}", m.key, number(m.value), m.unit);
+                }
+            }
+            Some(metrics)
+        }
+        Err(message) => {
+            eprintln!("   run failed: {message}");
+            None
+        }
+    }
+}
+
+/// The table of every target and check, with its median and verdict.
+fn print_summary(summary: &[(&str, &Target, Option<f64>, bool)]) {
+    if summary.is_empty() {
+        return;
+    }
+    println!("\n### Targets and checks\n");
+    println!("| scenario | metric | kind | median | requirement | verdict |");
+    println!("|---|---|---|---:|---|---|");
+    for (scenario, target, median, pass) in summary {
+        println!(
+            "| {scenario} | {} | {} | {} | {} | {} |",
+            target.metric,
+            if target.from_issue { "target" } else { "check" },
+            median.map_or("n/a".into(), number),
+            target_label(target),
+            if *pass { "PASS" } else { "FAIL" }
+        );
     }
 }
 
@@ -355,7 +392,8 @@ fn run_child(name: &str, options: &Options) -> Result<Vec<Metric>, String> {
     }
 }
 
-fn median(values: &mut [f64]) -> Option<f64> {
+/// The median of `values` (sorted in place).
+pub fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {
