@@ -124,13 +124,8 @@ mod tests {
             .chain((0..40).map(|i| format!("own{i}")))
             .chain(["quote\"d".to_string(), "s".to_string(), String::new()])
             .collect();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = crate::rng::Rng::seeded(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         let mut shared_hits = 0;
         for _ in 0..2_000 {
             let mut properties = Properties::new();
