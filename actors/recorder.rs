@@ -338,8 +338,8 @@ impl Handler<DrainAdmitted> for Recorder {
         let taken = self.take_run(MESSAGES_PER_TURN, ctx);
         self.forward_events();
         // Out of the inbox: room for the next ones, whatever becomes of these events; and the
-        // unit held while lingering, if this is the look after it.
-        if budget.release(taken + budget.end_linger()) {
+        // end of a linger, if this is the look after it.
+        if budget.release_ending_linger(taken) {
             if taken == 0 {
                 // Admitted by a caller who has not pushed yet (it was preempted in between):
                 // look again shortly instead of spinning on the runtime's thread.

@@ -15,8 +15,9 @@
 //! after each run of events for as long as the count is not back to zero. So while events are
 //! outstanding exactly one `DrainAdmitted` is in flight, and a burst costs one message per run
 //! of events instead of one per event. When a run empties the inbox the Recorder may keep the
-//! duty a millisecond longer ([`Budget::linger`]), holding one unit of the count itself, so a
-//! steady trickle wakes it once per millisecond rather than once per event.
+//! duty a millisecond longer ([`Budget::linger`]), marking the count so that callers wake no one
+//! (the mark is a flag, not a unit: it takes no room from the events), so a steady trickle
+//! wakes it once per millisecond rather than once per event.
 //!
 //! Bounding the Recorder's inbox is enough: the actors after it take turns on one thread, each
 //! handling the same number of events per turn, so their mailboxes stay a few hundred events
@@ -24,7 +25,7 @@
 //! crowded, `src/pressure.rs`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,14 +65,13 @@ impl Default for AdmissionPolicy {
 #[derive(Debug)]
 pub(crate) struct Budget {
     /// Events admitted and not taken in by the Recorder yet (may briefly read one more per
-    /// caller refused at the limit, see [`Budget::try_take`]).
+    /// caller refused at the limit, see [`Budget::try_take`]), with [`LINGERING`] set while
+    /// the Recorder lingers: one atomic, so a caller sees both at once.
     pending: AtomicUsize,
     max: usize,
     policy: AdmissionPolicy,
     /// Where callers put admitted items, in order.
     inbox: Mutex<Vec<Inbound>>,
-    /// The Recorder holds one unit of `pending` itself (see [`Budget::linger`]).
-    lingering: AtomicBool,
     /// What the Recorder took from the inbox and has not handled yet, and the emptied buffer
     /// it swaps for the inbox's next time (so neither side allocates once warmed up). Only
     /// the Recorder locks it.
@@ -81,6 +81,10 @@ pub(crate) struct Budget {
 /// How long the Recorder keeps the duty to drain after the inbox emptied ([`Budget::linger`]):
 /// the most an event recorded at a trickle waits in the inbox.
 pub(crate) const LINGER: Duration = Duration::from_millis(1);
+
+/// The bit of [`Budget`]'s count that says the Recorder lingers: the top one, far above any
+/// count of events.
+const LINGERING: usize = 1 << (usize::BITS - 1);
 
 /// The Recorder's side of the inbox.
 #[derive(Debug, Default)]
@@ -177,57 +181,39 @@ impl Budget {
     pub fn new(max: usize, policy: AdmissionPolicy) -> Self {
         Budget {
             pending: AtomicUsize::new(0),
-            // At least 1: `Config::resolve` refuses `max_pending_events(0)`.
-            max,
+            // At least 1: `Config::resolve` refuses `max_pending_events(0)`. Far below the
+            // lingering flag, so no count of events reaches it.
+            max: max.min(LINGERING >> 1),
             policy,
             inbox: Mutex::new(Vec::new()),
-            lingering: AtomicBool::new(false),
             outbox: Mutex::new(Outbox::default()),
         }
     }
 
     /// After a run that emptied the inbox, the Recorder keeps the duty to drain a little longer
-    /// by holding one unit of the budget itself: callers who come meanwhile find events
-    /// outstanding and wake no one, and the Recorder looks again after [`LINGER`]. At a steady
-    /// trickle (a request handler recording one event each) this turns one wake-up of the
-    /// runtime's thread and one pass through the actors per event into one per millisecond.
-    /// False if a caller was first in the meantime: its `DrainAdmitted` is on its way.
+    /// by marking the count: callers who come meanwhile find the mark and wake no one, and the
+    /// Recorder looks again after [`LINGER`]. At a steady trickle (a request handler recording
+    /// one event each) this turns one wake-up of the runtime's thread and one pass through the
+    /// actors per event into one per millisecond. False if a caller was first in the meantime:
+    /// its `DrainAdmitted` is on its way.
     pub fn linger(&self) -> bool {
-        // Raised before the unit is taken, so that a caller who finds the budget full because
-        // of that unit also finds why (see `try_take`).
-        self.lingering.store(true, Ordering::Release);
-        let held = self
-            .pending
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if !held {
-            self.lingering.store(false, Ordering::Release);
-        }
-        held
-    }
-
-    /// The unit [`linger`](Self::linger) held goes back with the next release.
-    pub fn end_linger(&self) -> usize {
-        usize::from(self.lingering.swap(false, Ordering::AcqRel))
+        self.pending
+            .compare_exchange(0, LINGERING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Takes one unit if there is room. An increment and, when refused, its undo: cheaper under
     /// contention than a compare-and-swap loop, and an over-count of a refused caller only
-    /// lasts until its undo (it can delay a drain's end, never skip a wake-up). The unit a
-    /// lingering Recorder holds is no event: the one caller whose increment lands just past
-    /// the budget while it is held takes that room, so a budget of one event is not used up
-    /// by an idle runtime.
+    /// lasts until its undo (it can delay a drain's end, never skip a wake-up). The caller
+    /// that takes the count from zero wakes the Recorder, unless it lingers.
     fn try_take(&self) -> Option<Admitted> {
         let before = self.pending.fetch_add(1, Ordering::AcqRel);
-        if before < self.max {
+        if before & !LINGERING < self.max {
             Some(if before == 0 {
                 Admitted::First
             } else {
                 Admitted::Queued
             })
-        } else if before == self.max && self.lingering.load(Ordering::Acquire) {
-            // The Recorder holds the duty to drain: no one to wake.
-            Some(Admitted::Queued)
         } else {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             None
@@ -290,19 +276,29 @@ impl Budget {
         self.pending.load(Ordering::Acquire) > 0
     }
 
-    /// The Recorder took `taken` events in; true while events are still outstanding (admitted,
-    /// maybe not in the inbox yet), so the Recorder keeps the duty to drain.
+    /// The Recorder took `taken` events in (a linger goes on); true while anything is still
+    /// outstanding (admitted, maybe not in the inbox yet), so the Recorder keeps the duty to
+    /// drain.
     pub fn release(&self, taken: usize) -> bool {
         if taken == 0 {
             return self.has_outstanding();
         }
+        self.update(|n| (n & LINGERING) | (n & !LINGERING).saturating_sub(taken)) != 0
+    }
+
+    /// [`release`](Self::release) by the look that ends a linger; true while events are still
+    /// outstanding.
+    pub fn release_ending_linger(&self, taken: usize) -> bool {
+        self.update(|n| (n & !LINGERING).saturating_sub(taken)) != 0
+    }
+
+    /// Applies `change` to the count atomically; returns the new value.
+    fn update(&self, change: impl Fn(usize) -> usize) -> usize {
         let before = self
             .pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_sub(taken))
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(change(n)))
             .unwrap_or(0);
-        before.saturating_sub(taken) > 0
+        change(before)
     }
 }
 
@@ -425,14 +421,8 @@ impl EventSender {
 
     /// Events sent and not taken in by the runtime yet.
     pub fn pending(&self) -> usize {
-        // Without the passing over-count of callers refused at the limit, and without the unit
-        // the Recorder holds while it lingers.
-        let lingering = usize::from(self.budget.lingering.load(Ordering::Acquire));
-        self.budget
-            .pending
-            .load(Ordering::Acquire)
-            .saturating_sub(lingering)
-            .min(self.budget.max)
+        // Without the lingering flag and the passing over-count of callers refused at the limit.
+        (self.budget.pending.load(Ordering::Acquire) & !LINGERING).min(self.budget.max)
     }
 }
 
@@ -441,13 +431,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_unit_a_lingering_recorder_holds_leaves_room_for_one_event() {
+    fn a_lingering_recorder_leaves_the_whole_budget_to_events() {
         let budget = Budget::new(1, AdmissionPolicy::Drop);
-        assert!(budget.linger(), "idle: the Recorder takes the unit");
+        assert!(budget.linger(), "idle: the Recorder lingers");
         assert_eq!(budget.try_take(), Some(Admitted::Queued), "no one to wake");
         assert_eq!(budget.try_take(), None, "the budget of one event is used");
-        // The Recorder takes the event in and gives the unit back.
-        assert!(!budget.release(1 + budget.end_linger()));
+        // The Recorder takes the event in and ends the linger.
+        assert!(!budget.release_ending_linger(1));
         assert_eq!(budget.try_take(), Some(Admitted::First));
         assert_eq!(
             budget.try_take(),
