@@ -36,11 +36,13 @@ pub(crate) const HEADER: usize = 44;
 /// No block holds more than this uncompressed: a writer splits larger flushes, and a reader
 /// refuses a header that claims more (so a damaged one cannot make it allocate without bound).
 pub(crate) const MAX_RAW: usize = 64 * 1024 * 1024;
-/// zstd's fast mode (a negative level): measured in the `spool` benchmark, level -1 costs the
-/// pipeline about 3 % of its throughput against about 19 % for level 1 (same runs). With the
-/// shared fragments written once a block, a typical event of about 900 bytes of JSON takes
-/// about 54 bytes on disk, so the default 128 MiB holds about 2.5 million.
-const LEVEL: i32 = -1;
+/// zstd's fast mode (a negative level). With the spool on, the runtime's thread is what bounds
+/// the end-to-end rate, and compressing blocks is about a third of the spool's work on it:
+/// level -3 instead of -1 took about 0.12 µs of that thread's CPU per event off `at_once_spool`
+/// in four alternating pairs of runs (docs/performance.md, "The spool's compression level").
+/// With the shared fragments written once a block, a typical event of about 900 bytes of JSON
+/// takes about 63 bytes on disk (54 at -1), so the default 128 MiB holds about 2.1 million.
+const LEVEL: i32 = -3;
 
 /// What a block's header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
