@@ -114,7 +114,9 @@ pub(crate) enum Inbound {
     Reset,
     /// A flag read by a [`FlagReader`](crate::FlagReader): not an event yet (most reads repeat
     /// an earlier one and make none), never waited for ([`EventSender::offer_flag_read`]).
-    FlagEvaluated(Box<FlagEvaluated>),
+    /// Inline, not boxed: no larger than a `Record`, and a box would be one more allocation
+    /// on the reader's thread freed on the runtime's, for every read.
+    FlagEvaluated(FlagEvaluated),
 }
 
 pub(crate) mod sealed {
@@ -414,7 +416,7 @@ impl EventSender {
     pub(crate) fn offer_flag_read(&self, read: FlagEvaluated) -> Result<(), FlagEvaluated> {
         match self.budget.try_take() {
             Some(admitted) => {
-                self.push(Inbound::FlagEvaluated(Box::new(read)), admitted);
+                self.push(Inbound::FlagEvaluated(read), admitted);
                 Ok(())
             }
             None => Err(read),

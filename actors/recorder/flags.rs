@@ -168,14 +168,14 @@ impl Recorder {
     ) -> Option<R> {
         let features = self.features.clone();
         let read = evaluate(&features, name, follow, read, on_miss);
-        self.flag_read(name, read.response, read.default_used, None);
+        self.flag_read(name.to_string(), read.response, read.default_used, None);
         read.value
     }
 
     /// Records `$feature_flag_called` for a read of `flag` that answered `response`.
     pub(super) fn flag_read(
         &mut self,
-        flag: &str,
+        flag: String,
         response: Value,
         default_used: Option<Miss>,
         distinct_id: Option<String>,
@@ -189,7 +189,7 @@ impl Recorder {
         // In the run with the events around it: at one read per request, a message of its own
         // would also end the run of events before it.
         self.collate(Collatable::FlagCalled(FeatureFlagCalled {
-            flag: flag.to_string(),
+            flag,
             response,
             default_used,
             distinct_id,
@@ -253,7 +253,7 @@ impl Handler<FlagEvaluated> for Recorder {
 
     fn handle(&mut self, msg: FlagEvaluated, ctx: &mut Context<Self>) {
         supervised(self, ctx, |act, _| {
-            act.flag_read(&msg.flag, msg.response, msg.default_used, msg.distinct_id)
+            act.flag_read(msg.flag, msg.response, msg.default_used, msg.distinct_id)
         });
         self.forward_events();
     }

@@ -62,9 +62,8 @@ impl Recorder {
                 supervised(self, ctx, |act, _| act.change(IdentityChange::Reset, true));
             }
             Inbound::FlagEvaluated(msg) => {
-                let msg = *msg;
                 supervised(self, ctx, |act, _| {
-                    act.flag_read(&msg.flag, msg.response, msg.default_used, msg.distinct_id)
+                    act.flag_read(msg.flag, msg.response, msg.default_used, msg.distinct_id)
                 });
             }
         }
