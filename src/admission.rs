@@ -119,6 +119,9 @@ pub(crate) enum Inbound {
     FlagEvaluated(FlagEvaluated),
 }
 
+// What keeps the read unboxed from growing every `Inbound` the inbox holds.
+const _: () = assert!(std::mem::size_of::<FlagEvaluated>() <= std::mem::size_of::<Record>());
+
 pub(crate) mod sealed {
     /// What makes a message [`Admissible`](super::Admissible); not implementable outside.
     pub trait Sealed {
