@@ -142,13 +142,7 @@ impl Submitter {
 
     fn sync_spool(&mut self) {
         self.core.write_spool();
-        if let Some(file) = self.core.spool_sync_handle() {
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = file.sync_data() {
-                    tracing::warn!(target: "actix_telemetry::spool", %error, "cannot sync the spool");
-                }
-            });
-        }
+        self.core.sync_spool();
     }
 
     /// Answers flush `id` at `deadline`. The deadline was set by the application: the time
@@ -184,7 +178,7 @@ impl Actor for Submitter {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.core.write_spool();
+        self.core.write_spool_now();
     }
 }
 

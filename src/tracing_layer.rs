@@ -13,7 +13,8 @@
 //!
 //! The runtime's own logs never come back as events: events whose target is this crate's
 //! (`actix_telemetry…`) are ignored wherever they happen, and every event on the runtime's
-//! threads (`actix-telemetry`, `actix-telemetry-blocking`), which is where its dependencies
+//! threads (`actix-telemetry`, `actix-telemetry-blocking`, and the spool's
+//! `telemetry-spool` and `telemetry-fsync`), which is where its dependencies
 //! (actix, reqwest, hickory, …) log on its behalf. An event raised while the layer is
 //! recording one on the same thread is ignored too.
 
@@ -45,8 +46,14 @@ const MESSAGE_FIELD: &str = "message";
 /// The targets of the runtime's own diagnostics.
 const OWN_TARGET: &str = "actix_telemetry";
 
-/// The names of the threads the runtime runs on (see `src/runtime.rs`).
-const RUNTIME_THREADS: [&str; 2] = ["actix-telemetry", "actix-telemetry-blocking"];
+/// The names of the threads the runtime runs on (see `src/runtime.rs`, and the spool's writer
+/// in `src/spool/writer.rs`).
+const RUNTIME_THREADS: [&str; 4] = [
+    "actix-telemetry",
+    "actix-telemetry-blocking",
+    "telemetry-spool",
+    "telemetry-fsync",
+];
 
 thread_local! {
     /// Set while this thread records an event from the layer, so that whatever recording logs

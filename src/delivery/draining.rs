@@ -101,7 +101,7 @@ impl SinkCore {
         self.held_events = 0;
         self.held_bytes = 0;
         // Write what is pending first, so that "spooled" counts only what is on disk.
-        self.write_spool();
+        self.write_spool_now();
         let left = self.spooling.abandon(&seqs);
         let dropped = seqs.len() as u64 - left.held_spooled + left.lost;
         self.dropped.shutdown += dropped;

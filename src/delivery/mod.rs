@@ -151,9 +151,19 @@ impl SinkCore {
         self.flushes.account(seqs, how);
     }
 
-    /// Hands what the spool buffered to the operating system (at the end of a mailbox turn).
+    /// Hands what the spool buffered to its writer (at the end of a mailbox turn), to be
+    /// written behind.
     pub fn write_spool(&mut self) {
-        let lost = self.spooling.write();
+        self.write_spool_with(false);
+    }
+
+    /// Writes what the spool buffered and waits until it is with the operating system.
+    pub fn write_spool_now(&mut self) {
+        self.write_spool_with(true);
+    }
+
+    fn write_spool_with(&mut self, wait: bool) {
+        let lost = self.spooling.write(wait);
         if lost.failed + lost.full > 0 {
             self.dropped.spool_failed += lost.failed;
             self.dropped.spool_full += lost.full;
@@ -171,9 +181,9 @@ impl SinkCore {
         self.spooling.is_dirty()
     }
 
-    /// A handle to sync the spool to the device (off the actor thread).
-    pub fn spool_sync_handle(&self) -> Option<std::fs::File> {
-        self.spooling.sync_handle()
+    /// Syncs the spool to the device, off the actor's thread.
+    pub fn sync_spool(&mut self) {
+        self.spooling.sync();
     }
 
     /// The actor restarted: answers of in-flight batches may never come, so those batches go
@@ -211,8 +221,8 @@ impl SinkCore {
 
     /// This sink's counters.
     pub fn stats(&mut self) -> Stats {
-        // So that `spooled` counts only records the operating system already has.
-        self.write_spool();
+        // So that `spooled` counts every record the operating system has, and only those.
+        self.write_spool_now();
         let spool = self.spooling.stats();
         Stats {
             delivered: self.delivered,

@@ -62,9 +62,6 @@ pub(crate) struct Spooling {
     spool: Option<Spool>,
     /// The record of every held event that has one, by sequence number.
     spooled: BySeq<SpoolRef>,
-    /// Records appended but not written yet, by sequence number (memory-held ones) or as
-    /// spilled ones, so that a failed write knows whose they were.
-    spilled_pending: HashSet<SpoolRef>,
     /// Read back, not in memory yet (at most one segment's worth).
     read_back: VecDeque<Buffered>,
     /// Segments below this id were left by an earlier run.
@@ -95,7 +92,6 @@ impl Spooling {
             first_own_segment: spool.as_ref().map(Spool::next_segment_id),
             spool,
             spooled: BySeq::default(),
-            spilled_pending: HashSet::new(),
             read_back: VecDeque::new(),
             disk_only: 0,
             spilled_total: 0,
@@ -134,8 +130,7 @@ impl Spooling {
             return;
         };
         spool.spill();
-        let at = append(spool, &mut self.scratch, event);
-        self.spilled_pending.insert(at);
+        append(spool, &mut self.scratch, event);
         self.disk_only += 1;
         self.spilled_total += 1;
     }
@@ -221,15 +216,21 @@ impl Spooling {
         }
     }
 
-    /// Writes what is buffered and keeps the spool within its size limit. Returns how many
-    /// disk-only events were lost doing so (to be counted as dropped): to a failed write, and
-    /// to the size limit.
-    pub fn write(&mut self) -> Lost {
+    /// Hands what is buffered to the spool's writer and keeps the spool within its size
+    /// limit. Returns how many disk-only events were lost doing so (to be counted as
+    /// dropped): to a failed write (reported once its outcome is back), and to the size
+    /// limit. `wait`: waits for the writer, so that every outcome is in.
+    pub fn write(&mut self, wait: bool) -> Lost {
         let Some(spool) = &mut self.spool else {
             return Lost::default();
         };
         let mut lost = Lost::default();
-        match spool.flush() {
+        let written = if wait {
+            spool.flush()
+        } else {
+            spool.flush_behind()
+        };
+        match written {
             Ok(()) => {
                 if let Some(failures) = self.failing_since.take() {
                     tracing::warn!(
@@ -251,10 +252,9 @@ impl Spooling {
                 self.unwritten += failure.lost.len() as u64;
                 let gone: HashSet<SpoolRef> = failure.lost.into_iter().collect();
                 self.spooled.retain(|_, at| !gone.contains(at));
-                lost.failed = self.spilled_pending.intersection(&gone).count() as u64;
+                lost.failed = failure.spilled;
             }
         }
-        self.spilled_pending.clear();
         let removed = spool.enforce_limit();
         if !removed.segments.is_empty() {
             let gone: HashSet<u64> = removed.segments.into_iter().collect();
@@ -286,16 +286,20 @@ impl Spooling {
         self.spool.as_ref().is_some_and(Spool::is_dirty)
     }
 
-    pub fn sync_handle(&self) -> Option<std::fs::File> {
-        self.spool.as_ref().and_then(Spool::sync_handle)
+    /// Syncs the spool to the device, behind what was handed to its writer so far.
+    pub fn sync(&mut self) {
+        if let Some(spool) = &mut self.spool {
+            spool.sync();
+        }
     }
 
-    /// Syncs the spool to the device now (at shutdown: the next run delivers from it).
-    pub fn sync_now(&self) {
-        if let Some(file) = self.sync_handle()
-            && let Err(error) = file.sync_data()
+    /// Syncs the spool to the device now (at shutdown: the next run delivers from it). Called
+    /// after [`write`](Self::write) waited, so nothing is left for it to write.
+    pub fn sync_now(&mut self) {
+        if let Some(spool) = &mut self.spool
+            && let Err(failure) = spool.sync_now()
         {
-            tracing::warn!(target: "actix_telemetry::spool", %error, "cannot sync the spool at shutdown");
+            tracing::warn!(target: "actix_telemetry::spool", error = %failure.error, "cannot write the spool at shutdown");
         }
     }
 

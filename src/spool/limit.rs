@@ -59,7 +59,8 @@ impl Spool {
             .filter(|b| b.segment == id)
             .map(Pending::unacked)
             .sum();
-        (segment.live + pending, segment.unread)
+        let flying: u64 = self.in_flight_live(id);
+        (segment.live + pending + flying, segment.unread)
     }
 
     /// The events not acknowledged in an earlier run's segment, from its block headers (so a

@@ -11,9 +11,12 @@
 //! a symlink, and a directory another user owns or others may write to is refused. Each sink
 //! has a directory of its own ([`SpoolDirs`]).
 //!
-//! Appended events wait in memory until [`Spool::flush`], which writes all of them as one
-//! compressed block per segment (more if they exceed [`BLOCK_RAW_BYTES`]); the Submitter
-//! flushes at the end of every turn of its mailbox. A segment is sealed once it holds
+//! Appended events wait in memory until [`Spool::flush`] (or [`Spool::flush_behind`]), which
+//! hands all of them to the spool's writer as one block per segment (more if they exceed
+//! [`BLOCK_RAW_BYTES`]); the Submitter flushes at the end of every turn of its mailbox. The
+//! writer ([`writer`]) is a thread of its own that compresses blocks and does every file
+//! operation in the order asked; `flush` waits for it, `flush_behind` does not, and a block's
+//! events are live only once its outcome says it is in its log. A segment is sealed once it holds
 //! [`SEGMENT_RAW_BYTES`] of events (uncompressed, so that reading one back costs a bounded
 //! amount of memory) and deleted with its ack log once all its events are done. Segment numbers
 //! only grow.
@@ -72,6 +75,7 @@ mod limit;
 mod reading;
 pub(crate) mod record;
 mod segment;
+mod writer;
 mod writing;
 
 #[cfg(test)]
@@ -85,9 +89,9 @@ use std::path::{Path, PathBuf};
 pub(crate) use body::{Layout, Record};
 pub(crate) use dirs::{SinkSpool, SpoolDirs};
 use layout::{acks_path, file_len, list, remove_file, segment_path};
-use record::Packer;
 use segment::{Pending, Segment};
-use writing::Faults;
+use writer::{Job, Writer};
+use writing::Flying;
 
 use crate::files::{open_private, private_options};
 use crate::rng::Rng;
@@ -116,6 +120,9 @@ pub(crate) struct WriteFailure {
     /// The events that did not reach the disk; the spool has forgotten them (spilled ones
     /// among them are gone).
     pub lost: Vec<SpoolRef>,
+    /// How many of them were spilled (on disk only, so gone): a spilled segment holds only
+    /// spilled events.
+    pub spilled: u64,
 }
 
 /// What [`Spool::enforce_limit`] removed.
@@ -149,16 +156,22 @@ pub(crate) struct Spool {
     /// The segment appends go to.
     writing: Option<u64>,
     next_id: u64,
-    /// Blocks not written yet, in order.
+    /// Blocks not handed to the writer yet, in order.
     pending: Vec<Pending>,
+    /// Blocks handed to the writer whose outcome has not come back, in order.
+    in_flight: Flying,
+    /// Failed writes not reported yet.
+    failure: Option<WriteFailure>,
+    /// The writer was last told to close every log but this one's.
+    sealed_all_but: Option<u64>,
     /// Ack entries not written yet, per segment.
     pending_acks: BTreeMap<u64, Vec<u8>>,
     spilling: bool,
     /// Bytes on disk: logs and ack logs.
     total_bytes: u64,
     rng: Rng,
-    packer: Packer,
-    faults: Faults,
+    /// Compresses and writes blocks, and does every other file operation, on its own thread.
+    writer: Writer,
     /// Held for the spool's lifetime: one process per spool directory.
     _lock: File,
     /// Events whose records were removed to keep the spool under its size limit.
@@ -203,11 +216,13 @@ impl Spool {
             writing: None,
             next_id,
             pending: Vec::new(),
+            in_flight: Flying::new(),
+            failure: None,
+            sealed_all_but: None,
             pending_acks: BTreeMap::new(),
             spilling: false,
             rng: Rng::from_entropy(),
-            packer: Packer::new()?,
-            faults: Faults::default(),
+            writer: Writer::start(dir)?,
             _lock: lock,
             overflowed: 0,
             errors: 0,
@@ -260,21 +275,15 @@ impl Spool {
         self.pending.iter().map(|b| b.body.len()).sum::<usize>() >= BLOCK_RAW_BYTES
     }
 
-    /// A handle to sync the segment being written to the device (off the actor thread).
-    pub fn sync_handle(&self) -> Option<File> {
-        let segment = self.segments.get(&self.writing?)?;
-        segment.file.as_ref()?.try_clone().ok()
-    }
-
     fn remove_segment(&mut self, id: u64) {
         if let Some(segment) = self.segments.remove(&id) {
             self.total_bytes = self.total_bytes.saturating_sub(segment.bytes());
-            if segment.on_disk {
-                // The log first: an ack log left by a crash in between is deleted at the next
-                // open, and could acknowledge nothing anyway.
-                remove_file(&segment_path(&self.dir, id));
-                remove_file(&acks_path(&self.dir, id));
-            }
+            // Behind the writes to it; the writer knows whether its blocks created the log.
+            let job = Job::Remove {
+                segment: id,
+                log_on_disk: segment.on_disk,
+            };
+            let _ = self.writer.submit(job);
         }
         self.pending.retain(|b| b.segment != id);
         self.pending_acks.remove(&id);

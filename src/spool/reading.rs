@@ -26,16 +26,21 @@ impl Spool {
         if self.writing == Some(id) {
             self.seal_writing();
         }
+        // The log is read whole: the writer finishes it first.
+        self.catch_up();
         let mut replay = self.read_segment(id);
         // Events of the segment still in memory: returned as they are, and written so they
-        // stay durable until acknowledged.
-        let (own, others) = std::mem::take(&mut self.pending)
+        // stay durable until acknowledged (a failure costs only their durability).
+        let (own, others): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|b| b.segment == id);
         self.pending = others;
-        for block in own {
-            let _ = self.write_block(&block);
-            replay.records.extend(block_records(&block));
+        if !own.is_empty() {
+            for block in own {
+                replay.records.extend(block_records(&block));
+                self.hand_block(block, true);
+            }
+            self.catch_up();
         }
         match self.segments.get_mut(&id) {
             Some(segment) if segment.live > 0 => segment.unread = false,

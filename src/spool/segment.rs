@@ -1,7 +1,6 @@
 //! What the spool knows of one segment (its nonce, its events still live, its files' lengths,
 //! whether writes to it failed) and of the events appended to one and not written yet.
 
-use std::fs::File;
 use std::ops::Range;
 
 use super::SpoolRef;
@@ -30,9 +29,7 @@ pub(super) struct Segment {
     pub(super) log_len: u64,
     /// Length of the ack log up to its last whole entry.
     pub(super) acks_len: u64,
-    /// Open while this run writes blocks to the segment.
-    pub(super) file: Option<File>,
-    /// Whether the log file exists.
+    /// Whether the log file exists (as far as the writer's outcomes said).
     pub(super) on_disk: bool,
     /// A failed write could not be undone (or the file not created): nothing more is
     /// written to it.
@@ -52,7 +49,6 @@ impl Segment {
             raw_bytes: 0,
             log_len: 0,
             acks_len: 0,
-            file: None,
             on_disk: false,
             broken: false,
             lost: Vec::new(),

@@ -1,40 +1,46 @@
-//! Writing a spool: appending events, acknowledging them, and flushing both to the operating
-//! system as blocks and ack entries, with a failed write costing only its own block.
+//! Writing a spool: appending events, acknowledging them, and handing both to the spool's
+//! writer ([`super::writer`]) as blocks and ack entries, with a failed write costing only its
+//! own block. A block handed to the writer is in flight until its outcome comes back: its
+//! events are live (counted in [`Spool::live`]) only once it is in its log.
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::path::Path;
+use std::collections::VecDeque;
+use std::ops::Range;
+
 use std::sync::Arc;
 
 use super::body::Body;
-use super::layout::{acks_path, create_log};
 use super::segment::{Pending, Segment};
+use super::writer::{BlockFailure, BlockOutcome, Job, Outcome};
 use super::{BLOCK_RAW_BYTES, Spool, SpoolRef, WriteFailure, acks};
-use crate::files::{open_private, private_options};
 
-/// Test hooks for writes that fail; nothing outside tests.
-#[derive(Debug, Default)]
-pub(super) struct Faults {
-    /// The next this many block writes write half their bytes and fail, as on a disk that
-    /// fills up mid-write.
-    #[cfg(test)]
-    pub(super) torn_writes: usize,
+/// A block handed to the writer whose outcome has not come back.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    segment: u64,
+    first_seq: u64,
+    count: u32,
+    /// Its events not acknowledged when it was handed over.
+    unacked: u64,
+    /// Of those, how many were acknowledged since (their ack entries follow the block).
+    acked_since: u64,
+    /// A failure is not reported to the caller (the block was written while its segment was
+    /// read back, and its events came back from memory).
+    quiet: bool,
 }
 
-impl Faults {
-    pub(super) fn write(&mut self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
-        #[cfg(test)]
-        if self.torn_writes > 0 {
-            self.torn_writes -= 1;
-            file.write_all(&bytes[..bytes.len() / 2])?;
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "disk full (test)",
-            ));
-        }
-        file.write_all(bytes)
+impl InFlight {
+    fn seqs(&self) -> Range<u64> {
+        self.first_seq..self.first_seq + u64::from(self.count)
+    }
+
+    /// Its events that are live once it is written.
+    pub(super) fn live(&self) -> u64 {
+        self.unacked.saturating_sub(self.acked_since)
     }
 }
+
+/// The blocks in flight, oldest first.
+pub(super) type Flying = VecDeque<InFlight>;
 
 impl Spool {
     /// From now on, until every spilled segment is read back, appended events go to segments
@@ -128,7 +134,16 @@ impl Spool {
             block.acked.push(at.seq);
             return;
         }
-        segment.live = segment.live.saturating_sub(1);
+        let flying = self
+            .in_flight
+            .iter_mut()
+            .find(|b| b.segment == at.segment && b.seqs().contains(&at.seq));
+        match flying {
+            // Not live yet; its ack entry is written after its block (the writer keeps the
+            // order), and stays harmless should the block fail.
+            Some(block) => block.acked_since += 1,
+            None => segment.live = segment.live.saturating_sub(1),
+        }
         if let Some(nonce) = segment.nonce {
             acks::push(
                 nonce,
@@ -138,104 +153,165 @@ impl Spool {
         }
     }
 
-    /// Writes appended events and acknowledgements to the operating system. Events of a
-    /// block that could not be written are listed in the error and forgotten; the spool
-    /// carries on with the next flush.
+    /// Writes appended events and acknowledgements to the operating system and waits for
+    /// the writer. Events of a block that could not be written (in this flush or in one
+    /// before whose failure was not reported yet) are listed in the error and forgotten; the
+    /// spool carries on with the next flush.
     pub fn flush(&mut self) -> Result<(), WriteFailure> {
-        let mut failure: Option<WriteFailure> = None;
+        self.hand_over();
+        let outcomes = self.writer.barrier();
+        self.settle(outcomes);
+        self.failure.take().map_or(Ok(()), Err)
+    }
+
+    /// As [`flush`](Spool::flush), without waiting: the blocks are written behind, and a
+    /// failure is reported by the first flush after its outcome came back.
+    pub fn flush_behind(&mut self) -> Result<(), WriteFailure> {
+        self.hand_over();
+        let outcomes = self.writer.arrived();
+        self.settle(outcomes);
+        self.failure.take().map_or(Ok(()), Err)
+    }
+
+    /// Waits for the writer and takes in how its jobs went.
+    pub(super) fn catch_up(&mut self) {
+        let outcomes = self.writer.barrier();
+        self.settle(outcomes);
+    }
+
+    /// Hands the pending blocks and ack entries to the writer, and retires the segments that
+    /// are done.
+    fn hand_over(&mut self) {
         for block in std::mem::take(&mut self.pending) {
-            if let Err(error) = self.write_block(&block) {
-                let failure = failure.get_or_insert(WriteFailure {
-                    error,
-                    lost: Vec::new(),
-                });
-                failure.lost.extend(block.refs());
-            }
+            self.hand_block(block, false);
         }
         self.retire_done();
-        self.write_acks();
-        failure.map_or(Ok(()), Err)
+        self.hand_acks();
+        if self.sealed_all_but != self.writing {
+            // Sealed segments get no more blocks: their logs are closed.
+            self.sealed_all_but = self.writing;
+            let _ = self.writer.submit(Job::Seal { keep: self.writing });
+        }
     }
 
-    /// Writes `block` to its segment, counting its events live or lost. A block whose events
-    /// were all acknowledged meanwhile is not written.
-    pub(super) fn write_block(&mut self, block: &Pending) -> io::Result<()> {
-        if block.unacked() == 0 {
-            return Ok(());
+    /// Hands `block` to the writer. A block whose events were all acknowledged meanwhile is
+    /// not written. `quiet`: see [`InFlight::quiet`].
+    pub(super) fn hand_block(&mut self, block: Pending, quiet: bool) {
+        let unacked = block.unacked();
+        if unacked == 0 {
+            return;
         }
-        let written = self.try_write_block(block);
-        if let Some(segment) = self.segments.get_mut(&block.segment) {
-            match &written {
-                Ok(()) => segment.live += block.unacked(),
-                Err(_) => segment.lost.push(block.seqs()),
-            }
-        }
-        if written.is_err() {
-            self.errors += 1;
-        }
-        written
-    }
-
-    fn try_write_block(&mut self, block: &Pending) -> io::Result<()> {
-        let segment = self
-            .segments
-            .get_mut(&block.segment)
-            .ok_or_else(|| io::Error::other("the spool segment was removed"))?;
-        if segment.broken {
-            return Err(io::Error::other(
-                "an earlier write to this spool segment could not be undone",
-            ));
-        }
+        let Some(segment) = self.segments.get(&block.segment) else {
+            return;
+        };
         // Only an earlier run's segment has no nonce yet, and nothing is appended to one.
         let nonce = segment.nonce.unwrap_or_default();
-        let bytes =
-            self.packer
-                .encode(nonce, block.first_seq, block.count, &block.encoded_body())?;
-        let file = match &mut segment.file {
-            Some(file) => file,
-            None => match create_log(&self.dir, block.segment) {
-                Ok(file) => {
-                    segment.on_disk = true;
-                    segment.file.insert(file)
-                }
-                Err(error) => {
-                    segment.broken = true;
-                    return Err(error);
-                }
-            },
-        };
-        if let Err(error) = self.faults.write(file, &bytes) {
-            // Cut the file back so that the next block follows a whole one.
-            if file.set_len(segment.log_len).is_err() {
-                segment.broken = true;
-                // What stays on disk counts against the size limit.
-                let on_disk = file.metadata().map_or(segment.log_len, |m| m.len());
-                self.total_bytes += on_disk.saturating_sub(segment.log_len);
-                segment.log_len = segment.log_len.max(on_disk);
-                segment.file = None;
-            }
-            return Err(error);
+        let log_len = segment.log_len;
+        let (id, first_seq) = (block.segment, block.first_seq);
+        self.in_flight.push_back(InFlight {
+            segment: id,
+            first_seq,
+            count: block.count,
+            unacked,
+            acked_since: 0,
+            quiet,
+        });
+        if self.writer.submit(Job::Block { nonce, block }).is_err() {
+            let error = std::io::Error::other("the spool's writer stopped");
+            self.settle_block(BlockOutcome {
+                segment: id,
+                first_seq,
+                created: false,
+                log_len,
+                result: Err(BlockFailure {
+                    error,
+                    broken: true,
+                }),
+            });
         }
-        segment.log_len += bytes.len() as u64;
-        self.total_bytes += bytes.len() as u64;
-        Ok(())
     }
 
-    fn write_acks(&mut self) {
+    fn hand_acks(&mut self) {
         for (id, bytes) in std::mem::take(&mut self.pending_acks) {
-            let Some(segment) = self.segments.get_mut(&id) else {
+            let Some(segment) = self.segments.get(&id) else {
                 continue;
             };
-            if !segment.on_disk {
-                continue; // Its events never reached the disk.
+            let job = Job::Acks {
+                segment: id,
+                log_on_disk: segment.on_disk,
+                good_len: segment.acks_len,
+                bytes,
+            };
+            if self.writer.submit(job).is_err() {
+                self.errors += 1;
             }
-            let before = segment.acks_len;
-            match append_acks(&acks_path(&self.dir, id), before, &bytes) {
-                Ok(len) => segment.acks_len = len,
-                Err(_) => self.errors += 1,
-            }
-            self.total_bytes = (self.total_bytes + segment.acks_len).saturating_sub(before);
         }
+    }
+
+    /// Takes in how the writer's jobs went, in order.
+    pub(super) fn settle(&mut self, outcomes: Vec<Outcome>) {
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Block(block) => self.settle_block(block),
+                Outcome::Acks { segment, result } => match result {
+                    Ok(len) => {
+                        if let Some(segment) = self.segments.get_mut(&segment) {
+                            self.total_bytes =
+                                (self.total_bytes + len).saturating_sub(segment.acks_len);
+                            segment.acks_len = len;
+                        }
+                    }
+                    Err(_) => self.errors += 1,
+                },
+                Outcome::Barrier => {}
+            }
+        }
+    }
+
+    /// A block is in its log, or failed: its events are live, or lost.
+    fn settle_block(&mut self, outcome: BlockOutcome) {
+        let at = self
+            .in_flight
+            .iter()
+            .position(|b| b.segment == outcome.segment && b.first_seq == outcome.first_seq);
+        let Some(block) = at.and_then(|at| self.in_flight.remove(at)) else {
+            return;
+        };
+        let Some(segment) = self.segments.get_mut(&block.segment) else {
+            return; // Removed meanwhile (the size limit), and counted then.
+        };
+        segment.on_disk |= outcome.created;
+        // What a write that could not be cut back left counts against the size limit too.
+        self.total_bytes = (self.total_bytes + outcome.log_len).saturating_sub(segment.log_len);
+        segment.log_len = outcome.log_len;
+        let failure = match outcome.result {
+            Ok(()) => {
+                segment.live += block.live();
+                return;
+            }
+            Err(failure) => failure,
+        };
+        segment.lost.push(block.seqs());
+        segment.broken |= failure.broken;
+        self.errors += 1;
+        if block.quiet {
+            return;
+        }
+        let spilled = if segment.spill {
+            u64::from(block.count)
+        } else {
+            0
+        };
+        let reported = self.failure.get_or_insert(WriteFailure {
+            error: failure.error,
+            lost: Vec::new(),
+            spilled: 0,
+        });
+        reported.spilled += spilled;
+        reported.lost.extend(block.seqs().map(|seq| SpoolRef {
+            segment: block.segment,
+            seq,
+        }));
     }
 
     /// Deletes the segments whose events are all done and that will get no more.
@@ -246,32 +322,38 @@ impl Spool {
             .filter(|(id, s)| s.live == 0 && !s.unread && self.writing != Some(**id))
             .map(|(id, _)| *id)
             .filter(|id| !self.pending.iter().any(|b| b.segment == *id))
+            .filter(|id| !self.in_flight.iter().any(|b| b.segment == *id))
             .collect();
         for id in done {
             self.remove_segment(id);
         }
-        // Sealed segments are written no more.
-        for (id, segment) in &mut self.segments {
-            if self.writing != Some(*id) {
-                segment.file = None;
-            }
-        }
     }
-}
 
-/// Appends ack entries to the log at `path`, whole entries of which end at `good_len`;
-/// returns its new length. A torn entry past `good_len` (a crash, a failed write) is cut off
-/// first so that every entry starts at a multiple of [`acks::ENTRY`].
-fn append_acks(path: &Path, good_len: u64, bytes: &[u8]) -> io::Result<u64> {
-    let mut file = open_private(private_options().create(true).append(true), path)?;
-    let found = file.metadata()?.len();
-    let whole = found.min(good_len) - found.min(good_len) % acks::ENTRY;
-    if found != whole {
-        file.set_len(whole)?;
+    /// Events of segment `id` in blocks in flight that are live once written.
+    pub(super) fn in_flight_live(&self, id: u64) -> u64 {
+        self.in_flight
+            .iter()
+            .filter(|b| b.segment == id)
+            .map(InFlight::live)
+            .sum()
     }
-    if let Err(error) = file.write_all(bytes) {
-        let _ = file.set_len(whole);
-        return Err(error);
+
+    /// Syncs the log being written to the device, behind the writes handed over so far.
+    pub fn sync(&mut self) {
+        let _ = self.writer.submit(Job::Sync);
     }
-    Ok(whole + bytes.len() as u64)
+
+    /// Writes everything and syncs it to the device before returning (at shutdown).
+    pub fn sync_now(&mut self) -> Result<(), WriteFailure> {
+        self.hand_over();
+        let _ = self.writer.submit(Job::SyncNow);
+        self.catch_up();
+        self.failure.take().map_or(Ok(()), Err)
+    }
+
+    /// Makes the writer fail writes, in tests.
+    #[cfg(test)]
+    pub(super) fn inject(&self, fault: super::writer::Fault) {
+        assert!(self.writer.submit(Job::Fault(fault)).is_ok());
+    }
 }

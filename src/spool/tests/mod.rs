@@ -6,6 +6,7 @@ mod lifecycle;
 mod size_limit;
 mod spilling;
 mod write_failures;
+mod writing_behind;
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};

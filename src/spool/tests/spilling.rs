@@ -94,7 +94,7 @@ fn spilled_events_survive_a_restart_and_come_back_after_the_earlier_runs() {
     assert!(spool.is_spilling());
     // A write that fails as the segment is read back: its events still come back, but only
     // from memory, not live.
-    spool.faults.torn_writes = 1;
+    spool.inject(writer::Fault::TornWrites(1));
     let second = spool.read_back().unwrap();
     assert_eq!(plain(second.records), [(spilled, text(1))]);
     assert!(!spool.is_spilling());

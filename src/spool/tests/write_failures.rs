@@ -13,7 +13,7 @@ fn a_write_cut_short_loses_only_its_block_and_later_blocks_are_whole() {
         }
         spool.flush().unwrap();
         let failed: Vec<SpoolRef> = (3..6).map(|i| spool.append(&text(i), &[])).collect();
-        spool.faults.torn_writes = 1;
+        spool.inject(writer::Fault::TornWrites(1));
         let failure = spool.flush().unwrap_err();
         assert_eq!(failure.error.kind(), io::ErrorKind::StorageFull);
         assert_eq!(failure.lost, failed);
@@ -52,7 +52,7 @@ fn a_full_disk_that_cannot_be_cut_back_moves_on_to_a_new_segment() {
         spool.flush().unwrap();
         // Every write fails with ENOSPC, and the file cannot be cut back.
         let full = OpenOptions::new().append(true).open("/dev/full").unwrap();
-        spool.segments.get_mut(&first.segment).unwrap().file = Some(full);
+        spool.inject(writer::Fault::LogFile(first.segment, full));
         let failed: Vec<SpoolRef> = (1..3).map(|i| spool.append(&text(i), &[])).collect();
         let failure = spool.flush().unwrap_err();
         assert_eq!(failure.error.raw_os_error(), Some(28), "{failure}");
