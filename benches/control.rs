@@ -1,7 +1,7 @@
 //! Benchmarks of the control plane: reading flags and counters while events flow.
 //!
 //! ```text
-//! cargo bench --bench control -- [flag_read|user_flag_read|identity_record|stats_burst|all] [--runs N] [--samples N]
+//! cargo bench --bench control -- [flag_read|user_flag_read|identity_record|stats_burst|stats_burst_spool|all] [--runs N] [--samples N]
 //! ```
 //!
 //! - `flag_read`: what a flag read costs the calling thread through `Telemetry::flags()` (the
@@ -16,6 +16,8 @@
 //! - `stats_burst`: right after 1,000,000 events are recorded at once (to a loopback backend),
 //!   how long `Telemetry::stats()` takes to answer (target: within milliseconds), against
 //!   `send(GetStats)`, which answers in order behind the burst.
+//! - `stats_burst_spool`: the same with the spool on, where each sink's counters wait for its
+//!   spool's writer to catch up (so that `spooled` counts exactly what is in the files).
 
 // Each benchmark uses its own part of the shared support.
 #[allow(dead_code)]
@@ -70,6 +72,17 @@ const SCENARIOS: &[Scenario] = &[
         name: "stats_burst",
         summary: "Telemetry::stats() right after 1,000,000 events recorded at once",
         run: stats_burst,
+        targets: &[Target {
+            metric: "lane_stats_latency",
+            check: Check::AtMost(10.0),
+            over: Over::Median,
+            from_issue: true,
+        }],
+    },
+    Scenario {
+        name: "stats_burst_spool",
+        summary: "as stats_burst, with the spool on (each sink's spool writer catches up first)",
+        run: stats_burst_spool,
         targets: &[Target {
             metric: "lane_stats_latency",
             check: Check::AtMost(10.0),
@@ -269,8 +282,20 @@ fn identity_record(options: &Options) -> Result<(), String> {
 }
 
 fn stats_burst(_options: &Options) -> Result<(), String> {
+    stats_during_burst(None)
+}
+
+fn stats_burst_spool(_options: &Options) -> Result<(), String> {
+    let state = TempDir::new("control-stats-spool")?;
+    stats_during_burst(Some(&state))
+}
+
+fn stats_during_burst(state: Option<&TempDir>) -> Result<(), String> {
     let backend = loopback::LoopbackBackend::spawn()?;
-    let telemetry = start_with(backend.url(), |b| b)?;
+    let telemetry = start_with(backend.url(), |b| match state {
+        Some(dir) => b.state_dir(dir.0.join("state")),
+        None => b,
+    })?;
     let recorder = telemetry.recorder().clone();
     let rt = runtime()?;
     wait_for_checkin(&rt, &recorder)?;

@@ -87,6 +87,7 @@ pub fn emit_stats(s: &Stats) {
 pub fn emit_cpu(cpu: &CpuSplit, backend_seconds: f64) {
     emit("cpu_caller_thread", cpu.caller, "s");
     emit("cpu_runtime_thread", cpu.runtime, "s");
+    emit("cpu_spool_writer_thread", cpu.spool_writer, "s");
     emit("cpu_other_threads", cpu.other(), "s");
     if backend_seconds > 0.0 {
         emit("cpu_backend_process", backend_seconds, "s");
@@ -105,6 +106,11 @@ pub fn emit_cpu_per_event(cpu: &CpuSplit, backend_seconds: f64, events: u64) {
     let per_event = |seconds: f64| seconds * 1e6 / events.max(1) as f64;
     emit("cpu_per_event_process", per_event(cpu.total), "µs");
     emit("cpu_per_event_runtime", per_event(cpu.runtime), "µs");
+    emit(
+        "cpu_per_event_spool_writer",
+        per_event(cpu.spool_writer),
+        "µs",
+    );
     emit("cpu_per_event_other", per_event(cpu.other()), "µs");
     if backend_seconds > 0.0 {
         emit("cpu_per_event_backend", per_event(backend_seconds), "µs");

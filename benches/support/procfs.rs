@@ -13,6 +13,8 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// Name of the thread the runtime starts when built outside an actix `System` (see
 /// `src/runtime.rs`); its CPU time is the actors' own work plus the HTTP client's I/O.
 const RUNTIME_THREAD: &str = "actix-telemetry";
+/// Name of the spool's writer thread (see `src/spool/writer.rs`).
+const SPOOL_WRITER_THREAD: &str = "telemetry-spool";
 
 /// A `Vm*` field of `/proc/self/status`, in KiB (`VmHWM` is the peak resident set).
 pub fn status_kib(field: &str) -> Option<u64> {
@@ -54,6 +56,8 @@ pub struct CpuSplit {
     pub caller: f64,
     /// The runtime's private actix thread.
     pub runtime: f64,
+    /// The spool's writer thread (compressing and writing blocks).
+    pub spool_writer: f64,
     /// Every CPU of the machine, all processes together (not idle, not waiting on I/O).
     pub machine: f64,
 }
@@ -80,6 +84,7 @@ impl CpuSplit {
         let total = process_cpu_seconds(pid).unwrap_or(0.0);
         let mut caller = 0.0;
         let mut runtime = 0.0;
+        let mut spool_writer = 0.0;
         if let Ok(tasks) = fs::read_dir("/proc/self/task") {
             for task in tasks.flatten() {
                 let dir = task.path();
@@ -94,6 +99,8 @@ impl CpuSplit {
                     caller += seconds;
                 } else if comm.trim() == RUNTIME_THREAD {
                     runtime += seconds;
+                } else if comm.trim() == SPOOL_WRITER_THREAD {
+                    spool_writer += seconds;
                 }
             }
         }
@@ -101,6 +108,7 @@ impl CpuSplit {
             total,
             caller,
             runtime,
+            spool_writer,
             machine: machine_busy_seconds().unwrap_or(0.0),
         }
     }
@@ -111,6 +119,7 @@ impl CpuSplit {
             total: self.total - earlier.total,
             caller: self.caller - earlier.caller,
             runtime: self.runtime - earlier.runtime,
+            spool_writer: self.spool_writer - earlier.spool_writer,
             machine: self.machine - earlier.machine,
         }
     }
@@ -121,10 +130,10 @@ impl CpuSplit {
         (self.machine - self.total - helper_seconds).max(0.0)
     }
 
-    /// Everything else: tokio's blocking pool (batch encoding and zstd for large bodies, file
-    /// writes, host snapshots) and any helper threads.
+    /// Everything else: tokio's blocking pool (batch encoding and zstd for large bodies, host
+    /// snapshots) and any helper threads.
     pub fn other(&self) -> f64 {
-        (self.total - self.caller - self.runtime).max(0.0)
+        (self.total - self.caller - self.runtime - self.spool_writer).max(0.0)
     }
 }
 

@@ -23,9 +23,9 @@ use super::record::Packer;
 use super::segment::Pending;
 use crate::files::{open_private, private_options};
 
-/// Jobs the channel holds: a few blocks of [`BLOCK_RAW_BYTES`](super::BLOCK_RAW_BYTES) at
-/// most, so what waits to be written stays a few MiB.
-const QUEUE: usize = 4;
+/// Jobs the channel holds: two blocks of [`BLOCK_RAW_BYTES`](super::BLOCK_RAW_BYTES) at
+/// most wait behind the one being written, so that what waits stays a few MiB.
+const QUEUE: usize = 2;
 
 /// One thing to do to the files.
 pub(super) enum Job {

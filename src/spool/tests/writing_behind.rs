@@ -46,8 +46,8 @@ fn a_failure_behind_is_reported_by_a_later_flush_with_its_spilled_events() {
     let mut spool = Spool::open(&dir, 1 << 30).unwrap();
     let held = spool.append(&text(0), &[]);
     spool.flush().unwrap();
-    let resume = pause(&spool);
     spool.inject(Fault::TornWrites(1));
+    let resume = pause(&spool);
     spool.spill();
     let spilled: Vec<SpoolRef> = (1..4).map(|i| spool.append(&text(i), &[])).collect();
     spool.flush_behind().unwrap();
@@ -104,16 +104,16 @@ fn the_size_limit_counts_events_in_flight_once() {
     let mut rng = Rng::seeded(7);
     let written = spool.append(&noise(&mut rng, 100), &[]);
     spool.flush().unwrap();
-    // A second block of the same segment is in flight when the limit removes the segment,
-    // and so is the first block of the next one.
+    // A second block of the same segment is in flight when the limit removes the segment;
+    // the next segment's first block waits in memory.
     let resume = pause(&spool);
     let flying = spool.append(&noise(&mut rng, 100), &[]);
+    spool.flush_behind().unwrap();
     let next = spool.append(&noise(&mut rng, 100), &[]);
     assert_eq!(
         (flying.segment, next.segment),
         (written.segment, written.segment + 1)
     );
-    spool.flush_behind().unwrap();
     spool.max_bytes = 1;
     let removed = spool.enforce_limit();
     assert_eq!(removed.segments, vec![written.segment]);
