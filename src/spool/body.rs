@@ -108,8 +108,18 @@ impl Body {
 
     /// The body as it is written: every record, those `acked` says are done as tombstones,
     /// then the fragment table.
+    #[cfg(test)]
     pub fn encode(&self, acked: impl Fn(usize) -> bool) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len());
+        let mut out = Vec::new();
+        self.encode_into(acked, &mut out);
+        out
+    }
+
+    /// [`encode`](Self::encode) into `out`, replacing what it held (a buffer kept from one
+    /// block to the next allocates nothing).
+    pub fn encode_into(&self, acked: impl Fn(usize) -> bool, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.len());
         for (i, record) in self.raw_records().enumerate() {
             if acked(i) {
                 out.extend_from_slice(&[0, 0, 0, 0, TOMBSTONE]);
@@ -124,7 +134,6 @@ impl Body {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(fragment.as_bytes());
         }
-        out
     }
 
     /// The records as they were pushed, for events read back before their block is written.

@@ -111,6 +111,8 @@ const MAX_KEPT_PACKED: usize = 4 << 20;
 pub(crate) struct Packer {
     compressor: zstd::bulk::Compressor<'static>,
     packed: Vec<u8>,
+    /// The last block, header and frame: kept too, so that a block allocates nothing.
+    block: Vec<u8>,
 }
 
 impl std::fmt::Debug for Packer {
@@ -124,11 +126,13 @@ impl Packer {
         Ok(Packer {
             compressor: zstd::bulk::Compressor::new(LEVEL)?,
             packed: Vec::new(),
+            block: Vec::new(),
         })
     }
 
     /// The block for `count` events of a segment bound by `nonce`, the first numbered
     /// `first_seq`; `raw` is their body ([`body::Body::encode`]).
+    #[cfg(test)]
     pub fn encode(
         &mut self,
         nonce: u64,
@@ -136,6 +140,18 @@ impl Packer {
         count: u32,
         raw: &[u8],
     ) -> io::Result<Vec<u8>> {
+        self.encode_kept(nonce, first_seq, count, raw)
+            .map(<[u8]>::to_vec)
+    }
+
+    /// As `encode`, into a buffer the packer keeps until the next block.
+    pub fn encode_kept(
+        &mut self,
+        nonce: u64,
+        first_seq: u64,
+        count: u32,
+        raw: &[u8],
+    ) -> io::Result<&[u8]> {
         let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "spool block too large");
         if raw.len() > MAX_RAW {
             return Err(too_large());
@@ -154,14 +170,17 @@ impl Packer {
             packed_len: u32::try_from(packed.len()).map_err(|_| too_large())?,
             body_crc: crc32(packed),
         };
-        let mut out = Vec::with_capacity(HEADER + packed.len());
-        out.extend_from_slice(&header.to_bytes());
-        out.extend_from_slice(packed);
-        if self.packed.capacity() > MAX_KEPT_PACKED {
+        if self.block.capacity() > MAX_KEPT_PACKED {
             // A rare huge block does not pin its size for the spool's lifetime.
+            self.block = Vec::new();
+        }
+        self.block.clear();
+        self.block.extend_from_slice(&header.to_bytes());
+        self.block.extend_from_slice(packed);
+        if self.packed.capacity() > MAX_KEPT_PACKED {
             self.packed = Vec::new();
         }
-        Ok(out)
+        Ok(&self.block)
     }
 }
 

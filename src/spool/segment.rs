@@ -105,10 +105,11 @@ impl Pending {
         mask
     }
 
-    /// The block's body as it is written: its acknowledged events as tombstones.
-    pub(super) fn encoded_body(&self) -> Vec<u8> {
+    /// The block's body as it is written, into `out`: its acknowledged events as tombstones.
+    pub(super) fn encode_body_into(&self, out: &mut Vec<u8>) {
         let mask = self.acked_mask();
-        self.body.encode(|i| mask.get(i).copied().unwrap_or(false))
+        self.body
+            .encode_into(|i| mask.get(i).copied().unwrap_or(false), out);
     }
 
     pub(super) fn refs(&self) -> impl Iterator<Item = SpoolRef> + '_ {

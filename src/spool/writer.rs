@@ -24,8 +24,12 @@ use super::segment::Pending;
 use crate::files::{open_private, private_options};
 
 /// Jobs the channel holds: two blocks of [`BLOCK_RAW_BYTES`](super::BLOCK_RAW_BYTES) at
-/// most wait behind the one being written, so that what waits stays a few MiB.
+/// most wait behind the one being written, so that what waits stays under a MiB.
 const QUEUE: usize = 2;
+
+/// The largest uncompressed body the writer keeps room for between blocks (a block is
+/// [`BLOCK_RAW_BYTES`](super::BLOCK_RAW_BYTES) or a single larger event).
+const RAW_KEPT: usize = 4 << 20;
 
 /// One thing to do to the files.
 pub(super) enum Job {
@@ -205,6 +209,9 @@ struct Log {
 struct Files {
     dir: PathBuf,
     packer: Packer,
+    /// A block's uncompressed body, kept from one block to the next: the writer's own
+    /// allocations stay the same few buffers however many blocks pass.
+    raw: Vec<u8>,
     logs: HashMap<u64, Log>,
     acks_len: HashMap<u64, u64>,
     #[cfg(test)]
@@ -216,6 +223,7 @@ impl Files {
         Files {
             dir,
             packer,
+            raw: Vec::new(),
             logs: HashMap::new(),
             acks_len: HashMap::new(),
             #[cfg(test)]
@@ -355,9 +363,13 @@ impl Files {
                 io::Error::other("an earlier write to this spool segment could not be undone");
             return Err(fail(error, true));
         }
+        if self.raw.capacity() > RAW_KEPT {
+            self.raw = Vec::new();
+        }
+        block.encode_body_into(&mut self.raw);
         let bytes = self
             .packer
-            .encode(nonce, block.first_seq, block.count, &block.encoded_body())
+            .encode_kept(nonce, block.first_seq, block.count, &self.raw)
             .map_err(|error| fail(error, false))?;
         let log = self.logs.entry(block.segment).or_default();
         let file = match &mut log.file {
@@ -381,7 +393,7 @@ impl Files {
         }
         #[cfg(not(test))]
         let torn = false;
-        if let Err(error) = write(file, &bytes, torn) {
+        if let Err(error) = write(file, bytes, torn) {
             // Cut the file back so that the next block follows a whole one.
             if file.set_len(log.len).is_err() {
                 log.broken = true;
