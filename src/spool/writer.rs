@@ -167,11 +167,10 @@ impl Writer {
 
     /// Waits until every job queued so far is done; their outcomes not taken yet, in order.
     pub(super) fn barrier(&self) -> Vec<Outcome> {
-        let mut arrived = Vec::new();
         if self.submit(Job::Barrier).is_err() {
-            arrived.extend(self.arrived());
-            return arrived;
+            return self.arrived();
         }
+        let mut arrived = Vec::new();
         // Every outcome before the barrier's arrives before it; a writer that died on the
         // way ends the channel.
         while let Ok(outcome) = self.outcomes.recv() {
@@ -260,7 +259,7 @@ impl Files {
                 None
             }
             Job::SyncNow => {
-                for file in self.open_logs() {
+                for file in self.logs.values().filter_map(|log| log.file.as_ref()) {
                     if let Err(error) = file.sync_data() {
                         tracing::warn!(target: "actix_telemetry::spool", %error, "cannot sync the spool at shutdown");
                     }

@@ -17,8 +17,7 @@ use super::{BLOCK_RAW_BYTES, Spool, SpoolRef, WriteFailure, acks};
 #[derive(Debug)]
 pub(super) struct InFlight {
     segment: u64,
-    first_seq: u64,
-    count: u32,
+    seqs: Range<u64>,
     /// Its events not acknowledged when it was handed over.
     unacked: u64,
     /// Of those, how many were acknowledged since (their ack entries follow the block).
@@ -29,10 +28,6 @@ pub(super) struct InFlight {
 }
 
 impl InFlight {
-    fn seqs(&self) -> Range<u64> {
-        self.first_seq..self.first_seq + u64::from(self.count)
-    }
-
     /// Its events that are live once it is written.
     pub(super) fn live(&self) -> u64 {
         self.unacked.saturating_sub(self.acked_since)
@@ -137,7 +132,7 @@ impl Spool {
         let flying = self
             .in_flight
             .iter_mut()
-            .find(|b| b.segment == at.segment && b.seqs().contains(&at.seq));
+            .find(|b| b.segment == at.segment && b.seqs.contains(&at.seq));
         match flying {
             // Not live yet; its ack entry is written after its block (the writer keeps the
             // order), and stays harmless should the block fail.
@@ -159,9 +154,8 @@ impl Spool {
     /// spool carries on with the next flush.
     pub fn flush(&mut self) -> Result<(), WriteFailure> {
         self.hand_over();
-        let outcomes = self.writer.barrier();
-        self.settle(outcomes);
-        self.failure.take().map_or(Ok(()), Err)
+        self.catch_up();
+        self.take_failure()
     }
 
     /// As [`flush`](Spool::flush), without waiting: the blocks are written behind, and a
@@ -170,6 +164,11 @@ impl Spool {
         self.hand_over();
         let outcomes = self.writer.arrived();
         self.settle(outcomes);
+        self.take_failure()
+    }
+
+    /// The failed writes not reported yet.
+    fn take_failure(&mut self) -> Result<(), WriteFailure> {
         self.failure.take().map_or(Ok(()), Err)
     }
 
@@ -210,8 +209,7 @@ impl Spool {
         let (id, first_seq) = (block.segment, block.first_seq);
         self.in_flight.push_back(InFlight {
             segment: id,
-            first_seq,
-            count: block.count,
+            seqs: block.seqs(),
             unacked,
             acked_since: 0,
             quiet,
@@ -273,7 +271,7 @@ impl Spool {
         let at = self
             .in_flight
             .iter()
-            .position(|b| b.segment == outcome.segment && b.first_seq == outcome.first_seq);
+            .position(|b| b.segment == outcome.segment && b.seqs.start == outcome.first_seq);
         let Some(block) = at.and_then(|at| self.in_flight.remove(at)) else {
             return;
         };
@@ -291,14 +289,14 @@ impl Spool {
             }
             Err(failure) => failure,
         };
-        segment.lost.push(block.seqs());
+        segment.lost.push(block.seqs.clone());
         segment.broken |= failure.broken;
         self.errors += 1;
         if block.quiet {
             return;
         }
         let spilled = if segment.spill {
-            u64::from(block.count)
+            block.seqs.end - block.seqs.start
         } else {
             0
         };
@@ -308,7 +306,7 @@ impl Spool {
             spilled: 0,
         });
         reported.spilled += spilled;
-        reported.lost.extend(block.seqs().map(|seq| SpoolRef {
+        reported.lost.extend(block.seqs.map(|seq| SpoolRef {
             segment: block.segment,
             seq,
         }));
@@ -348,7 +346,7 @@ impl Spool {
         self.hand_over();
         let _ = self.writer.submit(Job::SyncNow);
         self.catch_up();
-        self.failure.take().map_or(Ok(()), Err)
+        self.take_failure()
     }
 
     /// Makes the writer fail writes, in tests.
